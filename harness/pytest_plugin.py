@@ -1,25 +1,292 @@
 """pytest plugin (registered through the ``pytest11`` entry point).
 
-Fixtures stay thin: they read options, build the plain harness objects, yield them
-and clean up. The work happens in ``harness.device``, ``harness.broker`` and friends.
+Fixtures stay thin: they read options, build the plain harness objects (``Target``,
+``Rig``), yield them and clean up. The work happens in ``harness.hil``, ``harness.device``,
+``harness.broker`` and ``harness.emulator``.
+
+Every option has an ini key and an environment variable (``--hil-device`` = ini
+``hil_device`` = env ``HIL_DEVICE``); the command line wins, then the environment, then
+the ini file, then the default.
 """
 
 from __future__ import annotations
 
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
 import pytest
+
+from harness.checks.findings import Finding
+from harness.errors import HarnessError
+from harness.hil.programs import ContractProgram, DeviceProgram, SeedProgram
+from harness.hil.rig import NotApplicable, Rig, RunResult
+from harness.hil.scenario import Scenario
+from harness.hil.targets import Target, TargetOptions, options_from_env
+
+# pytest_plugins = ["harness.report.pytest_history"]  # enabled once the module lands
+
+SEED_DOCUMENT_DEFAULT = "../shared/seeds/000_1d65173659e48ce4.txt"
+
+
+@dataclass(frozen=True)
+class _Option:
+    name: str
+    default: str | None
+    help: str
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def env(self) -> str:
+        return self.name.upper()
+
+
+OPTIONS = [
+    _Option("hil_device", "emu", "device under test: emu (the emulated ESP32), a serial port "
+            "path, auto, a USB serial number or location, or rfc2217://host:port"),
+    _Option("hil_profile", "v1.22", "firmware profile of the emulated board (v1.22, v1.23, "
+            "v1.25, ...)"),
+    _Option("hil_broker", "amqtt", "broker: amqtt (embedded), mosquitto, or a URL such as "
+            "mqtts://user:pass@host:8883"),
+    _Option("hil_device_src", "device_src", "device program folder (must hold main.py), or "
+            "'seed[:PATH]' for the seed guide's own program"),
+    _Option("hil_firmware", None, "firmware image to flash before the session (real boards "
+            "and RFC2217; skipped when the board already has it)"),
+    _Option("hil_results", "hil-results", "folder for artifacts: serial logs, tap traces, "
+            "broker logs"),
+    _Option("hil_broker_host", None, "address of this machine that a real board can reach "
+            "(the broker binds there)"),
+    _Option("hil_micropython_lib", None, "micropython-lib checkout providing umqtt.simple for "
+            "emulated profiles v1.23 and newer"),
+]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("hil", "ESP32 MicroPython MQTT hardware-in-the-loop")
-    group.addoption(
-        "--hil-device",
-        default=None,
-        help="device under test: emu, a serial port path, auto, or rfc2217://host:port "
-        "(ini hil_device, env HIL_DEVICE; default emu)",
-    )
-    parser.addini("hil_device", "default for --hil-device", default="emu")
+    for option in OPTIONS:
+        group.addoption(option.flag, dest=option.name, default=None,
+                        help=f"{option.help} (ini {option.name}, env {option.env}; "
+                        f"default {option.default or 'none'})")
+        parser.addini(option.name, option.help, default=option.default)
+    group.addoption("--hil-wifi-from-env", action="store_true", default=True,
+                    help="Wi-Fi SSID/password for real boards come from HIL_WIFI_SSID and "
+                    "HIL_WIFI_PASSWORD (never from the command line)")
+
+
+def option_value(config: pytest.Config, name: str) -> str | None:
+    value = config.getoption(name)
+    if value is None:
+        value = os.environ.get(name.upper())
+    if value is None:
+        value = config.getini(name) or None
+    return str(value) if value is not None else None
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "hil: a hardware-in-the-loop spec check (S1-S12)")
     config.addinivalue_line("markers", "unit: a fast test of the harness's own parts")
+    config.addinivalue_line("markers", "spec(item): the spec item (S1..S12) a HIL test checks")
+    _validate_device_option(option_value(config, "hil_device") or "emu")
+
+
+_DEVICE_FORMS = re.compile(r"^(emu|auto|rfc2217://[^:/]+:\d+|socket://[^:/]+:\d+|/.+|COM\d+|"
+                           r"[A-Za-z0-9_.:-]+)$")
+
+
+def _validate_device_option(value: str) -> None:
+    malformed_url = value.startswith("rfc2217://") and not re.match(
+        r"^rfc2217://[^:/]+:\d+$", value)
+    if malformed_url or not _DEVICE_FORMS.match(value):
+        raise pytest.UsageError(
+            f"--hil-device {value!r} is not understood; use emu, auto, a port path such as "
+            "/dev/ttyUSB0, a USB serial number or location, or rfc2217://host:port")
+
+
+# --- session objects --------------------------------------------------------------
+def _program(config: pytest.Config) -> DeviceProgram:
+    value = option_value(config, "hil_device_src") or "device_src"
+    root = Path(str(config.rootpath))
+    if value == "seed" or value.startswith("seed:"):
+        path = value.partition(":")[2] or SEED_DOCUMENT_DEFAULT
+        return SeedProgram(_resolve(root, path))
+    return ContractProgram(_resolve(root, value))
+
+
+def _resolve(root: Path, value: str) -> Path:
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else (root / path).resolve()
+
+
+def target_options(config: pytest.Config, **overrides: object) -> TargetOptions:
+    results = _resolve(Path(str(config.rootpath)), option_value(config, "hil_results") or
+                       "hil-results")
+    lib = option_value(config, "hil_micropython_lib")
+    firmware = option_value(config, "hil_firmware")
+    options = TargetOptions(
+        device=option_value(config, "hil_device") or "emu",
+        profile=option_value(config, "hil_profile") or "v1.22",
+        broker=option_value(config, "hil_broker") or "amqtt",
+        workdir=results / "session",
+        broker_host=option_value(config, "hil_broker_host"),
+        micropython_lib=Path(lib) if lib else None,
+        firmware=Path(firmware) if firmware else None,
+    )
+    for key, value in overrides.items():
+        setattr(options, key, value)
+    return options_from_env(options)
+
+
+class _SessionRig:
+    """Starts the rig on first use; a failed start is reported once, then skips the rest
+    (a broken set-up is not retried for every test)."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.rig: Rig | None = None
+        self.target: Target | None = None
+        self.error: str | None = None
+
+    def get(self) -> Rig:
+        if self.error is not None:
+            pytest.skip(f"HIL rig unavailable: {self.error}")
+        if self.rig is None:
+            try:
+                program = _program(self.config)
+                options = target_options(self.config)
+                self.target = Target(options).start()
+                self.target.device.deploy(files=program.program_files())
+                self.rig = Rig(self.target, program, options.workdir.parent / "runs")
+            except HarnessError as exc:
+                self.error = str(exc)
+                pytest.fail(f"HIL rig could not start: {exc}", pytrace=False)
+        return self.rig
+
+    def close(self) -> None:
+        if self.target is not None:
+            self.target.close()
+
+
+@pytest.fixture(scope="session")
+def hil_session(request: pytest.FixtureRequest) -> Iterator[_SessionRig]:
+    session = _SessionRig(request.config)
+    yield session
+    session.close()
+
+
+@pytest.fixture(scope="session")
+def rig(hil_session: _SessionRig) -> Rig:
+    """The started HIL rig: device (emulated or real), broker, PKI, observer."""
+    return hil_session.get()
+
+
+@pytest.fixture
+def hil_run(rig: Rig, request: pytest.FixtureRequest) -> HilRunner:
+    """Run a scenario (once per session) and record its evidence on this test's report."""
+    return HilRunner(rig, request.node)
+
+
+class HilRunner:
+    def __init__(self, rig: Rig, item: pytest.Item) -> None:
+        self.rig = rig
+        self.item = item
+
+    def __call__(self, scenario: Scenario) -> RunResult:
+        try:
+            result = self.rig.run(scenario)
+        except NotApplicable as exc:
+            pytest.skip(f"not applicable: {exc}")
+        except HarnessError as exc:
+            pytest.fail(f"scenario {scenario.name!r} could not run: {exc}", pytrace=False)
+        self._record(result)
+        return result
+
+    def _record(self, result: RunResult) -> None:
+        target = self.rig.target
+        props = self.item.user_properties
+        props.append(("hil.backend", target.backend))
+        props.append(("hil.device", target.options.device))
+        props.append(("hil.profile", target.options.profile if target.backend == "emu"
+                      else "flashed"))
+        props.append(("hil.broker", target.options.broker.split("://")[0]))
+        props.append(("hil.transport", "tls" if result.scenario.tls else "plain"))
+        props.append(("hil.device_rev", self.rig.program_revision))
+        for name, path in result.evidence.artifacts.items():
+            props.append((f"hil.artifact.{name.replace(' ', '_')}", str(path)))
+        for name, value in result.metrics.items():
+            props.append((f"hil.metric.{name}", value))
+
+
+def assert_spec(finding: Finding) -> None:
+    """Fail the test with the finding's message (spec item, expected, seen, artifacts)."""
+    if not finding.ok:
+        pytest.fail(finding.message(), pytrace=False)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Record each HIL test's spec item (from its ``s<n>_`` name) for reports."""
+    for item in items:
+        match = re.search(r"test_s(\d+)_", item.name)
+        if match and item.get_closest_marker("hil"):
+            item.user_properties.append(("hil.spec_item", f"S{match.group(1)}"))
+
+
+class _ProfileRigs:
+    """Extra emulated rigs, one per firmware profile, for S12 (started on demand)."""
+
+    def __init__(self, config: pytest.Config, session: _SessionRig) -> None:
+        self.config = config
+        self.session = session
+        self.targets: list[Target] = []
+        self.rigs: dict[str, Rig] = {}
+
+    def get(self, profile: str) -> Rig:
+        main = self.session.get()
+        if main.target.backend != "emu":
+            if profile != self.session_profile:
+                pytest.skip(f"a real board runs the firmware it was flashed with; flash a "
+                            f"{profile} image with --hil-firmware to check that generation")
+            return main
+        if profile == self.session_profile:
+            return main
+        if profile not in self.rigs:
+            options = target_options(self.config, profile=profile)
+            options.workdir = options.workdir.parent / f"session-{profile}"
+            try:
+                target = Target(options).start()
+            except HarnessError as exc:
+                pytest.skip(f"firmware profile {profile} unavailable: {exc}")
+            self.targets.append(target)
+            program = main.program
+            target.device.deploy(files=program.program_files())
+            self.rigs[profile] = Rig(target, program, options.workdir.parent / f"runs-{profile}")
+        return self.rigs[profile]
+
+    @property
+    def session_profile(self) -> str:
+        return option_value(self.config, "hil_profile") or "v1.22"
+
+    def close(self) -> None:
+        for target in self.targets:
+            target.close()
+
+
+@pytest.fixture(scope="session")
+def profile_rigs(request: pytest.FixtureRequest,
+                 hil_session: _SessionRig) -> Iterator[_ProfileRigs]:
+    rigs = _ProfileRigs(request.config, hil_session)
+    yield rigs
+    rigs.close()
+
+
+def known_profiles() -> list[str]:
+    """Firmware profiles the emulator knows (for parametrizing S12)."""
+    try:
+        from harness.emulator import list_profiles
+    except ImportError:
+        return ["v1.22"]
+    return list(list_profiles())

@@ -1,0 +1,176 @@
+"""Checks for getting connected: Wi-Fi (S1), CONNECT (S2), the connected line (S3),
+TLS and SNI (S9, S10) and authentication (S11)."""
+
+from __future__ import annotations
+
+import itertools
+import re
+
+from harness.checks.evidence import (
+    BROKER_CONNECTED,
+    WIFI_CONNECTED,
+    WIFI_WAITING,
+    Evidence,
+)
+from harness.checks.findings import Finding, diagnose
+
+SEED_CLIENT_ID = re.compile(r"^micropython-client-(?P<n>\d{1,3})$")
+# How a device may say its TLS connection failed: an error line or the exception's text.
+TLS_ERROR_LINE = re.compile(
+    r"(tls|ssl|certificate|cert\b|verif|handshake|MBEDTLS|x509|CN does not match)", re.I)
+AUTH_ERROR_LINE = re.compile(r"(not authori[sz]ed|MQTTException: ?[45]\b|CONNACK ?[45]\b)", re.I)
+
+
+def check_wifi(ev: Evidence) -> Finding:
+    """S1: 'Waiting for connection...' about once a second, then 'Connected on <ip>'."""
+    exp = ev.expectation
+    finding = Finding("S1", "prints 'Waiting for connection...' about once a second until "
+                      f"associated (~{exp.wifi_delay:g} s here), then 'Connected on "
+                      f"{exp.wifi_ip}' with the address ifconfig()[0] reports", ev,
+                      quote=(re.escape(WIFI_WAITING), "^Connected on"))
+    connected = ev.lines_matching(WIFI_CONNECTED)
+    if not connected:
+        return finding.fail("no 'Connected on <ip>' line")
+    first_line, match = connected[0]
+    if match["ip"] != exp.wifi_ip:
+        finding.fail(f"'Connected on {match['ip']}', but the access point gave the board "
+                     f"{exp.wifi_ip} (what ifconfig()[0] reports)")
+    waiting = [line for line in ev.serial if line.text.strip() == WIFI_WAITING]
+    after = [line for line in waiting if line.time > first_line.time]
+    if after:
+        finding.fail(f"{len(after)} 'Waiting for connection...' line(s) after 'Connected on'")
+    before = [line for line in waiting if line.time <= first_line.time]
+    if exp.wifi_delay >= 1.0:
+        low, high = int(exp.wifi_delay), int(exp.wifi_delay) + 2
+        if not low <= len(before) <= high:
+            finding.fail(f"{len(before)} 'Waiting for connection...' lines during a "
+                         f"{exp.wifi_delay:g} s association; expected {low}..{high} "
+                         "(one per second)")
+        gaps = [b.time - a.time for a, b in itertools.pairwise(before)]
+        odd = [gap for gap in gaps if not 0.6 <= gap <= 1.6]
+        if odd:
+            finding.fail("'Waiting for connection...' lines are not about 1 s apart: gaps "
+                         + ", ".join(f"{gap:.2f} s" for gap in odd))
+    return finding
+
+
+def check_connect_packet(ev: Evidence) -> Finding:
+    """S2: one MQTT 3.1.1 CONNECT with the configured identity, clean session, keepalive."""
+    exp = ev.expectation
+    wanted_id = exp.client_id or "micropython-client-<0..255>"
+    finding = Finding("S2", f"one CONNECT, protocol level 4, client id {wanted_id!r}, user "
+                      f"{exp.username!r} with password, clean session, keepalive "
+                      f"{exp.keepalive}", ev)
+    connects = ev.packets_of("CONNECT", "c2b")
+    if len(connects) != 1:
+        return finding.fail(f"{len(connects)} CONNECT packets reached the broker")
+    fields = connects[0].fields
+    if fields.get("protocol_level") != 4 or fields.get("protocol_name") != "MQTT":
+        finding.fail(f"protocol {fields.get('protocol_name')!r} level "
+                     f"{fields.get('protocol_level')} (MQTT 3.1.1 is 'MQTT' level 4)")
+    client_id = fields.get("client_id")
+    if exp.client_id is not None:
+        if client_id != exp.client_id:
+            finding.fail(f"client id {client_id!r}, configured {exp.client_id!r}")
+    else:
+        match = SEED_CLIENT_ID.match(str(client_id))
+        if not match or not 0 <= int(match["n"]) <= 255:
+            finding.fail(f"client id {client_id!r} is not micropython-client-<0..255>")
+    if fields.get("username") != exp.username:
+        finding.fail(f"user name {fields.get('username')!r}, configured {exp.username!r}")
+    if exp.username is not None and not fields.get("has_password"):
+        finding.fail("no password in CONNECT although one is configured")
+    if fields.get("clean_session") is not True:
+        finding.fail("clean session flag is off")
+    if fields.get("keepalive") != exp.keepalive:
+        finding.fail(f"keepalive {fields.get('keepalive')} s, configured {exp.keepalive} s")
+    return finding
+
+
+def check_connected_line(ev: Evidence) -> Finding:
+    """S3: 'Connected to MQTT Broker "<server>"' only after CONNACK 0."""
+    exp = ev.expectation
+    finding = Finding("S3", f"'Connected to MQTT Broker \"{exp.server}\"' printed once, after "
+                      "the broker's CONNACK 0", ev, quote=("Connected to MQTT Broker",))
+    lines = ev.lines_matching(BROKER_CONNECTED)
+    if len(lines) != 1:
+        return finding.fail(f"{len(lines)} 'Connected to MQTT Broker' lines")
+    line, match = lines[0]
+    if match["server"] != exp.server:
+        finding.fail(f"names server {match['server']!r}, configured {exp.server!r}")
+    accepted = [p for p in ev.packets_of("CONNACK", "b2c") if p.fields.get("return_code") == 0]
+    if not accepted:
+        finding.fail("printed although the broker never sent CONNACK 0")
+    elif line.time < accepted[0].time:
+        finding.fail(f"printed {accepted[0].time - line.time:.3f} s before CONNACK 0 "
+                     "reached the device")
+    return finding
+
+
+def check_not_connected(ev: Evidence, item: str, title: str) -> Finding:
+    """Common core of every refusal: no CONNECT accepted, no connected line."""
+    finding = Finding(item, title, ev, quote=("Connected to MQTT Broker", "Error|ERROR|rror"))
+    if ev.lines_matching(BROKER_CONNECTED):
+        finding.fail("the device printed 'Connected to MQTT Broker' anyway")
+    if ev.device_publishes():
+        finding.fail(f"the device published {len(ev.device_publishes())} message(s)")
+    return finding
+
+
+def check_tls_connected(ev: Evidence) -> Finding:
+    """S9 (positive): TLS with CA + SNI succeeds and the broker side records SNI=<server>."""
+    exp = ev.expectation
+    finding = Finding("S9", f"TLS handshake verifies the server and offers SNI {exp.server!r}; "
+                      "the MQTT session then runs over TLS", ev)
+    done = [h for h in ev.handshakes if h.error is None]
+    if not done:
+        errors = [h.error for h in ev.handshakes]
+        return finding.fail("no TLS handshake completed" + (f" ({errors[0]})" if errors else ""))
+    if done[0].sni != exp.server:
+        finding.fail(f"SNI {done[0].sni!r}, expected {exp.server!r}")
+    tls_connections = {h.connection for h in done}
+    if not any(p.connection in tls_connections for p in ev.packets_of("CONNECT", "c2b")):
+        finding.fail("no CONNECT arrived over the TLS connection")
+    if not ev.lines_matching(BROKER_CONNECTED):
+        finding.fail("no 'Connected to MQTT Broker' line")
+    return finding
+
+
+def check_tls_refused(ev: Evidence, why: str) -> Finding:
+    """S9 (negative): the device refuses a bad server certificate, with a clear error."""
+    finding = check_not_connected(ev, "S9", f"the device refuses {why}: no CONNECT reaches the "
+                                  "broker and the serial log shows a TLS error")
+    if ev.packets_of("CONNECT", "c2b"):
+        finding.fail("a CONNECT reached the broker through the untrustworthy TLS session")
+    if not any(TLS_ERROR_LINE.search(line.text) for line in ev.serial):
+        finding.fail("the serial log shows no TLS/certificate error")
+    return finding
+
+
+def check_sni_rejected(ev: Evidence) -> Finding:
+    """S10 (negative): a device that sends no SNI is rejected; the cause is named."""
+    finding = check_not_connected(ev, "S10", "a broker that requires SNI rejects a device that "
+                                  "sends none, and the harness names the missing SNI")
+    if not ev.handshakes:
+        finding.fail("the device never started a TLS handshake")
+    elif any(h.sni is not None for h in ev.handshakes):
+        finding.fail(f"the device sent SNI {ev.handshakes[0].sni!r} although SNI was off")
+    if "sent no SNI" not in diagnose(ev):
+        finding.fail(f"diagnosis does not name the missing SNI: {diagnose(ev)}")
+    return finding
+
+
+def check_auth_refused(ev: Evidence) -> Finding:
+    """S11: wrong credentials -> CONNACK 4/5, reported on serial, diagnosed."""
+    finding = check_not_connected(ev, "S11", "with wrong credentials the broker answers "
+                                  "CONNACK 4 or 5, the device reports it on serial, and the "
+                                  "harness diagnoses 'not authorized'")
+    codes = [p.fields.get("return_code") for p in ev.packets_of("CONNACK", "b2c")]
+    if not any(code in (4, 5) for code in codes):
+        finding.fail(f"CONNACK codes seen: {codes or 'none'}")
+    if not any(AUTH_ERROR_LINE.search(line.text) for line in ev.serial):
+        finding.fail("the serial log does not report the refusal (no 'not authorized' / "
+                     "MQTTException(5) line)")
+    if "not authorized" not in diagnose(ev):
+        finding.fail(f"diagnosis: {diagnose(ev)}")
+    return finding

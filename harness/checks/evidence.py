@@ -1,0 +1,144 @@
+"""Evidence from one device run, in the shapes the spec checks reason about.
+
+A run yields three independent witnesses: what the device printed (serial log), what
+crossed the wire (the tap between device and broker), and what a second MQTT client saw
+(the observer). The collectors in ``harness.hil`` fill an :class:`Evidence`; the checks in
+this package only read it, so they can be unit-tested on hand-made evidence.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+# The console lines of the seed program, exactly as it prints them.
+WIFI_WAITING = "Waiting for connection..."
+WIFI_CONNECTED = re.compile(r"^Connected on (?P<ip>\S+)$")
+BROKER_CONNECTED = re.compile(r'^Connected to MQTT Broker "(?P<server>.*)"$')
+SEND = re.compile(r"^Send '(?P<payload>.*)' to topic '(?P<topic>.*)'$")
+RECEIVED = re.compile(r"^Received '(?P<payload>.*)' from topic '(?P<topic>.*)'$")
+TRACEBACK = re.compile(r"^Traceback \(most recent call last\):$")
+
+
+@dataclass(frozen=True)
+class SerialLine:
+    time: float
+    text: str
+
+
+@dataclass(frozen=True)
+class WirePacket:
+    """One decoded MQTT packet seen by the tap. ``direction`` is ``c2b`` (device to broker)
+    or ``b2c``; ``fields`` are the decoded fields (e.g. ``client_id``, ``return_code``)."""
+
+    time: float
+    connection: int
+    direction: str
+    type: str
+    fields: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class TlsHandshake:
+    """One TLS handshake at the tap: the SNI offered (None = none) and how it ended."""
+
+    time: float
+    connection: int
+    sni: str | None
+    error: str | None  # None = completed
+
+
+@dataclass(frozen=True)
+class ObservedPublish:
+    time: float
+    topic: str
+    payload: bytes
+    retain: bool
+
+
+@dataclass
+class Expectation:
+    """What the device was configured to do in this run."""
+
+    server: str
+    topic: str
+    client_id: str | None  # None = the seed's micropython-client-<0..255>
+    username: str | None
+    keepalive: int
+    publish_interval: float
+    wifi_ip: str
+    wifi_delay: float = 0.0
+    tls: bool = False
+    sni_expected: str | None = None
+    retained_payload: str | None = None
+    foreign_payloads: tuple[str, ...] = ()
+
+
+@dataclass
+class Evidence:
+    expectation: Expectation
+    serial: list[SerialLine] = field(default_factory=list)
+    packets: list[WirePacket] = field(default_factory=list)
+    handshakes: list[TlsHandshake] = field(default_factory=list)
+    observed: list[ObservedPublish] = field(default_factory=list)
+    artifacts: dict[str, Path] = field(default_factory=dict)
+    connections_opened: int = 0
+
+    # --- serial views -------------------------------------------------------------
+    def lines_matching(self, pattern: re.Pattern[str]) -> list[tuple[SerialLine, re.Match[str]]]:
+        found = []
+        for line in self.serial:
+            match = pattern.match(line.text.strip())
+            if match:
+                found.append((line, match))
+        return found
+
+    def sends(self) -> list[tuple[float, str, str]]:
+        """(time, payload, topic) of each ``Send ...`` line, in order."""
+        return [(line.time, m["payload"], m["topic"]) for line, m in self.lines_matching(SEND)]
+
+    def receives(self) -> list[tuple[float, str, str]]:
+        return [(line.time, m["payload"], m["topic"]) for line, m in self.lines_matching(RECEIVED)]
+
+    def tracebacks(self) -> list[str]:
+        """Each traceback the device printed, as its last line (the exception)."""
+        result = []
+        lines = [line.text.strip() for line in self.serial]
+        for index, text in enumerate(lines):
+            if TRACEBACK.match(text):
+                rest = [t for t in lines[index + 1:index + 30] if t and not t.startswith("File ")]
+                tail = next((t for t in rest if not t.startswith((" ", "File"))), "Traceback")
+                result.append(tail)
+        return result
+
+    # --- wire views ---------------------------------------------------------------
+    def packets_of(self, packet_type: str, direction: str | None = None) -> list[WirePacket]:
+        return [p for p in self.packets
+                if p.type == packet_type and (direction is None or p.direction == direction)]
+
+    def device_publishes(self) -> list[WirePacket]:
+        return self.packets_of("PUBLISH", "c2b")
+
+    def quote(self, *patterns: str, limit: int = 8) -> str:
+        """The serial lines that matter for a failure message."""
+        regexes = [re.compile(p) for p in patterns]
+        picked = [line.text for line in self.serial
+                  if any(r.search(line.text) for r in regexes)][:limit]
+        return "\n".join(f"    | {text}" for text in picked) or "    | (no such lines)"
+
+    def tail(self, count: int = 10) -> str:
+        return "\n".join(f"    | {line.text}" for line in self.serial[-count:]) or "    | (empty)"
+
+
+def payload_counter(payload: str) -> int | None:
+    """n for a payload that is exactly the JSON object {"msg": n}, else None."""
+    try:
+        value = json.loads(payload)
+    except ValueError:
+        return None
+    if isinstance(value, dict) and set(value) == {"msg"} and type(value["msg"]) is int:
+        return int(value["msg"])
+    return None

@@ -1,0 +1,335 @@
+"""The device under test: one interface over every backend.
+
+A :class:`Device` drives a board through its serial line, whatever is behind it: the
+emulated ESP32's pseudo-terminal, a USB port, or an ``rfc2217://`` URL. It owns the port
+for the whole session through one unmodified mpremote ``SerialTransport`` and keeps a
+reader thread copying everything the board prints into a :class:`SerialLog`, so the log
+includes what came before and during a reset. Raw-REPL work (deploy, settings, exec)
+pauses the reader, borrows the transport, and hands the port back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import serial
+from mpremote.transport import TransportError, TransportExecError
+from mpremote.transport_serial import SerialTransport
+
+from harness.deadline import Deadline
+from harness.device.serial_log import SerialLog
+from harness.errors import (
+    BootloaderStuck,
+    DeployError,
+    DeviceError,
+    DeviceLost,
+    NotMicroPython,
+    PortBusy,
+    PortNotFound,
+)
+
+#: How a backend performs a hard reset, given the open serial line.
+HardReset = Callable[[serial.Serial], None]
+
+_READER_POLL_S = 0.05  # reader wake-up period; bounds how long pausing the reader takes
+_REPL_READ_TIMEOUT_S = 1.0  # per-read timeout while mpremote drives the line
+_SKIP_NAMES = {"__pycache__", ".git", ".DS_Store"}
+
+# Runs on the board in one raw-REPL exec: the sha256 of each file, or None if absent.
+_HASH_SCRIPT = """
+import hashlib
+def _h(p):
+    try:
+        f = open(p, 'rb')
+    except OSError:
+        return None
+    h = hashlib.sha256()
+    b = bytearray(512)
+    while True:
+        n = f.readinto(b)
+        if not n:
+            break
+        h.update(b[:n])
+    f.close()
+    return ''.join('%02x' % x for x in h.digest())
+print(repr([_h(p) for p in {paths!r}]))
+del _h
+"""
+
+
+@dataclass
+class DeployReport:
+    """What :meth:`Device.deploy` did, for logs and benchmarks."""
+
+    copied: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return f"{len(self.copied)} copied, {len(self.unchanged)} up to date"
+
+
+def collect_files(src_dir: Path) -> dict[str, bytes]:
+    """The device program as ``{device path: content}``, skipping caches and dotfiles."""
+    if not src_dir.is_dir():
+        raise DeployError(f"device program folder {src_dir} does not exist; pass an existing "
+                          "folder with --hil-device-src")
+    files: dict[str, bytes] = {}
+    for path in sorted(src_dir.rglob("*")):
+        relative = path.relative_to(src_dir)
+        if any(part in _SKIP_NAMES or part.startswith(".") for part in relative.parts):
+            continue
+        if path.is_file():
+            files["/" + relative.as_posix()] = path.read_bytes()
+    return files
+
+
+class Device:
+    """A MicroPython board behind a serial line."""
+
+    def __init__(
+        self,
+        port: str,
+        *,
+        hard_reset: HardReset,
+        baudrate: int = 115200,
+        log: SerialLog | None = None,
+        name: str = "dut",
+    ) -> None:
+        self.port = port
+        self.name = name
+        self.log = log or SerialLog()
+        self._hard_reset = hard_reset
+        self._baudrate = baudrate
+        self._transport: SerialTransport | None = None
+        self._io_lock = threading.Lock()  # held by the reader per read, and by REPL users
+        self._stop = threading.Event()
+        self._reader: threading.Thread | None = None
+        self._lost: str | None = None
+
+    # --- lifecycle ---------------------------------------------------------------
+    def open(self) -> Device:
+        try:
+            self._transport = SerialTransport(self.port, baudrate=self._baudrate)
+        except TransportError as exc:
+            raise _explain_open_failure(self.port) from exc
+        self._transport.serial.timeout = _READER_POLL_S
+        self._stop.clear()
+        self._reader = threading.Thread(target=self._read_forever, name=f"{self.name}-serial",
+                                        daemon=True)
+        self._reader.start()
+        return self
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._reader is not None:
+            self._reader.join(timeout=2)
+            self._reader = None
+        if self._transport is not None:
+            with contextlib.suppress(Exception):
+                self._transport.close()
+            self._transport = None
+
+    def __enter__(self) -> Device:
+        return self.open()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def line(self) -> serial.Serial:
+        return self._require_transport().serial
+
+    # --- reading -----------------------------------------------------------------
+    def _read_forever(self) -> None:
+        assert self._transport is not None
+        line = self._transport.serial
+        while not self._stop.is_set():
+            with self._io_lock:
+                try:
+                    data = line.read(max(1, line.in_waiting))
+                except (serial.SerialException, OSError, TypeError) as exc:
+                    if not self._stop.is_set():
+                        self._lost = f"{type(exc).__name__}: {exc}"
+                        self.log.mark(f"serial port lost: {self._lost}")
+                    return
+            if data:
+                self.log.append(data)
+
+    def _require_transport(self) -> SerialTransport:
+        if self._lost is not None:
+            raise DeviceLost(f"serial port {self.port} was lost ({self._lost}); reconnect the "
+                             "board and rerun — the remaining tests of this session cannot run")
+        if self._transport is None:
+            raise DeviceError(f"device on {self.port} is not open; call open() first")
+        return self._transport
+
+    # --- raw REPL ----------------------------------------------------------------
+    @contextlib.contextmanager
+    def repl(self, timeout: float = 10.0) -> Iterator[SerialTransport]:
+        """Stop the running program, enter the raw REPL and lend out mpremote's transport.
+
+        On leaving, the board is back in the friendly REPL (no program running)."""
+        transport = self._require_transport()
+        with self._io_lock:
+            transport.serial.timeout = _REPL_READ_TIMEOUT_S
+            try:
+                try:
+                    transport.enter_raw_repl(soft_reset=False, timeout_overall=timeout)
+                except TransportError as exc:
+                    raise self._diagnose_no_repl() from exc
+                except (serial.SerialException, OSError) as exc:
+                    self._lost = str(exc)
+                    raise self._require_transport_error() from exc
+                yield transport
+                transport.exit_raw_repl()
+            finally:
+                transport.serial.timeout = _READER_POLL_S
+
+    def _require_transport_error(self) -> DeviceLost:
+        return DeviceLost(f"serial port {self.port} was lost ({self._lost}); reconnect the board")
+
+    def _diagnose_no_repl(self) -> DeviceError:
+        seen = self.log.tail(5)
+        raw = self.log.raw()[-400:]
+        if b"waiting for download" in raw or b"DOWNLOAD_BOOT" in raw:
+            return BootloaderStuck(
+                f"the board on {self.port} is in its ROM bootloader (download mode), not "
+                "MicroPython; release IO0/BOOT and press EN, or flash firmware with --hil-firmware")
+        return NotMicroPython(
+            f"no MicroPython REPL answered on {self.port} within the deadline; check that "
+            "MicroPython is flashed (--hil-firmware) and the baud rate is 115200"
+            + (f"; it printed: {seen[-200:]!r}" if seen.strip() else "; it printed nothing"))
+
+    def exec(self, code: str, timeout: float = 10.0) -> str:
+        """Run ``code`` in the raw REPL and return what it printed."""
+        with self.repl() as transport:
+            try:
+                out, err = transport.exec_raw(code, timeout=timeout)
+            except TransportError as exc:
+                raise DeviceError(f"running code on {self.port} failed: {exc}") from exc
+        if err:
+            raise DeviceError(f"code raised on the device: {err.decode(errors='replace').strip()}")
+        return bytes(out).decode(errors="replace")
+
+    # --- deploy ------------------------------------------------------------------
+    def deploy(self, src_dir: Path | None = None, *,
+               files: Mapping[str, bytes] | None = None) -> DeployReport:
+        """Copy a device program (and/or in-memory ``files``) to the board's flash,
+        skipping files whose sha256 on the board already matches."""
+        wanted: dict[str, bytes] = {}
+        if src_dir is not None:
+            wanted.update(collect_files(src_dir))
+        wanted.update(files or {})
+        report = DeployReport()
+        paths = sorted(wanted)
+        with self.repl() as transport:
+            try:
+                remote = _parse_literal(transport.exec(_HASH_SCRIPT.format(paths=paths)))
+                made_dirs: set[str] = set()
+                for path, remote_hash in zip(paths, remote, strict=True):
+                    if remote_hash == hashlib.sha256(wanted[path]).hexdigest():
+                        report.unchanged.append(path)
+                        continue
+                    self._make_parents(transport, path, made_dirs)
+                    transport.fs_writefile(path, wanted[path])
+                    report.copied.append(path)
+            except (TransportError, TransportExecError) as exc:
+                raise DeployError(f"copying files to {self.port} failed: {exc}; is the flash "
+                                  "full or read-only?") from exc
+        self.log.mark(f"deployed: {report}")
+        return report
+
+    @staticmethod
+    def _make_parents(transport: SerialTransport, path: str, made: set[str]) -> None:
+        parts = path.strip("/").split("/")[:-1]
+        for depth in range(1, len(parts) + 1):
+            folder = "/" + "/".join(parts[:depth])
+            if folder not in made:
+                if not transport.fs_exists(folder):
+                    transport.fs_mkdir(folder)
+                made.add(folder)
+
+    def remove(self, *paths: str) -> None:
+        """Delete files from the board's flash (missing ones are ignored)."""
+        code = "import os\n" + "".join(
+            f"try:\n    os.remove({path!r})\nexcept OSError:\n    pass\n" for path in paths)
+        self.exec(code)
+
+    def write_settings(self, settings: Mapping[str, Any] | str, *,
+                       files: Mapping[str, bytes] | None = None,
+                       path: str = "/settings.json") -> DeployReport:
+        """Write the device program's settings file (and files it names, e.g. the CA)."""
+        text = settings if isinstance(settings, str) else json.dumps(dict(settings), indent=1)
+        return self.deploy(files={path: text.encode(), **(files or {})})
+
+    # --- resets ------------------------------------------------------------------
+    def hard_reset(self) -> int:
+        """Reset the board like its EN button; returns the log position before the reset."""
+        position = self.log.mark("hard reset")
+        self._hard_reset(self._require_transport().serial)
+        return position
+
+    def soft_reset(self, timeout: float = 10.0) -> int:
+        """Ctrl-C the running program, then Ctrl-D: ``MPY: soft reboot``, boot.py, main.py."""
+        deadline = Deadline(timeout, "a soft reboot")
+        line = self._require_transport().serial
+        position = self.log.mark("soft reset")
+        line.write(b"\r\x03\x03")
+        self.log.expect(r">>> ", deadline.remaining(), since=position,
+                        what="the '>>> ' prompt after Ctrl-C")
+        line.write(b"\x04")
+        self.log.expect_exact("soft reboot", deadline.remaining(), since=position)
+        return position
+
+    def interrupt(self, timeout: float = 5.0) -> None:
+        """Stop the running program (Ctrl-C) and wait for the friendly prompt."""
+        position = self.log.position()
+        self._require_transport().serial.write(b"\r\x03\x03")
+        self.log.expect(r">>> ", timeout, since=position, what="the '>>> ' prompt after Ctrl-C")
+
+    def expect(self, pattern: str, timeout: float, *, since: int = 0) -> str:
+        """Wait for ``pattern`` (regex) in the serial log; returns the matched text."""
+        if self._lost is not None:
+            self._require_transport()
+        return self.log.expect(pattern, timeout, since=since).group(0)
+
+
+def _parse_literal(output: bytes) -> list[str | None]:
+    import ast
+
+    value = ast.literal_eval(output.decode().strip())
+    if not isinstance(value, list):
+        raise DeployError(f"unexpected answer from the board while hashing files: {value!r}")
+    return value
+
+
+def _explain_open_failure(port: str) -> DeviceError:
+    """Turn 'could not open' into the reason a user can act on."""
+    if port.startswith(("rfc2217://", "socket://")):
+        return PortNotFound(f"cannot connect to {port}: the server refused or is not running; "
+                            "start ser2net/esp_rfc2217_server there or fix the host:port")
+    if not Path(port).exists():
+        return PortNotFound(f"serial port {port} does not exist; run `python -m harness ports` "
+                            "to list attached boards, or pass --hil-device auto")
+    holder = _port_holder(port)
+    if holder:
+        return PortBusy(f"serial port {port} is busy: held by {holder}; close that program "
+                        "(e.g. a serial monitor) and retry")
+    return PortBusy(f"cannot open serial port {port}: it is busy or not permitted; close other "
+                    "serial monitors, or add your user to the dialout group")
+
+
+def _port_holder(port: str) -> str | None:
+    """Which process holds ``port`` open, where the OS tells (Linux /proc)."""
+    try:
+        from harness.hardware.discovery import port_holder
+    except ImportError:
+        return None
+    return port_holder(port)

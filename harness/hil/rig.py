@@ -1,0 +1,236 @@
+"""The HIL rig: everything one test session needs, set up once, and a way to run a
+:class:`~harness.hil.scenario.Scenario` on it and collect the evidence.
+
+Set up once per session (the expensive, stateful parts): the test PKI, the broker, the
+observer, the device (and the emulated board behind it), and the device program, which is
+deployed once and skipped when unchanged. Per run (cheap): a fresh TLS front / wire tap
+configured for the scenario, a topic of its own, the settings file, and a hard reset.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import itertools
+import re
+import time
+import uuid
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from harness.checks.evidence import (
+    BROKER_CONNECTED,
+    SEND,
+    Evidence,
+    Expectation,
+    ObservedPublish,
+    SerialLine,
+)
+from harness.device.device import Device
+from harness.hil.collect import evidence_from_tap
+from harness.hil.programs import CA_PATH_ON_DEVICE, DeviceProgram
+from harness.hil.scenario import FOREIGN_PAYLOAD, RETAINED_PAYLOAD, Scenario
+from harness.hil.targets import Target
+
+USERNAME = "emqx"  # the seed's credentials, so the seed program runs unchanged
+PASSWORD = "public"
+WRONG_PASSWORD = "not-the-password"
+WIFI_SSID = "hil-ap"
+WIFI_PASSWORD = "hil-wifi-secret"
+WIFI_IP = "192.168.4.23"
+
+_CONNECT_TIMEOUT_S = 20.0  # Wi-Fi delay + TLS handshake on a loaded 2-core runner
+_REFUSAL_SETTLE_S = 8.0  # how long a refused device gets to give up and print its error
+
+
+class NotApplicable(Exception):
+    """The scenario needs a setting the device program under test does not have."""
+
+
+@dataclass
+class RunResult:
+    scenario: Scenario
+    evidence: Evidence
+    duration_s: float
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+class Rig:
+    def __init__(self, target: Target, program: DeviceProgram, results_dir: Path) -> None:
+        self.target = target
+        self.program = program
+        self.results_dir = results_dir
+        self.session_id = uuid.uuid4().hex[:8]
+        self._runs: dict[str, RunResult] = {}
+        self._counter = itertools.count(1)
+        self.program_revision = program_revision(program)
+
+    @property
+    def device(self) -> Device:
+        return self.target.device
+
+    # --- settings ---------------------------------------------------------------
+    def settings_for(self, scenario: Scenario, topic: str) -> dict[str, Any]:
+        """The settings file for one run, after the program's fixed values are applied."""
+        wanted: dict[str, Any] = {
+            "server": self.target.server_name,
+            "port": 0,  # the run's tap port, filled in once the tap listens
+            "tls": scenario.tls,
+            "ca_file": CA_PATH_ON_DEVICE if scenario.tls else None,
+            "sni": scenario.sni,
+            "client_id": scenario.client_id,
+            "user": USERNAME,
+            "password": WRONG_PASSWORD if scenario.wrong_password else PASSWORD,
+            "topic": topic,
+            "wifi_ssid": self.target.wifi_ssid,
+            "wifi_password": self.target.wifi_password,
+            "publish_interval": scenario.publish_interval,
+            "keepalive": scenario.keepalive,
+            "reconnect": False,
+        }
+        fixed = self.program.fixed_settings
+        for key in scenario.required:
+            if key in fixed and fixed[key] != wanted[key]:
+                raise NotApplicable(f"the {self.program.name} program always uses {key}="
+                                    f"{fixed[key]!r}; scenario {scenario.name!r} needs "
+                                    f"{key}={wanted[key]!r}")
+        wanted.update(fixed)
+        if wanted["tls"] and not scenario.tls:
+            wanted["ca_file"] = CA_PATH_ON_DEVICE
+        return wanted
+
+    # --- runs -------------------------------------------------------------------
+    def run(self, scenario: Scenario) -> RunResult:
+        """Run ``scenario`` once per session; later calls return the same evidence."""
+        if scenario.name not in self._runs:
+            self._runs[scenario.name] = self._run(scenario)
+        return self._runs[scenario.name]
+
+    def _run(self, scenario: Scenario) -> RunResult:
+        started = time.monotonic()
+        run_dir = self.results_dir / f"{next(self._counter):02d}-{scenario.name}"
+        run_dir.mkdir(parents=True, exist_ok=True)
+        topic = f"hil/{self.session_id}/{scenario.name}"
+        settings = self.settings_for(scenario, topic)
+        # A program with fixed TLS (the seed) runs every scenario over TLS.
+        scenario = replace(scenario, tls=bool(settings["tls"]))
+        with self.target.tap_for(scenario, run_dir / "tap.jsonl") as tap:
+            settings["port"] = tap.port
+            return self._drive(scenario, settings, tap, topic, run_dir, started)
+
+    def _drive(self, scenario: Scenario, settings: dict[str, Any], tap: Any, topic: str,
+               run_dir: Path, started: float) -> RunResult:
+        observer = self.target.observer
+        observer.subscribe(topic)
+        if scenario.retained:
+            observer.publish(topic, RETAINED_PAYLOAD, retain=True)
+            observer.wait_for_messages(1, topic, timeout=5.0)
+        self.target.prepare_wifi(delay=scenario.wifi_delay)
+        files = self.program.run_files(settings, self.target.ca_pem if settings["tls"] else None)
+        self.device.deploy(files=files)
+        mark = self.device.hard_reset()
+        try:
+            if scenario.expect_connect:
+                self._wait_for_echoes(scenario, topic, mark)
+            else:
+                self._wait_for_refusal(mark)
+        finally:
+            with contextlib.suppress(Exception):
+                self.device.interrupt()
+            device_ip = self._device_ip()
+        published = len(self._sends(mark))
+        with contextlib.suppress(Exception):
+            observer.wait_for_messages(published, topic, timeout=3.0)
+        if scenario.retained:
+            observer.publish(topic, "", retain=True)  # leave no retained message behind
+        evidence = Evidence(
+            expectation=Expectation(
+                server=str(settings["server"]), topic=topic,
+                client_id=settings["client_id"], username=str(settings["user"]),
+                keepalive=int(settings["keepalive"]),
+                publish_interval=float(settings["publish_interval"]),
+                wifi_ip=device_ip or self.target.wifi_ip, wifi_delay=scenario.wifi_delay,
+                tls=bool(settings["tls"]),
+                sni_expected=str(settings["server"]) if settings["sni"] else None,
+                retained_payload=RETAINED_PAYLOAD if scenario.retained else None,
+                foreign_payloads=(FOREIGN_PAYLOAD,) if scenario.foreign else (),
+            ),
+            serial=[SerialLine(line.time, line.text) for line in self.device.log.lines(mark)],
+            observed=[ObservedPublish(m.time, m.topic, m.payload, m.retain)
+                      for m in observer.messages(topic)],
+        )
+        evidence_from_tap(evidence, tap)
+        evidence.artifacts = self._save_artifacts(run_dir, mark, tap)
+        return RunResult(scenario, evidence, time.monotonic() - started,
+                         metrics=run_metrics(evidence))
+
+    def _sends(self, mark: int) -> list[str]:
+        return [m.group(0) for m in re.finditer(SEND.pattern, self.device.log.text(mark), re.M)]
+
+    def _wait_for_echoes(self, scenario: Scenario, topic: str, mark: int) -> None:
+        log = self.device.log
+        log.expect(BROKER_CONNECTED.pattern.replace("^", "").replace("$", ""),
+                   _CONNECT_TIMEOUT_S + scenario.wifi_delay, since=mark,
+                   what="'Connected to MQTT Broker \"...\"'")
+        per_message = scenario.publish_interval + 5.0
+        if scenario.foreign:
+            log.expect_exact("Send '{\"msg\": 1}'", 2 * per_message, since=mark)
+            self.target.observer.publish(topic, FOREIGN_PAYLOAD)
+            log.expect_exact(f"Received '{FOREIGN_PAYLOAD}'", 2 * per_message, since=mark)
+        last = scenario.publishes - 1
+        log.expect_exact(f"Send '{{\"msg\": {last}}}'", per_message * scenario.publishes,
+                         since=mark)
+        # The echo of the last publish (or the one before it, with lag) ends the run.
+        log.expect_exact(f"Received '{{\"msg\": {last - 1}}}'", per_message, since=mark)
+
+    def _wait_for_refusal(self, mark: int) -> None:
+        """A refused device prints its error and stops at the REPL, or keeps retrying."""
+        with contextlib.suppress(Exception):
+            self.device.log.expect(r"^>>> |Traceback|ERROR", _REFUSAL_SETTLE_S, since=mark)
+            # Give a retrying program a moment to show what it does next.
+            self.device.log.expect(r"^>>> ", 1.5, since=mark)
+
+    def _device_ip(self) -> str | None:
+        """What ``ifconfig()[0]`` says on the board (S1 compares against it)."""
+        with contextlib.suppress(Exception):
+            out = self.device.exec("import network\n"
+                                   "print(network.WLAN(network.STA_IF).ifconfig()[0])")
+            return out.strip().splitlines()[-1]
+        return None
+
+    def _save_artifacts(self, run_dir: Path, mark: int, tap: Any) -> dict[str, Path]:
+        artifacts = {"serial log": self.device.log.save(run_dir / "serial.log")}
+        record = getattr(tap, "record_path", None)
+        if record and Path(record).exists():
+            artifacts["tap trace"] = Path(record)
+        broker_log = self.target.broker_log
+        if broker_log is not None and broker_log.exists():
+            artifacts["broker log"] = broker_log
+        return artifacts
+
+
+def program_revision(program: DeviceProgram) -> str:
+    """A short content hash of the device program, for telling runs apart in history."""
+    digest = hashlib.sha256()
+    for path, content in sorted(program.program_files().items()):
+        digest.update(path.encode() + b"\0" + content + b"\0")
+    return f"{program.name}@{digest.hexdigest()[:10]}"
+
+
+def run_metrics(evidence: Evidence) -> dict[str, float]:
+    """Device metrics for the history: connect time, TLS handshake, echo round trips."""
+    from harness.checks.messaging import echo_round_trips
+
+    metrics: dict[str, float] = {}
+    connects = evidence.packets_of("CONNECT", "c2b")
+    acks = evidence.packets_of("CONNACK", "b2c")
+    if connects and acks:
+        metrics["connect_ms"] = (acks[0].time - connects[0].time) * 1000
+    trips = sorted(echo_round_trips(evidence))
+    if trips:
+        metrics["echo_rtt_p50_ms"] = trips[len(trips) // 2] * 1000
+        metrics["echo_rtt_p95_ms"] = trips[min(len(trips) - 1, int(len(trips) * 0.95))] * 1000
+    metrics["messages_sent"] = float(len(evidence.device_publishes()))
+    metrics["messages_received"] = float(len(evidence.receives()))
+    return metrics

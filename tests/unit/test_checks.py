@@ -1,0 +1,236 @@
+"""The spec checks on hand-made evidence: a correct run passes every check; each single
+defect fails exactly the check of its spec item, with a message that names it."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from harness.checks import connection, messaging
+from harness.checks.evidence import (
+    Evidence,
+    Expectation,
+    ObservedPublish,
+    SerialLine,
+    TlsHandshake,
+    WirePacket,
+)
+from harness.checks.findings import Finding, diagnose
+
+pytestmark = pytest.mark.unit
+
+TOPIC = "raspberry/mqtt"
+
+
+class Run:
+    """Builds evidence the way a seed-like device produces it, with a clock."""
+
+    def __init__(self) -> None:
+        self.t = 1000.0
+        self.ev = Evidence(Expectation(
+            server="broker.test", topic=TOPIC, client_id=None, username="emqx", keepalive=0,
+            publish_interval=1.0, wifi_ip="192.168.4.23", wifi_delay=2.5, tls=True,
+            sni_expected="broker.test", retained_payload="retained-hello",
+            foreign_payloads=("foreign-hello",)))
+
+    def tick(self, dt: float = 0.01) -> float:
+        self.t += dt
+        return self.t
+
+    def say(self, text: str, dt: float = 0.01) -> None:
+        self.ev.serial.append(SerialLine(self.tick(dt), text))
+
+    def wire(self, direction: str, kind: str, dt: float = 0.005, **fields: object) -> None:
+        self.ev.packets.append(WirePacket(self.tick(dt), 1, direction, kind, dict(fields)))
+
+    def observe(self, payload: str, retain: bool = False) -> None:
+        self.ev.observed.append(ObservedPublish(self.t, TOPIC, payload.encode(), retain))
+
+
+def good_run(messages: int = 5) -> Run:
+    run = Run()
+    for _ in range(3):
+        run.say("Waiting for connection...", dt=1.0)
+    run.say("Connected on 192.168.4.23", dt=0.5)
+    run.ev.handshakes.append(TlsHandshake(run.tick(), 1, "broker.test", None))
+    run.wire("c2b", "CONNECT", protocol_name="MQTT", protocol_level=4,
+             client_id="micropython-client-42", username="emqx", has_password=True,
+             clean_session=True, keepalive=0)
+    run.wire("b2c", "CONNACK", return_code=0)
+    run.say('Connected to MQTT Broker "broker.test"')
+    run.wire("c2b", "SUBSCRIBE", topics=[(TOPIC, 0)])
+    run.wire("b2c", "PUBLISH", topic=TOPIC, payload="retained-hello", qos=0, retain=True)
+    run.wire("b2c", "SUBACK", return_codes=[0])
+    run.observe("retained-hello", retain=True)
+    inbox = ["retained-hello"]
+    for n in range(messages):
+        payload = json.dumps({"msg": n})
+        run.wire("c2b", "PUBLISH", dt=1.0, topic=TOPIC, payload=payload, qos=0, retain=False)
+        run.say(f"Send '{payload}' to topic '{TOPIC}'")
+        run.observe(payload)
+        if n == 2:
+            run.observe("foreign-hello")
+            inbox.append("foreign-hello")
+        run.wire("b2c", "PUBLISH", topic=TOPIC, payload=payload, qos=0, retain=False)
+        inbox.append(payload)
+        run.say(f"Received '{inbox.pop(0)}' from topic '{TOPIC}'")
+        run.say("")
+    return run
+
+
+ALL_CHECKS = {
+    "S1": connection.check_wifi,
+    "S2": connection.check_connect_packet,
+    "S3": connection.check_connected_line,
+    "S4": messaging.check_retained_delivered,
+    "S5": messaging.check_subscribe,
+    "S6": messaging.check_publish,
+    "S7": messaging.check_echo,
+    "S8": messaging.check_foreign,
+    "S9": connection.check_tls_connected,
+}
+
+
+def failing(ev: Evidence) -> dict[str, Finding]:
+    return {item: f for item, check in ALL_CHECKS.items() if not (f := check(ev)).ok}
+
+
+def test_a_correct_run_with_echo_lag_passes_every_check() -> None:
+    assert failing(good_run().ev) == {}
+
+
+def _replace_packets(run: Run, kind: str, **changes: object) -> None:
+    run.ev.packets = [dataclasses.replace(p, fields={**p.fields, **changes})
+                      if p.type == kind and p.direction == "c2b" else p
+                      for p in run.ev.packets]
+
+
+def test_gap_in_counter_fails_only_s6_and_s7() -> None:
+    run = good_run()
+    publishes = run.ev.device_publishes()
+    run.ev.packets.remove(publishes[2])
+    bad = failing(run.ev)
+    assert set(bad) == {"S6", "S7"}
+    assert "without gaps" in bad["S6"].message()
+
+
+def test_qos1_publish_fails_s6() -> None:
+    run = good_run()
+    _replace_packets(run, "PUBLISH", qos=1)
+    assert set(failing(run.ev)) == {"S6"}
+
+
+def test_wrong_keepalive_fails_s2_with_both_values() -> None:
+    run = good_run()
+    _replace_packets(run, "CONNECT", keepalive=60)
+    bad = failing(run.ev)
+    assert set(bad) == {"S2"}
+    assert "keepalive 60 s, configured 0 s" in bad["S2"].message()
+
+
+def test_client_id_outside_seed_range_fails_s2() -> None:
+    run = good_run()
+    _replace_packets(run, "CONNECT", client_id="micropython-client-256")
+    assert set(failing(run.ev)) == {"S2"}
+
+
+def test_subscribe_after_first_publish_fails_s5() -> None:
+    run = good_run()
+    subscribe = run.ev.packets_of("SUBSCRIBE")[0]
+    run.ev.packets.remove(subscribe)
+    run.ev.packets.append(dataclasses.replace(subscribe, time=run.tick()))
+    assert set(failing(run.ev)) == {"S5"}
+
+
+def test_connected_line_before_connack_fails_s3() -> None:
+    run = good_run()
+    line = next(s for s in run.ev.serial if s.text.startswith("Connected to MQTT"))
+    connack = run.ev.packets_of("CONNACK")[0]
+    run.ev.serial[run.ev.serial.index(line)] = dataclasses.replace(line, time=connack.time - 0.1)
+    assert set(failing(run.ev)) == {"S3"}
+
+
+def test_missing_echo_fails_s7_only() -> None:
+    run = good_run()
+    run.ev.serial = [s for s in run.ev.serial if "Received '{\"msg\": 1}'" not in s.text]
+    assert set(failing(run.ev)) == {"S7"}
+
+
+def test_crash_on_retained_message_fails_s4_and_names_callback_order() -> None:
+    run = good_run(messages=0)
+    run.say("Traceback (most recent call last):")
+    run.say('  File "main.py", line 40, in subscribe')
+    run.say("TypeError: 'NoneType' object isn't callable")
+    finding = messaging.check_retained_delivered(run.ev)
+    assert not finding.ok
+    assert "callback" in finding.message()
+    assert "TypeError" in finding.message()
+
+
+def test_foreign_message_not_printed_fails_s8() -> None:
+    run = good_run()
+    run.ev.serial = [s for s in run.ev.serial if "foreign-hello" not in s.text]
+    assert "S8" in failing(run.ev)
+
+
+def test_wrong_ip_and_waiting_cadence_fail_s1() -> None:
+    run = good_run()
+    run.ev.serial = [dataclasses.replace(s, text="Connected on 10.0.0.9")
+                     if s.text.startswith("Connected on") else s for s in run.ev.serial]
+    assert "ifconfig" in connection.check_wifi(run.ev).message()
+    burst = good_run()
+    waits = [s for s in burst.ev.serial if s.text.startswith("Waiting")]
+    for index, line in enumerate(waits):
+        burst.ev.serial[burst.ev.serial.index(line)] = dataclasses.replace(
+            line, time=waits[0].time + 0.01 * index)
+    assert "not about 1 s apart" in connection.check_wifi(burst.ev).message()
+
+
+def test_wrong_sni_fails_s9() -> None:
+    run = good_run()
+    run.ev.handshakes = [TlsHandshake(run.t, 1, None, None)]
+    assert "SNI None" in connection.check_tls_connected(run.ev).message()
+
+
+def refused_run(handshake_error: str, sni: str | None, line: str) -> Run:
+    run = Run()
+    run.say("Connected on 192.168.4.23")
+    run.ev.connections_opened = 1
+    run.ev.handshakes.append(TlsHandshake(run.tick(), 1, sni, handshake_error))
+    run.say(line)
+    return run
+
+
+def test_tls_refusal_passes_with_error_line_and_no_connect() -> None:
+    run = refused_run("client rejected the certificate (unknown ca)", "broker.test",
+                      "ERROR tls: certificate verification failed")
+    assert connection.check_tls_refused(run.ev, "an untrusted CA").ok
+    assert "TLS handshake failed" in diagnose(run.ev)
+
+
+def test_tls_refusal_fails_when_device_connects_anyway() -> None:
+    run = good_run()
+    finding = connection.check_tls_refused(run.ev, "an untrusted CA")
+    assert not finding.ok
+    assert "CONNECT reached the broker" in finding.message()
+
+
+def test_missing_sni_is_named_as_the_cause() -> None:
+    run = refused_run("handshake refused: no SNI", None, "ERROR tls: handshake failed")
+    assert connection.check_sni_rejected(run.ev).ok
+    assert "sent no SNI" in diagnose(run.ev)
+
+
+def test_auth_refusal_is_diagnosed_not_authorized() -> None:
+    run = Run()
+    run.say("Connected on 192.168.4.23")
+    run.ev.connections_opened = 1
+    run.wire("c2b", "CONNECT", client_id="x")
+    run.wire("b2c", "CONNACK", return_code=5)
+    run.say("ERROR mqtt: not authorized (CONNACK 5)")
+    assert connection.check_auth_refused(run.ev).ok
+    assert "not authorized" in diagnose(run.ev)
+    run.ev.packets[-1] = dataclasses.replace(run.ev.packets[-1], fields={"return_code": 0})
+    assert not connection.check_auth_refused(run.ev).ok

@@ -1,0 +1,58 @@
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.device.serial_log import SerialLog
+from harness.errors import ExpectTimeout
+
+pytestmark = pytest.mark.unit
+
+
+def test_lines_fold_crlf_even_when_split_across_chunks() -> None:
+    log = SerialLog()
+    for chunk in (b"Waiting for connection...\r", b"\nConnected on 1.2.3.4\r\n", b">>> "):
+        log.append(chunk)
+    assert [line.text for line in log.lines()] == [
+        "Waiting for connection...", "Connected on 1.2.3.4", ">>> "]
+
+
+def test_expect_wakes_when_the_pattern_arrives_from_another_thread() -> None:
+    log = SerialLog()
+    timer = threading.Timer(0.05, log.append, args=(b"Send '{\"msg\": 0}' to topic 't'\r\n",))
+    timer.start()
+    match = log.expect(r"Send '(.*)' to topic", timeout=5)
+    assert match.group(1) == '{"msg": 0}'
+    timer.join()
+
+
+def test_expect_only_searches_after_the_mark() -> None:
+    log = SerialLog()
+    log.append(b"MPY: soft reboot\r\n")
+    mark = log.mark("hard reset")
+    with pytest.raises(ExpectTimeout):
+        log.expect("soft reboot", timeout=0.05, since=mark)
+
+
+def test_timeout_names_what_was_awaited_and_quotes_the_tail_redacted() -> None:
+    log = SerialLog(secrets=["hunter22"])
+    log.append(b"connecting with password hunter22\r\nOSError: -202\r\n")
+    started = time.monotonic()
+    with pytest.raises(ExpectTimeout) as info:
+        log.expect("Connected to MQTT Broker", timeout=0.1, what="the connected line")
+    assert time.monotonic() - started < 2
+    message = str(info.value)
+    assert "the connected line" in message
+    assert "OSError: -202" in message
+    assert "hunter22" not in message
+
+
+def test_save_writes_timestamped_redacted_lines(tmp_path: Path) -> None:
+    log = SerialLog()
+    log.add_secret("s3cret-wifi")
+    log.append(b"wifi s3cret-wifi\r\nok\r\n")
+    text = log.save(tmp_path / "serial.log").read_text()
+    assert "s3cret-wifi" not in text
+    assert "wifi ***" in text
+    assert text.splitlines()[1].endswith(" ok")
