@@ -19,8 +19,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "emulate": ("harness.emulator.cli", "run one emulated ESP32 on a pseudo-terminal"),
     "broker": ("harness.broker.cli", "run a broker with TLS/SNI front and MQTT wire tap"),
     "ports": ("harness.hardware.cli", "list attached ESP32 boards"),
+    "flash": ("harness.hardware.flash_cli", "flash a MicroPython firmware image onto a board"),
     "report": ("harness.report.cli", "render the nightly regression report from a history"),
     "run": ("harness.mainjob", "the main job: the HIL suite on an emulated ESP32, with report"),
+    "nightly": ("harness.report.nightly", "run the HIL matrix (profiles x brokers x boards), "
+                "record it and write the regression report"),
 }
 
 

@@ -40,7 +40,8 @@ class Deadline:
     def fail(self, seen: str = "") -> DeadlineExceeded:
         """The error to raise when the deadline is missed; ``seen`` is what was observed."""
         detail = f"; last seen: {seen}" if seen else ""
-        return DeadlineExceeded(f"timed out after {self.seconds:g} s waiting for {self.what}{detail}")
+        return DeadlineExceeded(
+            f"timed out after {self.seconds:g} s waiting for {self.what}{detail}")
 
     def poll(
         self,

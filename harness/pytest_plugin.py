@@ -26,7 +26,7 @@ from harness.hil.rig import NotApplicable, Rig, RunResult
 from harness.hil.scenario import Scenario
 from harness.hil.targets import Target, TargetOptions, options_from_env
 
-# pytest_plugins = ["harness.report.pytest_history"]  # enabled once the module lands
+pytest_plugins = ["harness.report.pytest_history"]
 
 SEED_DOCUMENT_DEFAULT = "../shared/seeds/000_1d65173659e48ce4.txt"
 
@@ -163,7 +163,9 @@ class _SessionRig:
                 self.rig = Rig(self.target, program, options.workdir.parent / "runs")
             except HarnessError as exc:
                 self.error = str(exc)
-                pytest.fail(f"HIL rig could not start: {exc}", pytrace=False)
+            if self.error is not None:  # outside `except`: no chained traceback
+                pytest.fail(f"HIL rig could not start: {self.error}", pytrace=False)
+        assert self.rig is not None
         return self.rig
 
     def close(self) -> None:
@@ -196,12 +198,15 @@ class HilRunner:
         self.item = item
 
     def __call__(self, scenario: Scenario) -> RunResult:
+        problem: str | None = None
         try:
             result = self.rig.run(scenario)
         except NotApplicable as exc:
             pytest.skip(f"not applicable: {exc}")
         except HarnessError as exc:
-            pytest.fail(f"scenario {scenario.name!r} could not run: {exc}", pytrace=False)
+            problem = f"scenario {scenario.name!r} could not run: {exc}"
+        if problem is not None:  # outside `except`: no chained traceback
+            pytest.fail(problem, pytrace=False)
         self._record(result)
         return result
 

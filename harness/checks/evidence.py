@@ -49,6 +49,7 @@ class TlsHandshake:
     connection: int
     sni: str | None
     error: str | None  # None = completed
+    hello_seen: bool = True  # False: the client closed before sending its ClientHello
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,7 @@ class Evidence:
     observed: list[ObservedPublish] = field(default_factory=list)
     artifacts: dict[str, Path] = field(default_factory=dict)
     connections_opened: int = 0
+    notes: list[str] = field(default_factory=list)  # how the run went, e.g. ended early
 
     # --- serial views -------------------------------------------------------------
     def lines_matching(self, pattern: re.Pattern[str]) -> list[tuple[SerialLine, re.Match[str]]]:

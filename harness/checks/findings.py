@@ -28,6 +28,7 @@ class Finding:
         lines = [f"{self.item} violated — expected: {self.title}"]
         lines += [f"  seen: {problem}" for problem in self.problems]
         lines.append(f"  diagnosis: {diagnose(self.evidence)}")
+        lines += [f"  note: {note}" for note in self.evidence.notes]
         if self.quote:
             lines.append("  serial lines that matter:")
             lines.append(self.evidence.quote(*self.quote))
@@ -44,16 +45,23 @@ def diagnose(evidence: Evidence) -> str:
 
     if not evidence.lines_matching(WIFI_CONNECTED):
         return "the device never joined Wi-Fi (no 'Connected on <ip>' line)"
+    hello = any(h.hello_seen for h in evidence.handshakes)
+    if evidence.expectation.tls and not hello and any(
+            "server_hostname" in line.text or "SNI" in line.text for line in evidence.serial):
+        return ("the device sent no SNI: it stopped before the TLS handshake because no "
+                "server_hostname was given (a broker that requires SNI, as EMQX Serverless "
+                "does, would refuse it anyway): pass server_hostname=<server>")
     refused = [h for h in evidence.handshakes if h.error]
     if refused and not evidence.packets_of("CONNECT"):
         handshake = refused[0]
-        if handshake.sni is None and "sni" in handshake.error.lower():
+        error = handshake.error or ""
+        if handshake.sni is None and "sni" in error.lower():
             return ("TLS rejected by the broker because the device sent no SNI "
                     "(the broker requires it, as EMQX Serverless does): pass "
                     "server_hostname=<server> in the TLS parameters")
-        if handshake.sni is not None and "sni" in handshake.error.lower():
+        if handshake.sni is not None and "sni" in error.lower():
             return f"TLS rejected by the broker: unknown SNI {handshake.sni!r}"
-        return f"TLS handshake failed: {handshake.error}"
+        return f"TLS handshake failed: {error}"
     if evidence.connections_opened == 0 and not evidence.packets:
         return "the device never reached the broker (host unreachable or name not resolved)"
     for connack in evidence.packets_of("CONNACK", "b2c"):

@@ -31,7 +31,9 @@ class SerialLog:
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self._chunks: list[tuple[float, bytes]] = []
         self._text = ""  # decoded view of everything so far, "\r\n" folded to "\n"
-        self._line_starts: list[tuple[int, float]] = [(0, time.time())]
+        # (offset, time its first character arrived); the time is None until then, so a
+        # line is stamped when it starts, not when the previous line ended.
+        self._line_starts: list[tuple[int, float | None]] = [(0, None)]
         self._pending_cr = False
         self._cond = threading.Condition()
         self._secrets: list[str] = [s for s in secrets if s]
@@ -53,10 +55,15 @@ class SerialLog:
                 text = text[1:]
             self._pending_cr = text.endswith("\r")
             text = text.replace("\r\n", "\n").replace("\r", "\n")
+            base = len(self._text)
+            self._text += text
+            last_offset, last_time = self._line_starts[-1]
+            if last_time is None and len(self._text) > last_offset:
+                self._line_starts[-1] = (last_offset, now)
             for index, char in enumerate(text):
                 if char == "\n":
-                    self._line_starts.append((len(self._text) + index + 1, now))
-            self._text += text
+                    offset = base + index + 1
+                    self._line_starts.append((offset, now if offset < len(self._text) else None))
             self._cond.notify_all()
 
     def mark(self, note: str) -> int:
@@ -78,14 +85,15 @@ class SerialLog:
         with self._cond:
             return b"".join(data for _, data in self._chunks)
 
-    def lines(self, since: int = 0) -> list[LogLine]:
-        """Complete and partial lines starting at or after character ``since``."""
+    def lines(self, since: int = 0, until: int | None = None) -> list[LogLine]:
+        """Complete and partial lines starting at or after character ``since`` (and
+        before ``until``)."""
         with self._cond:
             text, starts = self._text, list(self._line_starts)
         result: list[LogLine] = []
         for number, (start, stamp) in enumerate(starts):
             end = starts[number + 1][0] - 1 if number + 1 < len(starts) else len(text)
-            if start >= since and start <= len(text) and (start < len(text) or end > start):
+            if start >= since and stamp is not None and (until is None or start < until):
                 result.append(LogLine(stamp, text[start:end]))
         return result
 

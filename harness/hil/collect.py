@@ -4,23 +4,33 @@ from __future__ import annotations
 
 from typing import Any
 
+from harness.broker.tap import Tap
+from harness.broker.tap_records import PACKET, TapRecord
 from harness.checks.evidence import Evidence, TlsHandshake, WirePacket
 
 
-def evidence_from_tap(evidence: Evidence, tap: Any) -> None:
+def evidence_from_tap(evidence: Evidence, tap: Tap) -> None:
     """Append the tap's packets and TLS handshakes to ``evidence``."""
-    opened: set[int] = set()
     for record in tap.records():
-        kind = record.kind
-        conn = int(record.conn)
-        opened.add(conn)
-        if kind == "packet":
-            evidence.packets.append(WirePacket(record.time, conn, record.direction,
-                                               record.packet_type, dict(record.fields)))
-        elif kind in ("sni", "tls_error", "tls_done"):
-            _note_handshake(evidence, record)
-    evidence.connections_opened = len(opened)
+        if record.kind == PACKET and record.packet_type and record.direction:
+            evidence.packets.append(WirePacket(record.wall_time, record.conn, record.direction,
+                                               record.packet_type, normalise(record)))
+    for conn in tap.connections():
+        if conn.tls and (conn.sni_seen or conn.tls_error):
+            evidence.handshakes.append(
+                TlsHandshake(conn.opened_at, conn.id, conn.sni, conn.tls_error,
+                             hello_seen=conn.sni_seen))
+    evidence.connections_opened = len(tap.connections())
 
 
-def _note_handshake(evidence: Evidence, record: Any) -> None:
-    ...
+def normalise(record: TapRecord) -> dict[str, Any]:
+    """The decoder's fields in the checks' vocabulary: text payloads, (filter, qos) pairs."""
+    fields = dict(record.fields)
+    payload = fields.get("payload")
+    if isinstance(payload, bytes | bytearray):
+        fields["payload"] = bytes(payload).decode("utf-8", errors="replace")
+    if record.packet_type == "CONNECT":
+        fields["has_password"] = bool(fields.get("password_present"))
+    if record.packet_type == "SUBSCRIBE":
+        fields["topics"] = [(t["filter"], t["qos"]) for t in fields.get("topics", [])]
+    return fields

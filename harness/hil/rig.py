@@ -28,6 +28,7 @@ from harness.checks.evidence import (
     SerialLine,
 )
 from harness.device.device import Device
+from harness.errors import ExpectTimeout
 from harness.hil.collect import evidence_from_tap
 from harness.hil.programs import CA_PATH_ON_DEVICE, DeviceProgram
 from harness.hil.scenario import FOREIGN_PAYLOAD, RETAINED_PAYLOAD, Scenario
@@ -130,12 +131,18 @@ class Rig:
         files = self.program.run_files(settings, self.target.ca_pem if settings["tls"] else None)
         self.device.deploy(files=files)
         mark = self.device.hard_reset()
+        notes: list[str] = []
         try:
             if scenario.expect_connect:
                 self._wait_for_echoes(scenario, topic, mark)
             else:
                 self._wait_for_refusal(mark)
+        except ExpectTimeout as exc:
+            # Not fatal: the checks say which spec items the device got wrong.
+            notes.append(f"run ended early: {exc.message.splitlines()[0]}")
         finally:
+            # Evidence ends here: the KeyboardInterrupt that stops the program is ours.
+            stop = self.device.log.mark("the harness stops the program (Ctrl-C)")
             with contextlib.suppress(Exception):
                 self.device.interrupt()
             device_ip = self._device_ip()
@@ -156,10 +163,12 @@ class Rig:
                 retained_payload=RETAINED_PAYLOAD if scenario.retained else None,
                 foreign_payloads=(FOREIGN_PAYLOAD,) if scenario.foreign else (),
             ),
-            serial=[SerialLine(line.time, line.text) for line in self.device.log.lines(mark)],
+            serial=[SerialLine(line.time, line.text)
+                    for line in self.device.log.lines(mark, until=stop)],
             observed=[ObservedPublish(m.time, m.topic, m.payload, m.retain)
                       for m in observer.messages(topic)],
         )
+        evidence.notes = notes
         evidence_from_tap(evidence, tap)
         evidence.artifacts = self._save_artifacts(run_dir, mark, tap)
         return RunResult(scenario, evidence, time.monotonic() - started,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,6 +116,12 @@ class Target:
             self.wifi_ssid, self.wifi_password = opts.wifi_ssid, opts.wifi_password
             self.wifi_ip = ""
             self.server_name = opts.broker_host or BROKER_NAME
+            if opts.firmware is not None:
+                from harness.hardware.flashing import flash_firmware
+
+                result = flash_firmware(port, opts.firmware, progress=_progress)
+                _progress(f"firmware: {result.banner or 'flashed'}"
+                          f"{' (already on the board, skipped)' if result.skipped else ''}")
             self.device = Device(port, hard_reset=hard_reset)
         self.device.log.add_secret(self.wifi_password)
         self.device.log.add_secret(self.options.password)
@@ -133,7 +140,8 @@ class Target:
                          require_sni=self.server_name if scenario.require_sni else None)
         tap = Tap(upstream=(self.broker.host, self.broker.port), tls=tls,
                   record_path=record_path, listen_host=self._bind,
-                  send_retained_before_suback=scenario.retained)
+                  secrets=(self.options.password, self.wifi_password or ""),
+                  retained_before_suback=scenario.retained)
         tap.start(timeout=10.0)
         try:
             yield tap
@@ -159,6 +167,12 @@ class Target:
     def broker_log(self) -> Path | None:
         path = getattr(self.broker, "log_path", None)
         return Path(path) if path else None
+
+
+def _progress(message: str) -> None:
+    """Long steps (flashing) report progress on the terminal, outside pytest's capture."""
+    if sys.__stderr__ is not None:
+        sys.__stderr__.write(f"[hil] {message}\n")
 
 
 def options_from_env(options: TargetOptions) -> TargetOptions:

@@ -234,3 +234,12 @@ def test_auth_refusal_is_diagnosed_not_authorized() -> None:
     assert "not authorized" in diagnose(run.ev)
     run.ev.packets[-1] = dataclasses.replace(run.ev.packets[-1], fields={"return_code": 0})
     assert not connection.check_auth_refused(run.ev).ok
+
+
+def test_device_that_refuses_locally_without_sni_is_diagnosed_as_missing_sni() -> None:
+    run = refused_run("client closed the connection during the handshake", None,
+                      "ERROR tls: this firmware cannot verify the server without SNI (sni is "
+                      "false): CERT_REQUIRED requires server_hostname")
+    run.ev.handshakes = [dataclasses.replace(run.ev.handshakes[0], hello_seen=False)]
+    assert connection.check_sni_rejected(run.ev).ok
+    assert "sent no SNI" in diagnose(run.ev)

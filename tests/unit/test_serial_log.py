@@ -56,3 +56,12 @@ def test_save_writes_timestamped_redacted_lines(tmp_path: Path) -> None:
     assert "s3cret-wifi" not in text
     assert "wifi ***" in text
     assert text.splitlines()[1].endswith(" ok")
+
+
+def test_a_line_is_stamped_when_its_first_character_arrives() -> None:
+    log = SerialLog()
+    log.append(b"Connected on 1.2.3.4\r\n")
+    time.sleep(0.05)
+    log.append(b'Connected to MQTT Broker "b"\r\n')
+    first, second = log.lines()
+    assert second.time - first.time >= 0.04

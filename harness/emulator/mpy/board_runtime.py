@@ -1,0 +1,509 @@
+# The emulated ESP32's firmware main loop. Runs ON the MicroPython unix interpreter.
+#
+# It does what ports/esp32/main.c and shared/runtime/pyexec.c do on a real board:
+# mount the flash as "/", run boot.py (and main.py in friendly mode), then serve the
+# friendly REPL, paste mode, raw REPL and raw-paste on the serial line. Code is compiled
+# and run by this interpreter's own compiler with exec().
+#
+# The serial line is two pipes to the host-side supervisor (harness/emulator/board.py):
+#   stdin  <- frames: 2-byte little-endian length + that many serial bytes
+#             (framing lets us read exactly what arrived with blocking reads)
+#   stdout -> serial bytes (the supervisor turns bare "\n" into "\r\n" like the ESP32 UART)
+#   argv[2] (an inherited pipe fd) -> one-byte events: B booted, X running user code, I back in the REPL,
+#             H/D hard reset / deep sleep requests (from machine.py)
+# Ctrl-C while user code runs arrives as SIGINT (KeyboardInterrupt), like the ESP32's
+# UART interrupt character; otherwise it arrives in-band as \x03.
+# Exit codes: 40 soft reset into the friendly REPL, 41 soft reset into the raw REPL.
+import io
+import json
+import os
+import sys
+
+import vfs
+
+EXIT_SOFT_FRIENDLY = 40
+EXIT_SOFT_RAW = 41
+RAW_PASTE_WINDOW = 128  # what an ESP32 announces (MICROPY_REPL_STDIN_BUFFER_MAX)
+PASTE_NAME = "<stdin>"  # the file name raw-paste code compiles under, as on the board
+
+_ctl = open(int(sys.argv[2]), "wb")
+with open(sys.argv[1]) as _f:
+    CFG = json.load(_f)
+
+# --- board modules ------------------------------------------------------------------
+# Take the unix port's own built-ins before the board's .py shims hide them.
+sys.path[:] = []
+import machine as _unix_machine  # noqa: E402
+import socket as _unix_socket  # noqa: E402
+
+sys.path[:] = CFG["module_dirs"]
+import _board  # noqa: E402
+
+_board.init(CFG, {"socket": _unix_socket, "machine": _unix_machine}, _ctl)
+# Like frozen modules on a real ESP32: importable whatever the flash holds.
+# (aliases as soon as their module exists: umqtt 1.3.4 does `import usocket`)
+for _name in CFG["preload"]:
+    __import__(_name)
+    for _alias, _target in CFG["aliases"].items():
+        if _target in sys.modules:
+            sys.modules[_alias] = sys.modules[_target]
+
+_write = sys.stdout.write
+_write_bytes = sys.stdout.buffer.write
+_read = sys.stdin.buffer.read
+
+
+def event(code):
+    _ctl.write(code)
+
+
+# --- flash filesystem ---------------------------------------------------------------
+class FlashFS:
+    # The board's flash: a host directory, seen as "/". Paths are normalised here so
+    # ".." never leaves the directory, and ilistdir reports sizes like littlefs/FAT do.
+
+    def __init__(self, root):
+        self._host = vfs.VfsPosix(root)
+        self._cwd = "/"
+
+    def _path(self, path):
+        if not path.startswith("/"):
+            path = self._cwd + "/" + path
+        parts = []
+        for part in path.split("/"):
+            if part == "..":
+                if parts:
+                    parts.pop()
+            elif part and part != ".":
+                parts.append(part)
+        return "/" + "/".join(parts)
+
+    def mount(self, readonly, mkfs):
+        pass
+
+    def umount(self):
+        pass
+
+    def ilistdir(self, path):
+        base = self._path(path)
+        prefix = base if base.endswith("/") else base + "/"
+        for entry in self._host.ilistdir(base):
+            name, kind = entry[0], entry[1]
+            size = 0 if kind == 0x4000 else self._host.stat(prefix + name)[6]
+            yield (name, kind, 0, size)
+
+    def chdir(self, path):
+        target = self._path(path)
+        if not self._host.stat(target)[0] & 0x4000:
+            raise OSError(20)  # ENOTDIR
+        self._cwd = target
+
+    def getcwd(self):
+        return self._cwd
+
+    def mkdir(self, path):
+        self._host.mkdir(self._path(path))
+
+    def remove(self, path):
+        self._host.remove(self._path(path))
+
+    def rename(self, old, new):
+        self._host.rename(self._path(old), self._path(new))
+
+    def rmdir(self, path):
+        self._host.rmdir(self._path(path))
+
+    def stat(self, path):
+        return self._host.stat(self._path(path))
+
+    def statvfs(self, path):
+        # An ESP32's default 2 MiB FAT/littlefs partition, not the host disk.
+        block, blocks = 4096, int(CFG.get("flash_blocks", 512))
+        used = self._used_blocks("/", block)
+        return (block, block, blocks, max(0, blocks - used), max(0, blocks - used), 0, 0, 0, 0, 255)
+
+    def _used_blocks(self, path, block):
+        used = 0
+        for name, kind, _ino, size in self.ilistdir(path):
+            if kind == 0x4000:
+                used += 1 + self._used_blocks(path.rstrip("/") + "/" + name, block)
+            else:
+                used += (size + block - 1) // block
+        return used
+
+    paste = None  # the scratch file being compiled while raw-paste code runs
+
+    def open(self, path, mode):
+        if path == PASTE_NAME and FlashFS.paste is not None:
+            return _scratch.open(FlashFS.paste, "rb")
+        return self._host.open(self._path(path), mode)
+
+
+_scratch = vfs.VfsPosix(CFG["scratch"])  # board-private, never mounted
+vfs.umount("/")
+vfs.mount(FlashFS(CFG["flash"]), "/")
+os.chdir("/")
+sys.path[:] = ["", ".frozen", "/lib"]
+
+# --- running code -------------------------------------------------------------------
+_globals = {"__name__": "__main__"}
+_host_prefixes = CFG["module_dirs"]
+
+
+def _print_exception(exc):
+    # The traceback as the board prints it: without this loop's own frames, and with
+    # board-module paths shown relative, as frozen modules are.
+    buf = io.StringIO()
+    sys.print_exception(exc, buf)
+    out = []
+    for line in buf.getvalue().split("\n"):
+        if line.startswith('  File "') and __file__ in line:
+            continue
+        for prefix in _host_prefixes:
+            line = line.replace('"' + prefix + "/", '"')
+        out.append(line)
+    _write("\n".join(out))
+
+
+def execute(source, mode, filename="<stdin>"):
+    # Returns (system_exit, exception): the pyexec.c outcome of one compile+run.
+    event(b"X")
+    try:
+        try:
+            exec(compile(source, filename, mode), _globals)
+        except SystemExit:
+            return True, None
+        except BaseException as exc:  # noqa: BLE001 -- the REPL reports everything
+            return False, exc
+        return False, None
+    finally:
+        event(b"I")
+
+
+def run_file(name):
+    # pyexec_file_if_exists: True if the file is absent or ran without an exception.
+    try:
+        with open(name) as f:
+            source = f.read()
+    except OSError:
+        return True, False
+    system_exit, exc = execute(source, "exec", name)
+    if exc is not None:
+        _print_exception(exc)
+    return exc is None, system_exit
+
+
+# --- the serial line ----------------------------------------------------------------
+_buf = b""
+_pos = 0
+
+
+def _fill():
+    global _buf, _pos
+    header = _read(2)
+    if len(header) < 2:
+        sys.exit(0)  # the supervisor is gone: power off
+    _buf = _read(header[0] | header[1] << 8)
+    _pos = 0
+
+
+def getc():
+    global _pos
+    while _pos >= len(_buf):
+        _fill()
+    c = _buf[_pos]
+    _pos += 1
+    return c
+
+
+def take_until(stops):
+    # Everything up to (not including) the first byte in `stops`, then that byte.
+    global _pos
+    chunks = []
+    while True:
+        while _pos >= len(_buf):
+            _fill()
+        end = len(_buf)
+        for stop in stops:
+            at = _buf.find(stop, _pos)
+            if 0 <= at < end:
+                end = at
+        chunks.append(_buf[_pos:end])
+        if end < len(_buf):
+            _pos = end + 1
+            return b"".join(chunks), _buf[end]
+        _pos = end
+
+
+class SoftReset(Exception):
+    pass
+
+
+def soft_reset(raw):
+    _write("MPY: soft reboot\r\n")
+    raise SoftReset(EXIT_SOFT_RAW if raw else EXIT_SOFT_FRIENDLY)
+
+
+def _receive_paste(out):
+    # Raw-paste flow control: the device grants RAW_PASTE_WINDOW bytes at a time with
+    # \x01; \x04 ends the data, \x03 aborts. Returns False if aborted.
+    global _pos
+    remain = RAW_PASTE_WINDOW
+    while True:
+        while _pos >= len(_buf):
+            _fill()
+        end = min(len(_buf), _pos + remain)
+        stop = -1
+        for ctrl in (b"\x03", b"\x04"):
+            found = _buf.find(ctrl, _pos, end)
+            if found >= 0 and (stop < 0 or found < stop):
+                stop = found
+        if stop >= 0:
+            out.write(memoryview(_buf)[_pos:stop])
+            ctrl = _buf[stop]
+            _pos = stop + 1
+            _write("\x04")
+            return ctrl == 4
+        out.write(memoryview(_buf)[_pos:end])
+        remain -= end - _pos
+        _pos = end
+        if remain == 0:
+            _write_bytes(b"\x01")
+            remain = RAW_PASTE_WINDOW
+
+
+def raw_paste():
+    # The ESP32 compiles raw-paste input as it streams in, never holding the script in
+    # its heap. Here it is spooled to a board-private scratch file and compiled from there
+    # by the interpreter's file reader (execfile): the same heap cost, the same behaviour.
+    _write_bytes(b"R\x01" + bytes((RAW_PASTE_WINDOW & 0xFF, RAW_PASTE_WINDOW >> 8)) + b"\x01")
+    with _scratch.open("/paste.py", "wb") as spool:
+        complete = _receive_paste(spool)
+    if not complete:
+        _write("\x04")
+        _print_exception(KeyboardInterrupt())
+        _write("\x04")
+        return
+    FlashFS.paste = "/paste.py"
+    event(b"X")
+    try:
+        try:
+            execfile(PASTE_NAME, _globals)
+            system_exit, exc = False, None
+        except SystemExit:
+            system_exit, exc = True, None
+        except BaseException as e:  # noqa: BLE001 -- the REPL reports everything
+            system_exit, exc = False, e
+    finally:
+        FlashFS.paste = None
+        event(b"I")
+    _write("\x04")
+    if exc is not None:
+        _print_exception(exc)
+    _write("\x04")
+    if system_exit:
+        soft_reset(True)
+
+
+def raw_repl_exec(source):
+    system_exit, exc = execute(source, "exec")
+    _write("\x04")
+    if exc is not None:
+        _print_exception(exc)
+    _write("\x04")
+    if system_exit:
+        soft_reset(True)
+
+
+def raw_repl():
+    # Returns when Ctrl-B switches to the friendly REPL.
+    _write("raw REPL; CTRL-B to exit\r\n")
+    while True:
+        _write(">")
+        line = b""
+        while True:
+            chunk, ctrl = take_until((b"\x01", b"\x02", b"\x03", b"\x04"))
+            line += chunk
+            if ctrl == 1:
+                if len(line) == 2 and line[0] == 5 and line[1] == ord("A"):
+                    raw_paste()
+                    break
+                _write("raw REPL; CTRL-B to exit\r\n")
+                line = b""
+                break
+            if ctrl == 2:
+                _write("\r\n")
+                return
+            if ctrl == 3:
+                line = b""
+                continue
+            # Ctrl-D: run what was sent, or soft reset on an empty buffer.
+            _write("OK")
+            if not line:
+                _write("\r\n")
+                soft_reset(True)
+            raw_repl_exec(line)
+            break
+
+
+def _needs_more(text):
+    # mp_repl_continue_with_input, in short: open brackets/strings, a trailing colon or
+    # backslash, or a compound statement whose block is not yet closed by an empty line.
+    depth = 0
+    quote = None
+    i = 0
+    while i < len(text):
+        c = text[i]
+        if quote:
+            if c == "\\":
+                i += 1
+            elif text.startswith(quote, i):
+                i += len(quote) - 1
+                quote = None
+        elif c == "#":
+            while i < len(text) and text[i] != "\n":
+                i += 1
+        elif c in "\"'":
+            quote = text[i:i + 3] if text[i:i + 3] in ('"""', "'''") else c
+            i += len(quote) - 1
+        elif c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+        i += 1
+    if quote or depth > 0:
+        return True
+    lines = text.split("\n")
+    last = lines[-1]
+    if last.rstrip().endswith(":") or last.endswith("\\"):
+        return True
+    compound = lines[0].lstrip().startswith("@") or lines[0].rstrip().endswith(":")
+    return compound and len(lines) > 1 and last.strip() != ""
+
+
+def _indent_for(text):
+    # The REPL's auto-indent for the next continuation line.
+    last = text.split("\n")[-1]
+    indent = len(last) - len(last.lstrip())
+    if last.rstrip().endswith(":"):
+        indent += 4
+    return " " * indent
+
+
+def friendly_exec(source, mode):
+    system_exit, exc = execute(source, mode)
+    if exc is not None:
+        _print_exception(exc)
+    if system_exit:
+        soft_reset(False)
+
+
+def paste_mode():
+    _write("\r\npaste mode; Ctrl-C to cancel, Ctrl-D to finish\r\n=== ")
+    text = []
+    while True:
+        c = getc()
+        if c == 3:
+            _write("\r\n")
+            return
+        if c == 4:
+            _write("\r\n")
+            friendly_exec("".join(text), "exec")
+            return
+        if c == 13:
+            _write("\r\n=== ")
+            text.append("\n")
+        else:
+            _write(chr(c))
+            text.append(chr(c))
+
+
+def friendly_repl():
+    # Returns when Ctrl-A switches to the raw REPL.
+    _write(CFG["banner"] + '\r\nType "help()" for more information.\r\n')
+    while True:
+        _write(">>> ")
+        lines = ""
+        line = ""
+        while True:
+            c = getc()
+            if c == 13:
+                _write("\r\n")
+                lines = line if not lines else lines + "\n" + line
+                line = ""
+                if _needs_more(lines):
+                    line = _indent_for(lines)
+                    _write("... " + line)
+                    continue
+                if lines.strip():
+                    friendly_exec(lines, "single")
+                break
+            if c == 3:
+                _write("\r\n")
+                break
+            if c in (8, 127):
+                if line:
+                    line = line[:-1]
+                    _write("\x08 \x08")
+                continue
+            if not line and not lines:
+                if c == 1:
+                    _write("\r\n")
+                    return
+                if c == 2:
+                    _write("\r\n")
+                    _write(CFG["banner"] + '\r\nType "help()" for more information.\r\n')
+                    break
+                if c == 4:
+                    _write("\r\n")
+                    soft_reset(False)
+                if c == 5:
+                    paste_mode()
+                    break
+            if c == 27 or c == 10:
+                continue  # escape sequences (history, cursor keys) are not emulated
+            if c >= 32 or c == 9:
+                line += chr(c)
+                _write(chr(c))
+
+
+_mode = [CFG["mode"]]  # the REPL mode now: "raw" or "friendly"
+
+
+def boot():
+    raw = _mode[0] == "raw"
+    event(b"B")
+    ok, system_exit = run_file("boot.py")
+    if system_exit:
+        soft_reset(raw)
+    if ok and not raw:
+        _ok, system_exit = run_file("main.py")
+        if system_exit:
+            soft_reset(raw)
+
+
+def repl():
+    while True:
+        if _mode[0] == "raw":
+            raw_repl()
+            _mode[0] = "friendly"
+        else:
+            friendly_repl()
+            _mode[0] = "raw"
+
+
+_code = 0
+_step = boot
+while True:
+    try:
+        _step()
+        _step = repl
+    except SoftReset as reset:
+        _code = reset.args[0]
+        break
+    except KeyboardInterrupt:
+        # A Ctrl-C that landed just after user code ended: the REPL starts over in its
+        # current mode (boot.py/main.py are not run again).
+        _write("\r\n")
+        _step = repl
+sys.exit(_code)

@@ -1,0 +1,143 @@
+"""The board's serial line over RFC2217 (telnet COM-port control) on 127.0.0.1.
+
+pyserial's :class:`serial.rfc2217.PortManager` speaks the protocol; this module gives it a
+serial-like object whose DTR/RTS go to the board's auto-reset circuit
+(:meth:`EmulatedBoard.set_modem_lines`). One client at a time, like a real port.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+from typing import TYPE_CHECKING, Any
+
+import serial.rfc2217
+
+from harness.errors import PortInUse
+
+if TYPE_CHECKING:
+    from harness.emulator.board import EmulatedBoard
+
+
+class _ModemLines:
+    """What PortManager reads and writes on "the serial port"."""
+
+    def __init__(self, board: EmulatedBoard) -> None:
+        self._board = board
+        self._dtr = False
+        self._rts = False
+        self.baudrate = 115200
+        self.bytesize, self.parity, self.stopbits = 8, "N", 1
+        self.rtscts = self.xonxoff = False
+        self.cts = self.dsr = self.ri = self.cd = False
+        self.name = "emulated-esp32"
+
+    def _apply(self) -> None:
+        self._board.set_modem_lines(dtr=self._dtr, rts=self._rts)
+
+    @property
+    def dtr(self) -> bool:
+        return self._dtr
+
+    @dtr.setter
+    def dtr(self, value: bool) -> None:
+        self._dtr = bool(value)
+        self._apply()
+
+    @property
+    def rts(self) -> bool:
+        return self._rts
+
+    @rts.setter
+    def rts(self, value: bool) -> None:
+        self._rts = bool(value)
+        self._apply()
+
+    def break_condition(self, *_: Any) -> None:
+        pass
+
+    def reset_input_buffer(self) -> None:
+        pass
+
+    def reset_output_buffer(self) -> None:
+        pass
+
+
+class Rfc2217Server:
+    def __init__(self, board: EmulatedBoard, port: int) -> None:
+        self._board = board
+        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            self._listener.bind(("127.0.0.1", port))
+        except OSError as exc:
+            self._listener.close()
+            raise PortInUse(f"RFC2217 port 127.0.0.1:{port} is busy ({exc.strerror}); "
+                            "give another --rfc2217 PORT, or 0 for a free one") from exc
+        self._listener.listen(1)
+        self.port = self._listener.getsockname()[1]
+        self.url = f"rfc2217://127.0.0.1:{self.port}"
+        self._client: socket.socket | None = None
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._serve, name=f"rfc2217 {self.port}",
+                                        daemon=True)
+        self._running = False
+
+    def start(self) -> None:
+        self._running = True
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._running = False
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
+        self._listener.close()
+        with self._lock:
+            if self._client is not None:
+                with contextlib.suppress(OSError):
+                    self._client.shutdown(socket.SHUT_RDWR)
+        if self._thread.is_alive():
+            self._thread.join(5.0)
+
+    def _serve(self) -> None:
+        while self._running:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            self._handle(client)
+
+    def _handle(self, client: socket.socket) -> None:
+        client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        lock = threading.Lock()
+
+        class _Connection:
+            def write(self, data: bytes) -> None:
+                with lock:
+                    client.sendall(data)
+
+        manager = serial.rfc2217.PortManager(_ModemLines(self._board), _Connection())
+
+        def to_client(data: bytes) -> None:
+            with contextlib.suppress(OSError):
+                _Connection().write(b"".join(manager.escape(data)))
+
+        with self._lock:
+            self._client = client
+        self._board.add_output_sink(to_client)
+        try:
+            while self._running:
+                data = client.recv(4096)
+                if not data:
+                    break
+                payload = b"".join(manager.filter(data))
+                if payload:
+                    self._board.feed_input(payload)
+        except OSError:
+            pass
+        finally:
+            self._board.remove_output_sink(to_client)
+            with self._lock:
+                self._client = None
+            client.close()

@@ -1,0 +1,288 @@
+"""What the report says: regressions, fixes, flakes, the matrix and the metric trends.
+
+Works on rounds: the runs that share a batch (a nightly's matrix cells) or a single run.
+A test is compared with the same test in the same matrix cell (backend/profile/broker) in
+the most recent earlier round that ran it, so a nightly cell is compared with that cell
+last night, not with whatever ran last.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import statistics
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+from harness.report.history import BAD_OUTCOMES, LoadedHistory, RunRecord, TestRecord
+
+# Device metrics the HIL fixtures record, in display order, with their units.
+KNOWN_METRICS: dict[str, tuple[str, str]] = {
+    "connect_ms": ("MQTT connect time", "ms"),
+    "tls_handshake_ms": ("TLS handshake time", "ms"),
+    "echo_rtt_p50_ms": ("Echo round trip, p50", "ms"),
+    "echo_rtt_p95_ms": ("Echo round trip, p95", "ms"),
+    "messages_sent": ("Messages sent", "messages"),
+    "messages_received": ("Messages received", "messages"),
+}
+
+NO_CELL = "local"  # the column for tests that ran without HIL context (unit tests)
+
+
+@dataclass
+class Round:
+    """One report round: the runs of a batch and all their results."""
+
+    name: str
+    runs: list[RunRecord]
+    results: dict[tuple[str, str], TestRecord]
+
+    @property
+    def started(self) -> float:
+        return min(run.started for run in self.runs)
+
+    @property
+    def finished(self) -> float:
+        return max(run.finished for run in self.runs)
+
+    @property
+    def counts(self) -> Counter[str]:
+        return Counter(record.outcome for record in self.results.values())
+
+    @property
+    def label(self) -> str:
+        return time.strftime("%Y-%m-%d %H:%M", time.gmtime(self.started))
+
+
+@dataclass
+class Change:
+    """A test whose outcome turned bad (a new failure) or good (a fix) since its last round."""
+
+    record: TestRecord
+    previous: TestRecord
+    previous_round: Round
+
+
+@dataclass
+class Flake:
+    """A test that flipped between pass and fail within the window."""
+
+    record: TestRecord
+    outcomes: list[str | None]  # per round, oldest first; None = not run
+    flips: int
+
+
+@dataclass
+class CellStatus:
+    """Outcome counts of one matrix cell (spec item × backend/profile/broker) in one round."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def state(self) -> str:
+        if any(self.counts[o] for o in BAD_OUTCOMES):
+            return "fail"
+        if self.counts["passed"]:
+            return "pass"
+        return "skip" if self.counts else "none"
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def text(self) -> str:
+        bad = sum(self.counts[o] for o in BAD_OUTCOMES)
+        if self.state == "fail":
+            return f"FAIL {bad}/{self.total}"
+        if self.state == "pass":
+            return f"pass {self.counts['passed']}/{self.total}"
+        return "skip" if self.state == "skip" else "—"
+
+
+@dataclass
+class Trend:
+    """One device metric over rounds: a series per matrix cell, (round index, median value)."""
+
+    metric: str
+    title: str
+    unit: str
+    series: dict[str, list[tuple[int, float]]]
+
+
+@dataclass
+class ReportModel:
+    rounds: list[Round]
+    new_failures: list[Change]
+    fixes: list[Change]
+    still_failing: list[TestRecord]
+    flaky: list[Flake]
+    matrix_rows: list[str]
+    matrix_cols: list[str]
+    matrix: dict[tuple[str, str], list[CellStatus]]
+    trends: list[Trend]
+    damage: list[str]
+
+    @property
+    def latest(self) -> Round:
+        return self.rounds[-1]
+
+    @property
+    def previous(self) -> Round | None:
+        return self.rounds[-2] if len(self.rounds) > 1 else None
+
+    @property
+    def regressed(self) -> bool:
+        """True when something that passed last time fails now (``--fail-on-regression``)."""
+        return bool(self.new_failures)
+
+    @property
+    def verdict(self) -> str:
+        counts = self.latest.counts
+        total = sum(counts.values())
+        bad = counts["failed"] + counts["error"]
+        since = f" since {self.previous.label}" if self.previous else ""
+        parts: list[str] = []
+        if self.previous is None:
+            parts.append(f"first recorded round: {bad} of {_plural(total, 'test')} failing"
+                         if bad else f"first recorded round: all {_plural(total, 'test')} passed")
+        elif self.new_failures:
+            parts.append(_plural(len(self.new_failures), "new failure") + since)
+        elif bad:
+            parts.append(f"no new failures{since}; " + _plural(bad, "test") + " still failing")
+        else:
+            parts.append(f"all {_plural(total, 'test')} passed")
+        if self.fixes:
+            parts.append(_plural(len(self.fixes), "fix", "fixes"))
+        if self.flaky:
+            parts.append(_plural(len(self.flaky), "flaky test"))
+        text = ", ".join(parts)
+        return text[0].upper() + text[1:]
+
+    @property
+    def verdict_state(self) -> str:
+        if self.new_failures:
+            return "fail"
+        return "warn" if (self.still_failing or self.flaky) else "pass"
+
+
+def analyse(history: LoadedHistory) -> ReportModel:
+    rounds = _rounds(history)
+    new_failures, fixes = _changes(rounds)
+    latest = rounds[-1]
+    still = [
+        r for r in latest.results.values()
+        if r.bad and r.key not in {c.record.key for c in new_failures}
+    ]
+    rows, cols, matrix = _matrix(rounds)
+    return ReportModel(
+        rounds=rounds, new_failures=new_failures, fixes=fixes,
+        still_failing=sorted(still, key=_spec_order), flaky=_flakes(rounds),
+        matrix_rows=rows, matrix_cols=cols, matrix=matrix, trends=_trends(rounds),
+        damage=list(history.damage),
+    )
+
+
+def _spec_order(record: TestRecord) -> tuple[object, ...]:
+    return (_natural(row_label(record)), record.key)
+
+
+def _rounds(history: LoadedHistory) -> list[Round]:
+    by_batch: dict[str, Round] = {}
+    for run in history.runs:  # oldest first, so a later run's record of a test wins
+        current = by_batch.setdefault(run.batch, Round(run.batch, [], {}))
+        current.runs.append(run)
+        for record in history.results.get(run.run_id, []):
+            current.results[record.key] = record
+    return sorted(by_batch.values(), key=lambda r: r.started)
+
+
+def _changes(rounds: list[Round]) -> tuple[list[Change], list[Change]]:
+    latest = rounds[-1]
+    new_failures: list[Change] = []
+    fixes: list[Change] = []
+    for key, record in sorted(latest.results.items()):
+        for earlier in reversed(rounds[:-1]):
+            previous = earlier.results.get(key)
+            if previous is None:
+                continue
+            if record.bad and previous.outcome == "passed":
+                new_failures.append(Change(record, previous, earlier))
+            elif record.outcome == "passed" and previous.bad:
+                fixes.append(Change(record, previous, earlier))
+            break
+    new_failures.sort(key=lambda c: _spec_order(c.record))
+    fixes.sort(key=lambda c: _spec_order(c.record))
+    return new_failures, fixes
+
+
+def _flakes(rounds: list[Round]) -> list[Flake]:
+    """Tests whose pass/fail state changed at least twice in the window: one change is a
+    regression or a fix, two or more is a flake."""
+    flakes: list[Flake] = []
+    keys = sorted({key for r in rounds for key in r.results})
+    for key in keys:
+        outcomes = [r.results[key].outcome if key in r.results else None for r in rounds]
+        states = [o in BAD_OUTCOMES for o in outcomes if o in ("passed", *BAD_OUTCOMES)]
+        flips = sum(1 for a, b in itertools.pairwise(states) if a != b)
+        if flips >= 2:
+            newest = next(r.results[key] for r in reversed(rounds) if key in r.results)
+            flakes.append(Flake(newest, outcomes, flips))
+    return sorted(flakes, key=lambda f: (-f.flips, f.record.key))
+
+
+def row_label(record: TestRecord) -> str:
+    """The matrix row: the spec item, or the test file for tests without one."""
+    return record.spec_item or record.nodeid.split("::", 1)[0]
+
+
+def _natural(text: str) -> tuple[object, ...]:
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text))
+
+
+def _matrix(
+    rounds: list[Round],
+) -> tuple[list[str], list[str], dict[tuple[str, str], list[CellStatus]]]:
+    matrix: dict[tuple[str, str], list[CellStatus]] = defaultdict(
+        lambda: [CellStatus() for _ in rounds]
+    )
+    for index, current in enumerate(rounds):
+        for record in current.results.values():
+            matrix[(row_label(record), record.cell or NO_CELL)][index].counts[record.outcome] += 1
+    rows = sorted({row for row, _ in matrix}, key=_natural)
+    cols = sorted({col for _, col in matrix}, key=_natural)
+    return rows, cols, dict(matrix)
+
+
+def _trends(rounds: list[Round]) -> list[Trend]:
+    values: dict[str, dict[str, dict[int, list[float]]]] = defaultdict(
+        lambda: defaultdict(lambda: defaultdict(list))
+    )
+    for index, current in enumerate(rounds):
+        for record in current.results.values():
+            for metric, value in record.metrics.items():
+                values[metric][record.cell or NO_CELL][index].append(value)
+    order = list(KNOWN_METRICS) + sorted(set(values) - set(KNOWN_METRICS))
+    trends = []
+    for metric in order:
+        if metric not in values:
+            continue
+        title, unit = KNOWN_METRICS.get(metric, (metric.replace("_", " "), _unit_of(metric)))
+        series = {
+            cell: [(i, statistics.median(v)) for i, v in sorted(per_round.items())]
+            for cell, per_round in sorted(values[metric].items(), key=lambda kv: _natural(kv[0]))
+        }
+        trends.append(Trend(metric, title, unit, series))
+    return trends
+
+
+def _unit_of(metric: str) -> str:
+    for suffix, unit in (("_ms", "ms"), ("_s", "s"), ("_bytes", "bytes"), ("_kb", "KiB")):
+        if metric.endswith(suffix):
+            return unit
+    return ""
+
+
+def _plural(n: int, word: str, plural: str | None = None) -> str:
+    return f"{n} {word if n == 1 else (plural or word + 's')}"

@@ -1,0 +1,293 @@
+"""pytest plugin: record every test's outcome into the results history (``--hil-history DIR``).
+
+Loaded by ``harness.pytest_plugin`` through ``pytest_plugins``. The tests and HIL fixtures
+put their context on ``item.user_properties`` (``hil.spec_item``, ``hil.backend``,
+``hil.metric.connect_ms``, ``hil.artifact.serial_log`` …); this plugin folds the
+setup/call/teardown reports into one outcome per test and writes the whole run in one
+transaction at session finish. Under pytest-xdist only the controller records (it receives
+every worker's reports), so workers never write.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from harness.errors import HistoryError
+from harness.redact import redact
+from harness.report.history import History, RunRecord, TestRecord, ensure_writable
+
+ENV_HISTORY = "HIL_HISTORY"
+ENV_BATCH = "HIL_HISTORY_BATCH"
+_MESSAGE_LIMIT = 400
+# Command-line options whose value must never reach the history.
+_SECRET_OPTION = re.compile(r"(password|passwd|secret|token|psk|key)", re.IGNORECASE)
+# user:password@ in a broker URL such as mqtts://user:pass@host:8883
+_URL_PASSWORD = re.compile(r"(\w+://[^:/@\s]+:)[^@\s]+@")
+_CONTEXT_FIELDS = ("spec_item", "backend", "device", "profile", "broker", "transport", "device_rev")
+
+recorder_key = pytest.StashKey["HistoryRecorder"]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("hil", "ESP32 MicroPython MQTT hardware-in-the-loop")
+    group.addoption(
+        "--hil-history",
+        dest="hil_history",
+        default=None,
+        metavar="DIR",
+        help="record every test's outcome into the results history in DIR "
+        f"(ini hil_history, env {ENV_HISTORY})",
+    )
+    group.addoption(
+        "--hil-history-batch",
+        dest="hil_history_batch",
+        default=None,
+        metavar="NAME",
+        help="group this run with others into one report round, e.g. a nightly's matrix "
+        f"cells (env {ENV_BATCH}; default: the run is a round of its own)",
+    )
+    parser.addini("hil_history", "default for --hil-history", default="")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config: pytest.Config) -> None:
+    if hasattr(config, "workerinput"):  # an xdist worker: the controller records
+        return
+    directory = (
+        config.getoption("hil_history", None)
+        or os.environ.get(ENV_HISTORY)
+        or str(config.getini("hil_history") or "")
+    )
+    if not directory:
+        return
+    path = Path(directory)
+    if not path.is_absolute():
+        path = Path(config.invocation_params.dir) / path
+    try:
+        ensure_writable(path)
+    except HistoryError as exc:
+        raise pytest.UsageError(str(exc)) from exc
+    batch = config.getoption("hil_history_batch", None) or os.environ.get(ENV_BATCH, "")
+    recorder = HistoryRecorder(
+        path, batch=batch, command=_redacted_command(config.invocation_params.args),
+        base_dir=Path(config.invocation_params.dir), session_context=_session_context(config),
+    )
+    config.stash[recorder_key] = recorder
+    config.pluginmanager.register(recorder, "hil-history-recorder")
+
+
+@dataclass
+class _Pending:
+    """The phases of one test seen so far."""
+
+    outcome: str = "passed"
+    duration: float = 0.0
+    message: str = ""
+    properties: dict[str, object] = field(default_factory=dict)
+
+
+class HistoryRecorder:
+    """Folds pytest reports into :class:`TestRecord`s and writes them as one run."""
+
+    def __init__(self, directory: Path, *, batch: str, command: str, base_dir: Path,
+                 session_context: dict[str, str] | None = None) -> None:
+        self.directory = directory
+        # The session's device/profile/broker, for HIL tests that failed before their
+        # fixtures recorded any context (a rig that did not start still lands in its cell).
+        self.session_context = session_context or {}
+        self.batch = batch
+        self.command = command
+        self.base_dir = base_dir
+        self.started = time.time()
+        self.status_line = ""
+        self.failed_to_record = False
+        self._pending: dict[str, _Pending] = {}
+
+    # --- hooks (the recorder is registered as a plugin object) ----------------------------
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.add(report)
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        # A module that fails to import would otherwise just vanish from the history.
+        if report.failed:
+            pending = self._pending.setdefault(report.nodeid or "<collection>", _Pending())
+            pending.outcome = "error"
+            pending.message = scrub(_crash_message(report))
+
+    def pytest_sessionfinish(self, exitstatus: int) -> None:
+        self.finish(int(exitstatus))
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        if self.status_line:
+            terminalreporter.write_line(self.status_line, red=self.failed_to_record)
+
+    # --- the work ------------------------------------------------------------------------
+    def add(self, report: pytest.TestReport) -> None:
+        pending = self._pending.setdefault(report.nodeid, _Pending())
+        pending.duration += float(report.duration)
+        for name, value in report.user_properties:
+            pending.properties[str(name)] = value
+        outcome = _phase_outcome(report)
+        if outcome is not None and _worse(outcome, pending.outcome):
+            pending.outcome = outcome
+            pending.message = scrub(_crash_message(report))
+
+    def records(self) -> list[TestRecord]:
+        return [self._record(nodeid, p) for nodeid, p in self._pending.items()]
+
+    def finish(self, exit_status: int) -> None:
+        run = RunRecord(
+            started=self.started, finished=time.time(), batch=self.batch,
+            exit_status=exit_status, harness_rev=_harness_rev(), host=socket.gethostname(),
+            command=self.command,
+        )
+        records = self.records()
+        try:
+            with History.for_writing(self.directory) as history:
+                run_id = history.record_run(run, records)
+        except HistoryError as exc:
+            self.failed_to_record = True
+            self.status_line = f"hil history: NOT recorded: {exc}"
+            return
+        self.status_line = (
+            f"hil history: recorded {len(records)} results as run #{run_id} in {self.directory}"
+        )
+
+    def _record(self, nodeid: str, pending: _Pending) -> TestRecord:
+        props = pending.properties
+        record = TestRecord(
+            nodeid=nodeid, outcome=pending.outcome, duration=round(pending.duration, 6),
+            message=pending.message,
+        )
+        for name in _CONTEXT_FIELDS:
+            value = props.get(f"hil.{name}")
+            if value is None and record.spec_item:
+                value = self.session_context.get(name)
+            if value is not None:
+                setattr(record, name, str(value))
+        for name, value in props.items():
+            if name.startswith("hil.artifact.") and value:
+                record.artifacts[name.removeprefix("hil.artifact.")] = self._absolute(value)
+            elif name.startswith("hil.metric."):
+                try:
+                    record.metrics[name.removeprefix("hil.metric.")] = float(str(value))
+                except ValueError:
+                    continue  # a non-numeric metric is a test bug, not worth losing the run
+        return record
+
+    def _absolute(self, value: object) -> str:
+        path = Path(str(value))
+        return str(path if path.is_absolute() else self.base_dir / path)
+
+
+# Which outcome wins when phases disagree: an error in teardown spoils a pass, a failure stays.
+_RANK = {"passed": 0, "skipped": 1, "xfailed": 2, "error": 3, "failed": 4}
+
+
+def _worse(new: str, old: str) -> bool:
+    return _RANK[new] > _RANK[old]
+
+
+def _phase_outcome(report: pytest.TestReport) -> str | None:
+    xfail = hasattr(report, "wasxfail")
+    if report.when == "call":
+        if report.skipped:
+            return "xfailed" if xfail else "skipped"
+        return "failed" if report.failed else "passed"
+    if report.failed:
+        return "error"
+    if report.skipped:
+        return "xfailed" if xfail else "skipped"
+    return None
+
+
+def _crash_message(report: pytest.TestReport | pytest.CollectReport) -> str:
+    if report.passed:
+        return ""
+    crash = getattr(report.longrepr, "reprcrash", None)
+    if crash is not None:
+        text = str(crash.message)
+    elif isinstance(report.longrepr, tuple):  # a skip: (path, line, reason)
+        text = str(report.longrepr[-1])
+    else:
+        text = report.longreprtext.strip().splitlines()[-1] if report.longreprtext else ""
+    text = " ".join(text.split())
+    return text if len(text) <= _MESSAGE_LIMIT else text[: _MESSAGE_LIMIT - 1] + "…"
+
+
+def _option(config: pytest.Config, name: str) -> str | None:
+    """An option of the lead's plugin the way it resolves them: CLI, env, ini."""
+    value = config.getoption(name, None) or os.environ.get(name.upper())
+    if value is None:
+        try:
+            value = config.getini(name) or None
+        except ValueError:  # the HIL plugin is not loaded: no such ini key
+            return None
+    return None if value is None else str(value)
+
+
+def _session_context(config: pytest.Config) -> dict[str, str]:
+    device = _option(config, "hil_device")
+    if device is None:
+        return {}
+    if device == "emu":
+        backend = "emu"
+    else:
+        backend = "rfc2217" if device.startswith("rfc2217://") else "serial"
+    context = {"backend": backend, "device": device}
+    profile = _option(config, "hil_profile")
+    if profile:
+        context["profile"] = profile if backend == "emu" else "flashed"
+    broker = _option(config, "hil_broker")
+    if broker:
+        context["broker"] = broker.split("://")[0]
+    return context
+
+
+def scrub(text: str) -> str:
+    """Mask secrets before they reach the history: the values of secret-named environment
+    variables (HIL_WIFI_PASSWORD, …) and passwords inside URLs."""
+    secrets = [value for name, value in os.environ.items() if _SECRET_OPTION.search(name)]
+    return _URL_PASSWORD.sub(r"\1***@", redact(text, secrets))
+
+
+def _redacted_command(args: tuple[str, ...]) -> str:
+    """The pytest command line, with the values of secret-looking options masked."""
+    out: list[str] = []
+    mask_next = False
+    for arg in args:
+        if mask_next:
+            out.append("***")
+            mask_next = False
+        elif arg.startswith("-") and _SECRET_OPTION.search(arg):
+            if "=" in arg:
+                out.append(arg.split("=", 1)[0] + "=***")
+            else:
+                out.append(arg)
+                mask_next = True
+        else:
+            out.append(arg)
+    return scrub(shlex.join(["pytest", *out]))
+
+
+def _harness_rev() -> str:
+    """The git revision of the harness checkout, or "" outside a git checkout."""
+    here = Path(__file__).resolve().parent
+    try:
+        done = subprocess.run(
+            ["git", "describe", "--always", "--dirty", "--abbrev=12"],
+            cwd=here, capture_output=True, text=True, timeout=10, check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return done.stdout.strip() if done.returncode == 0 else ""
+
