@@ -141,8 +141,10 @@ def bench_concurrency(root: Path, counts: list[int], seconds: float) -> dict[int
     results: dict[int, float] = {}
     for count in counts:
         boards = [EmulatedBoard(root / f"many{count}-{i}") for i in range(count)]
+        host_before = vm_kib(os.getpid(), "VmRSS")
         for board in boards:
             board.start(timeout=60)
+        host_per_board = (vm_kib(os.getpid(), "VmRSS") - host_before) / count
         stop = threading.Event()
         latencies: list[list[float]] = [[] for _ in boards]
         started = threading.Semaphore(0)
@@ -162,7 +164,8 @@ def bench_concurrency(root: Path, counts: list[int], seconds: float) -> dict[int
         for board in boards:
             board.stop()
         results[count] = statistics.median([s for samples in latencies for s in samples])
-        print(f"  {count:3d} boards: median exec {results[count] * 1000:.1f} ms", flush=True)
+        print(f"  {count:3d} boards: median exec {results[count] * 1000:.1f} ms, "
+              f"supervisor memory {host_per_board:.0f} KiB/board", flush=True)
     return results
 
 
@@ -188,7 +191,7 @@ def main() -> None:
         print(f"peak RSS per interpreter: {statistics.median(peaks) / 1024:.1f} MiB "
               f"(supervisor: one thread in the host process)")
         board.stop()
-        counts = [1, 4, 8, 16, 24] if args.quick else [1, 2, 4, 8, 12, 16, 24, 32]
+        counts = [1, 4, 8, 16, 24] if args.quick else [1, 2, 4, 8, 16, 24, 32, 48, 64]
         print(f"boards at once (each in a raw-REPL exec loop, one exec per {EXEC_PERIOD_S}s):")
         results = bench_concurrency(root, counts, 2.0 if args.quick else 4.0)
         limit = 2 * results[counts[0]]

@@ -61,6 +61,9 @@ OPTIONS = [
             "broker logs"),
     _Option("hil_broker_host", None, "address of this machine that a real board can reach "
             "(the broker binds there)"),
+    _Option("hil_broker_name", None, "name a real board uses for the broker: its SNI and "
+            "certificate name (default: --hil-broker-host; the emulated board uses "
+            "broker.test)"),
     _Option("hil_micropython_lib", None, "micropython-lib checkout providing umqtt.simple for "
             "emulated profiles v1.23 and newer"),
 ]
@@ -110,7 +113,7 @@ def _validate_device_option(value: str) -> None:
 # --- session objects --------------------------------------------------------------
 def _program(config: pytest.Config) -> DeviceProgram:
     value = option_value(config, "hil_device_src") or "device_src"
-    root = Path(str(config.rootpath))
+    root = config.invocation_params.dir
     if value == "seed" or value.startswith("seed:"):
         path = value.partition(":")[2] or SEED_DOCUMENT_DEFAULT
         return SeedProgram(_resolve(root, path))
@@ -123,8 +126,8 @@ def _resolve(root: Path, value: str) -> Path:
 
 
 def target_options(config: pytest.Config, **overrides: object) -> TargetOptions:
-    results = _resolve(Path(str(config.rootpath)), option_value(config, "hil_results") or
-                       "hil-results")
+    results = _resolve(config.invocation_params.dir,
+                       option_value(config, "hil_results") or "hil-results")
     lib = option_value(config, "hil_micropython_lib")
     firmware = option_value(config, "hil_firmware")
     options = TargetOptions(
@@ -133,6 +136,7 @@ def target_options(config: pytest.Config, **overrides: object) -> TargetOptions:
         broker=option_value(config, "hil_broker") or "amqtt",
         workdir=results / "session",
         broker_host=option_value(config, "hil_broker_host"),
+        broker_name=option_value(config, "hil_broker_name"),
         micropython_lib=Path(lib) if lib else None,
         firmware=Path(firmware) if firmware else None,
     )
@@ -180,9 +184,10 @@ def hil_session(request: pytest.FixtureRequest) -> Iterator[_SessionRig]:
     session.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def rig(hil_session: _SessionRig) -> Rig:
-    """The started HIL rig: device (emulated or real), broker, PKI, observer."""
+    """The started HIL rig: device (emulated or real), broker, PKI, observer. It is set up
+    once per session; if that fails, the first test says why and the rest are skipped."""
     return hil_session.get()
 
 

@@ -71,7 +71,7 @@ class Expectation:
     keepalive: int
     publish_interval: float
     wifi_ip: str
-    wifi_delay: float = 0.0
+    wifi_delay: float | None = 0.0  # None: unknown (a real access point)
     tls: bool = False
     sni_expected: str | None = None
     retained_payload: str | None = None

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -180,10 +181,13 @@ class Device:
         with self._io_lock:
             transport.serial.timeout = _REPL_READ_TIMEOUT_S
             try:
+                seen = bytearray()
                 try:
-                    transport.enter_raw_repl(soft_reset=False, timeout_overall=timeout)
+                    with _recording_reads(transport.serial, seen), \
+                            contextlib.redirect_stdout(io.StringIO()):  # mpremote prints junk
+                        transport.enter_raw_repl(soft_reset=False, timeout_overall=timeout)
                 except TransportError as exc:
-                    raise self._diagnose_no_repl() from exc
+                    raise self._diagnose_no_repl(bytes(seen)) from exc
                 except (serial.SerialException, OSError) as exc:
                     self._lost = str(exc)
                     raise self._require_transport_error() from exc
@@ -195,7 +199,9 @@ class Device:
     def _require_transport_error(self) -> DeviceLost:
         return DeviceLost(f"serial port {self.port} was lost ({self._lost}); reconnect the board")
 
-    def _diagnose_no_repl(self) -> DeviceError:
+    def _diagnose_no_repl(self, answer: bytes) -> DeviceError:
+        """Why no raw REPL answered, from what the board printed (before and in reply)."""
+        self.log.append(answer)
         seen = self.log.tail(5)
         raw = self.log.raw()[-400:]
         if b"waiting for download" in raw or b"DOWNLOAD_BOOT" in raw:
@@ -299,6 +305,23 @@ class Device:
         if self._lost is not None:
             self._require_transport()
         return self.log.expect(pattern, timeout, since=since).group(0)
+
+
+@contextlib.contextmanager
+def _recording_reads(line: serial.Serial, into: bytearray) -> Iterator[None]:
+    """Copy every byte mpremote reads from ``line`` into ``into`` (for diagnosis)."""
+    original = line.read
+
+    def read(size: int = 1) -> bytes:
+        data: bytes = original(size)
+        into.extend(data)
+        return data
+
+    line.read = read
+    try:
+        yield
+    finally:
+        del line.read  # back to the class's method
 
 
 def _parse_literal(output: bytes) -> list[str | None]:

@@ -17,14 +17,12 @@ mode that was active; the serial line stays open throughout.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import queue
 import selectors
 import shutil
 import signal
 import struct
-import subprocess
 import tempfile
 import threading
 import time
@@ -35,8 +33,25 @@ from typing import Any
 
 from harness.deadline import Deadline
 from harness.emulator import interpreter
+from harness.emulator.boot import (
+    CRASH_LIMIT,
+    DEEPSLEEP_RESET,
+    DEFAULT_MAC,
+    DOWNLOAD_BANNER,
+    EXIT_SOFT_FRIENDLY,
+    EXIT_SOFT_RAW,
+    HARD_RESET,
+    PWRON_RESET,
+    ROM_BOOT,
+    ROM_LINE,
+    SPI_BOOT,
+    BootProcess,
+    CookedOutput,
+    write_boot_config,
+)
 from harness.emulator.flash import prepare_flash
 from harness.emulator.profiles import DEFAULT_PROFILE, Profile, get_profile
+from harness.emulator.reset_circuit import AutoResetCircuit
 from harness.emulator.scenario import WifiScenario
 from harness.emulator.serial_line import SerialLine
 from harness.emulator.umqtt_source import umqtt_134_dir, umqtt_from_checkout
@@ -48,56 +63,6 @@ from harness.errors import ConfigError, EmulatorError, HarnessError
 # in the interpreter's heap too, so the interpreter gets RUNTIME_HEAP_KIB more.
 DEFAULT_HEAP_KIB = 112
 RUNTIME_HEAP_KIB = 52
-EXIT_SOFT_FRIENDLY = 40
-EXIT_SOFT_RAW = 41
-PWRON_RESET, HARD_RESET, DEEPSLEEP_RESET = 1, 2, 4
-DEFAULT_MAC = "246f28a1b2c3"
-
-ROM_LINE = b"ets Jun  8 2016 00:22:57\r\n\r\n"
-_SPI_BOOT = (b"configsip: 0, SPIWP:0xee\r\nclk_drv:0x00,q_drv:0x00,d_drv:0x00,cs0_drv:0x00,"
-             b"hd_drv:0x00,wp_drv:0x00\r\nmode:DIO, clock div:2\r\nload:0x3fff0030,len:4728\r\n"
-             b"load:0x40078000,len:14888\r\nload:0x40080400,len:3368\r\nentry 0x400805cc\r\n")
-ROM_BOOT = {
-    PWRON_RESET: b"rst:0x1 (POWERON_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)\r\n",
-    HARD_RESET: b"rst:0xc (SW_CPU_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)\r\n",
-    DEEPSLEEP_RESET: b"rst:0x5 (DEEPSLEEP_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)\r\n",
-}
-DOWNLOAD_BANNER = (ROM_LINE + b"rst:0x1 (POWERON_RESET),boot:0x3 "
-                   b"(DOWNLOAD_BOOT(UART0/UART1/SDIO_REI_REO_V2))\r\nwaiting for download\r\n")
-_CRASH_LIMIT = 3
-# EN rising -> the ROM samples IO0 (the devkit's RC delay); long enough for RFC2217 clients,
-# which set DTR and RTS ~50 ms apart.
-EN_RC_DELAY_S = 0.15
-
-
-class _Child:
-    """One boot: an interpreter process and its pipes."""
-
-    def __init__(self, argv: list[str], ctl_read: int, ctl_write: int) -> None:
-        self.proc = subprocess.Popen(
-            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            pass_fds=(ctl_write,), start_new_session=True, bufsize=0)
-        os.close(ctl_write)
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.stdin = self.proc.stdin.fileno()
-        self.stdout = self.proc.stdout.fileno()
-        self.ctl = ctl_read
-        for fd in (self.stdin, self.stdout, self.ctl):
-            os.set_blocking(fd, False)
-        self.pending = bytearray()  # framed input not yet accepted by the pipe
-        self.executing = False
-        self.sigint_sent = False
-        self.booted = False
-
-    def kill(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            self.proc.kill()
-        self.proc.wait()
-        for stream in (self.proc.stdin, self.proc.stdout):
-            with contextlib.suppress(OSError):
-                stream.close()  # type: ignore[union-attr]
-        with contextlib.suppress(OSError):
-            os.close(self.ctl)
 
 
 class EmulatedBoard:
@@ -135,21 +100,19 @@ class EmulatedBoard:
         self._commands: queue.Queue[tuple[str, Any, threading.Event]] = queue.Queue()
         self._wake_r, self._wake_w = -1, -1
         self._tmp: Path | None = None
-        self._child: _Child | None = None
+        self._child: BootProcess | None = None
         self._booted = threading.Event()
         self._stopped = False
         self._crashes = 0
         self._last_output = bytearray()  # tail for error messages
-        self._prev_out = 0  # last byte written, for \n -> \r\n across chunks
+        self._cooked = CookedOutput()
         self._sinks: list[Callable[[bytes], None]] = []
         self._in_reset = False  # EN held low
         self._rom: Any = None  # a RomBootloader while in download mode
-        self._en, self._io0 = True, True
-        self._release_at: float | None = None
+        self._circuit = AutoResetCircuit()
         self._rfc2217: Any = None
         self.rfc2217_url: str | None = None
-        self._failure: Exception | None = None
-        self._module_dirs: list[str] = []
+        self._failure: EmulatorError | None = None  # why the board cannot run
 
     # --- public API -------------------------------------------------------------------
     @property
@@ -164,7 +127,7 @@ class EmulatedBoard:
             return
         interpreter.extension_dir()  # InterpreterMissing early, with its one line
         prepare_flash(self.flash_dir, erase=self._erase)
-        self._module_dirs = [str(interpreter.MPY_DIR), str(self._umqtt_dir(self.profile))]
+        self._umqtt_dir(self.profile)  # fetch/check umqtt now: its error is the user's line
         try:
             self._tmp = Path(tempfile.mkdtemp(prefix="esp32-emu-"))
             self._line = SerialLine()
@@ -180,6 +143,8 @@ class EmulatedBoard:
             deadline = Deadline(timeout, f"the emulated ESP32 on {self.port} to boot")
             if not self._booted.wait(deadline.remaining()):
                 raise deadline.fail(self._tail())
+            if self._failure is not None:
+                raise self._failure
             if self._rfc2217 is not None:
                 self._rfc2217.start()
         except BaseException:
@@ -278,8 +243,9 @@ class EmulatedBoard:
             while not self._handle_events():
                 pass
         except Exception as exc:  # keep the reason for start()/the log, then power off
-            self._failure = exc
+            self._failure = EmulatorError(f"the emulated ESP32 supervisor failed: {exc!r}")
             self._emit(f"\r\n[emulated ESP32] supervisor failed: {exc!r}\r\n".encode())
+            self._booted.set()
         finally:
             if self._child is not None:
                 self._child.kill()
@@ -288,12 +254,8 @@ class EmulatedBoard:
 
     def _handle_events(self) -> bool:
         """One selector round; True when the board is told to stop."""
-        timeout = None
-        if self._release_at is not None:
-            timeout = max(0.0, self._release_at - time.monotonic())
-        events = self._selector.select(timeout)
-        if self._release_at is not None and time.monotonic() >= self._release_at:
-            self._release_at = None
+        events = self._selector.select(self._circuit.seconds_to_release(time.monotonic()))
+        if self._circuit.released(time.monotonic()):
             self._come_out_of_reset()
         # Child events before output: 'I' (back at the REPL) is written before the prompt,
         # so a Ctrl-C sent after the prompt is never mistaken for one during user code.
@@ -338,7 +300,7 @@ class EmulatedBoard:
 
     # --- boots ------------------------------------------------------------------------
     def _power_on(self, cause: int) -> None:
-        self._emit(ROM_LINE + ROM_BOOT[cause] + _SPI_BOOT)
+        self._emit(ROM_LINE + ROM_BOOT[cause] + SPI_BOOT)
         self._spawn("friendly", cause)
 
     def _reboot(self, cause: int) -> None:
@@ -355,25 +317,15 @@ class EmulatedBoard:
             self._emit(f"[emulated ESP32] cannot boot {profile.name}: {exc}\r\n".encode())
             profile, umqtt_dir = self.profile, self._umqtt_dir(self.profile)
         config = self._tmp / "boot.json"
-        config.write_text(json.dumps({
-            "flash": str(self.flash_dir),
-            "scratch": str(self._tmp),
-            "module_dirs": [str(interpreter.MPY_DIR), str(umqtt_dir)],
-            "preload": ["_board", "network", "machine", "socket", "ssl", "umqtt.simple"],
-            "aliases": {"usocket": "socket", "umachine": "machine",
-                        **({"ussl": "ssl"} if profile.ussl_alias else {})},
-            "banner": profile.banner,
-            "mode": mode,
-            "reset_cause": cause,
-            "wifi": self._wifi.to_board(),
-            "hosts": self._hosts,
-            "mac": self._mac,
-        }), encoding="utf-8")
+        write_boot_config(config, flash=self.flash_dir, scratch=self._tmp,
+                          module_dirs=[interpreter.MPY_DIR, umqtt_dir], profile=profile,
+                          mode=mode, cause=cause, wifi=self._wifi, hosts=self._hosts,
+                          mac=self._mac)
         ctl_read, ctl_write = os.pipe()
         argv = interpreter.command(parent_pid=os.getpid(),
                                    heap_kib=self.heap_kib + RUNTIME_HEAP_KIB,
                                    config=config, ctl_fd=ctl_write)
-        child = _Child(argv, ctl_read, ctl_write)
+        child = BootProcess(argv, ctl_read, ctl_write)
         self._child = child
         self._selector.register(child.stdout, selectors.EVENT_READ, "stdout")
         self._selector.register(child.ctl, selectors.EVENT_READ, "ctl")
@@ -430,10 +382,10 @@ class EmulatedBoard:
                 self._reboot(HARD_RESET if code == ord("H") else DEEPSLEEP_RESET)
                 return
 
-    def _drain_output(self, child: _Child) -> None:
+    def _drain_output(self, child: BootProcess) -> None:
         with contextlib.suppress(OSError):
             while data := os.read(child.stdout, 65536):
-                self._emit(self._cook(data))
+                self._emit(self._cooked.feed(data))
 
     def _on_output(self) -> None:
         child = self._child
@@ -443,11 +395,11 @@ class EmulatedBoard:
         except BlockingIOError:
             return
         if data:
-            self._emit(self._cook(data))
+            self._emit(self._cooked.feed(data))
             return
         self._on_exit(child)
 
-    def _on_exit(self, child: _Child) -> None:
+    def _on_exit(self, child: BootProcess) -> None:
         mode = "raw" if child.proc.wait() == EXIT_SOFT_RAW else "friendly"
         code = child.proc.returncode
         self._end_child()
@@ -458,25 +410,13 @@ class EmulatedBoard:
         # but give up on a board that cannot even boot.
         self._crashes += 1
         self._emit(f"\r\n[emulated ESP32] interpreter exited with code {code}\r\n".encode())
-        if self._crashes < _CRASH_LIMIT:
+        if self._crashes < CRASH_LIMIT:
             self._power_on(HARD_RESET)
-
-    def _cook(self, data: bytes) -> bytes:
-        """ESP32 stdout is cooked: every bare \\n goes out as \\r\\n."""
-        if b"\n" not in data:
-            self._prev_out = data[-1]
-            return data
-        out = bytearray()
-        prev = self._prev_out
-        for index, part in enumerate(data.split(b"\n")):
-            if index:
-                out += b"\n" if prev == 13 else b"\r\n"
-                prev = 10
-            if part:
-                out += part
-                prev = part[-1]
-        self._prev_out = prev
-        return bytes(out)
+        elif not self._booted.is_set():
+            self._failure = EmulatorError(
+                f"the MicroPython interpreter exits at boot (code {code}); last output: "
+                f"{self._tail()[-160:].strip()!r}; check --heap-kib and the interpreter wheel")
+            self._booted.set()
 
     def _emit(self, data: bytes) -> None:
         if not data:
@@ -531,26 +471,14 @@ class EmulatedBoard:
 
     # --- DTR/RTS -> EN/IO0 ------------------------------------------------------------
     def _on_modem_lines(self, dtr: bool, rts: bool) -> None:
-        en = not (rts and not dtr)
-        io0 = not (dtr and not rts)
-        was_en, self._en, self._io0 = self._en, en, io0
-        if was_en and not en:  # EN pulled low: the chip stops
-            self._release_at = None
-            self._end_child()
+        if self._circuit.set_lines(dtr=dtr, rts=rts, now=time.monotonic()):
+            self._end_child()  # EN low: the chip stops
             self._rom = None
             self._in_reset = True
-        elif not was_en and en:
-            # EN released. On the devkit an RC network delays EN, so the ROM samples IO0
-            # a moment later; tools rely on that (esptool flips DTR and RTS one by one).
-            self._release_at = time.monotonic() + EN_RC_DELAY_S
-        elif not en:
-            self._release_at = None
 
     def _come_out_of_reset(self) -> None:
-        if not self._en:
-            return
         self._in_reset = False
-        if self._io0:
+        if self._circuit.io0:
             self._power_on(PWRON_RESET)
         else:
             self._enter_download_mode()

@@ -157,7 +157,9 @@ class Rig:
                 client_id=settings["client_id"], username=str(settings["user"]),
                 keepalive=int(settings["keepalive"]),
                 publish_interval=float(settings["publish_interval"]),
-                wifi_ip=device_ip or self.target.wifi_ip, wifi_delay=scenario.wifi_delay,
+                wifi_ip=device_ip or self.target.wifi_ip,
+                # Only the emulated access point's association time is known.
+                wifi_delay=scenario.wifi_delay if self.target.board is not None else None,
                 tls=bool(settings["tls"]),
                 sni_expected=str(settings["server"]) if settings["sni"] else None,
                 retained_payload=RETAINED_PAYLOAD if scenario.retained else None,

@@ -35,6 +35,7 @@ class TargetOptions:
     wifi_ssid: str | None = None  # real boards only; from the environment, never logged
     wifi_password: str | None = None
     broker_host: str | None = None  # address a real board reaches this machine on
+    broker_name: str | None = None  # name the board uses for the broker (SNI, cert SAN)
     micropython_lib: Path | None = None
     firmware: Path | None = None
 
@@ -76,8 +77,9 @@ class Target:
         opts = self.options
         bind = "127.0.0.1" if opts.device == "emu" else (opts.broker_host or "0.0.0.0")
         names = [BROKER_NAME, "localhost", "127.0.0.1"]
-        if opts.broker_host:
-            names.append(opts.broker_host)
+        for extra in (opts.broker_host, opts.broker_name):
+            if extra and extra not in names and extra != "0.0.0.0":
+                names.append(extra)
         self.pki = TestPki.create(opts.workdir / "pki", names=tuple(names))
         self.broker = open_broker(opts.broker, users={opts.username: opts.password},
                                   tls=self.pki.server, workdir=opts.workdir / "broker",
@@ -115,7 +117,7 @@ class Target:
             self.backend = "rfc2217" if port.startswith("rfc2217://") else "serial"
             self.wifi_ssid, self.wifi_password = opts.wifi_ssid, opts.wifi_password
             self.wifi_ip = ""
-            self.server_name = opts.broker_host or BROKER_NAME
+            self.server_name = opts.broker_name or opts.broker_host or BROKER_NAME
             if opts.firmware is not None:
                 from harness.hardware.flashing import flash_firmware
 

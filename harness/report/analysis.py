@@ -142,17 +142,19 @@ class ReportModel:
         counts = self.latest.counts
         total = sum(counts.values())
         bad = counts["failed"] + counts["error"]
+        skipped = total - bad - counts.get("passed", 0)
+        ran = f"{_plural(total - skipped, 'test')} that ran" if skipped else _plural(total, "test")
         since = f" since {self.previous.label}" if self.previous else ""
         parts: list[str] = []
         if self.previous is None:
             parts.append(f"first recorded round: {bad} of {_plural(total, 'test')} failing"
-                         if bad else f"first recorded round: all {_plural(total, 'test')} passed")
+                         if bad else f"first recorded round: all {ran} passed")
         elif self.new_failures:
             parts.append(_plural(len(self.new_failures), "new failure") + since)
         elif bad:
             parts.append(f"no new failures{since}; " + _plural(bad, "test") + " still failing")
         else:
-            parts.append(f"all {_plural(total, 'test')} passed")
+            parts.append(f"all {ran} passed")
         if self.fixes:
             parts.append(_plural(len(self.fixes), "fix", "fixes"))
         if self.flaky:

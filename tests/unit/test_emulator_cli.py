@@ -15,7 +15,7 @@ import pytest
 from harness.deadline import Deadline
 from harness.emulator import EmulatedBoard, umqtt_source
 from harness.emulator.fixtures import mpremote
-from harness.errors import InterpreterMissing, PackageFetchError
+from harness.errors import EmulatorError, InterpreterMissing, PackageFetchError
 
 pytestmark = pytest.mark.unit
 
@@ -144,3 +144,10 @@ def test_newer_profile_without_micropython_lib(tmp_path: Path,
     monkeypatch.delenv("HIL_MICROPYTHON_LIB", raising=False)
     line = one_error_line("--flash", str(tmp_path / "f"), "--profile", "v1.23")
     assert "--micropython-lib" in line
+
+
+def test_a_board_that_cannot_boot_fails_start_with_one_line(tmp_path: Path) -> None:
+    board = EmulatedBoard(tmp_path / "flash", heap_kib=16)  # too small for the runtime
+    with pytest.raises(EmulatorError, match=r"exits at boot.*MemoryError"):
+        board.start(timeout=60)
+    board.stop()

@@ -59,8 +59,9 @@ def test_esptool_talks_to_the_rom_over_rfc2217(board_factory: BoardFactory) -> N
     board = board_factory(rfc2217_port=0)
     assert board.rfc2217_url is not None
     result = subprocess.run(
-        [sys.executable, "-m", "esptool", "--chip", "esp32", "--no-stub", "--port", board.rfc2217_url,
-         "read-mac"], capture_output=True, text=True, timeout=120, check=False)
+        [sys.executable, "-m", "esptool", "--chip", "esp32", "--no-stub",
+         "--port", board.rfc2217_url, "read-mac"],
+        capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "24:6f:28:a1:b2:c3" in result.stdout.lower()
     # after esptool's hard reset the board boots MicroPython again

@@ -215,3 +215,10 @@ def test_failing_boot_py_skips_main_py(emulated_board: EmulatedBoard, port: Port
     out = port.expect(b">>> ")
     assert b'File "boot.py", line 1, in <module>\r\nValueError: bad boot\r\n' in out
     assert b"main ran" not in out
+
+
+def test_input_reads_the_serial_line(port: Port) -> None:
+    port.write(b"\r\x03print('name:', input('? '))\r")
+    port.expect(b"? ")
+    port.write(b"esp\r")
+    assert port.expect(b">>> ").endswith(b"esp\r\nname: esp\r\n>>> ")

@@ -15,6 +15,7 @@ import trustme
 
 from harness.emulator import EmulatedBoard
 from harness.emulator.fixtures import BoardFactory, board_factory, mpremote
+from harness.emulator.umqtt_source import MicropythonLibMissing
 
 pytestmark = pytest.mark.unit
 __all__ = ["board_factory"]
@@ -170,3 +171,34 @@ def test_ssl_module_set_follows_the_profile(board_factory: BoardFactory) -> None
     probe = "import ssl, ussl, usocket, socket\nprint(ussl is ssl, usocket is socket)"
     result = mpremote(board.port, "exec", probe)
     assert result.stdout.split() == ["True", "True"], result.stdout
+
+
+@pytest.mark.parametrize("profile", ["v1.23", "v1.24", "v1.25"])
+def test_newer_profiles_connect_with_an_sslcontext(
+        board_factory: BoardFactory, broker: TlsBroker, ca: trustme.CA, profile: str) -> None:
+    try:
+        board = board_factory(profile=profile, hosts={"broker.test": "127.0.0.1"})
+    except MicropythonLibMissing as exc:
+        pytest.skip(str(exc))
+    (board.flash_dir / "ca.pem").write_bytes(ca.cert_pem.bytes())
+    script = f"""
+import network, ssl
+from umqtt.simple import MQTTClient
+wlan = network.WLAN(network.STA_IF)
+wlan.active(True)
+wlan.connect('hil-ap', 'hil-password')
+context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+context.verify_mode = ssl.CERT_REQUIRED
+context.load_verify_locations(cadata=open('ca.pem', 'rb').read())
+client = MQTTClient('micropython-client-9', 'broker.test', {broker.port}, ssl=context)
+client.connect()
+print('CONNECTED')
+client.disconnect()
+try:
+    import ussl
+except ImportError:
+    print('no ussl')
+"""
+    result = mpremote(board.port, "exec", script)
+    assert result.stdout.splitlines() == ["CONNECTED", "no ussl"], result.stdout + result.stderr
+    assert broker.sni == ["broker.test"]  # umqtt >= 1.4 sends the server name itself

@@ -11,7 +11,6 @@ from harness.report.history import DB_NAME, History
 from harness.report.pytest_history import _redacted_command, scrub
 
 pytestmark = pytest.mark.unit
-pytest_plugins = ["pytester"]
 
 PLUGIN = ["-p", "harness.report.pytest_history"]
 

@@ -9,8 +9,8 @@
 #   stdin  <- frames: 2-byte little-endian length + that many serial bytes
 #             (framing lets us read exactly what arrived with blocking reads)
 #   stdout -> serial bytes (the supervisor turns bare "\n" into "\r\n" like the ESP32 UART)
-#   argv[2] (an inherited pipe fd) -> one-byte events: B booted, X running user code, I back in the REPL,
-#             H/D hard reset / deep sleep requests (from machine.py)
+#   argv[2] -> an inherited pipe for one-byte events: B booted, X running user code,
+#             I back in the REPL, H/D hard reset / deep sleep requests (from machine.py)
 # Ctrl-C while user code runs arrives as SIGINT (KeyboardInterrupt), like the ESP32's
 # UART interrupt character; otherwise it arrives in-band as \x03.
 # Exit codes: 40 soft reset into the friendly REPL, 41 soft reset into the raw REPL.
@@ -57,91 +57,13 @@ def event(code):
     _ctl.write(code)
 
 
-# --- flash filesystem ---------------------------------------------------------------
-class FlashFS:
-    # The board's flash: a host directory, seen as "/". Paths are normalised here so
-    # ".." never leaves the directory, and ilistdir reports sizes like littlefs/FAT do.
-
-    def __init__(self, root):
-        self._host = vfs.VfsPosix(root)
-        self._cwd = "/"
-
-    def _path(self, path):
-        if not path.startswith("/"):
-            path = self._cwd + "/" + path
-        parts = []
-        for part in path.split("/"):
-            if part == "..":
-                if parts:
-                    parts.pop()
-            elif part and part != ".":
-                parts.append(part)
-        return "/" + "/".join(parts)
-
-    def mount(self, readonly, mkfs):
-        pass
-
-    def umount(self):
-        pass
-
-    def ilistdir(self, path):
-        base = self._path(path)
-        prefix = base if base.endswith("/") else base + "/"
-        for entry in self._host.ilistdir(base):
-            name, kind = entry[0], entry[1]
-            size = 0 if kind == 0x4000 else self._host.stat(prefix + name)[6]
-            yield (name, kind, 0, size)
-
-    def chdir(self, path):
-        target = self._path(path)
-        if not self._host.stat(target)[0] & 0x4000:
-            raise OSError(20)  # ENOTDIR
-        self._cwd = target
-
-    def getcwd(self):
-        return self._cwd
-
-    def mkdir(self, path):
-        self._host.mkdir(self._path(path))
-
-    def remove(self, path):
-        self._host.remove(self._path(path))
-
-    def rename(self, old, new):
-        self._host.rename(self._path(old), self._path(new))
-
-    def rmdir(self, path):
-        self._host.rmdir(self._path(path))
-
-    def stat(self, path):
-        return self._host.stat(self._path(path))
-
-    def statvfs(self, path):
-        # An ESP32's default 2 MiB FAT/littlefs partition, not the host disk.
-        block, blocks = 4096, int(CFG.get("flash_blocks", 512))
-        used = self._used_blocks("/", block)
-        return (block, block, blocks, max(0, blocks - used), max(0, blocks - used), 0, 0, 0, 0, 255)
-
-    def _used_blocks(self, path, block):
-        used = 0
-        for name, kind, _ino, size in self.ilistdir(path):
-            if kind == 0x4000:
-                used += 1 + self._used_blocks(path.rstrip("/") + "/" + name, block)
-            else:
-                used += (size + block - 1) // block
-        return used
-
-    paste = None  # the scratch file being compiled while raw-paste code runs
-
-    def open(self, path, mode):
-        if path == PASTE_NAME and FlashFS.paste is not None:
-            return _scratch.open(FlashFS.paste, "rb")
-        return self._host.open(self._path(path), mode)
-
+# --- flash filesystem ----------------------------------------------------------------
+from _flashfs import FlashFS  # noqa: E402
 
 _scratch = vfs.VfsPosix(CFG["scratch"])  # board-private, never mounted
+_flash = FlashFS(CFG["flash"], _scratch, PASTE_NAME, int(CFG.get("flash_blocks", 512)))
 vfs.umount("/")
-vfs.mount(FlashFS(CFG["flash"]), "/")
+vfs.mount(_flash, "/")
 os.chdir("/")
 sys.path[:] = ["", ".frozen", "/lib"]
 
@@ -235,6 +157,33 @@ def take_until(stops):
         _pos = end
 
 
+def board_input(prompt=""):
+    # input() on the board reads the serial line (the unix port's would see our framing).
+    _write(str(prompt))
+    line = ""
+    while True:
+        c = getc()
+        if c == 13 or c == 10:
+            _write("\r\n")
+            return line
+        if c in (8, 127):
+            if line:
+                line = line[:-1]
+                _write("\x08 \x08")
+        elif c == 3:
+            raise KeyboardInterrupt
+        elif c == 4 and not line:
+            raise EOFError
+        elif c >= 32:
+            line += chr(c)
+            _write(chr(c))
+
+
+import builtins  # noqa: E402
+
+builtins.input = board_input
+
+
 class SoftReset(Exception):
     pass
 
@@ -284,7 +233,7 @@ def raw_paste():
         _print_exception(KeyboardInterrupt())
         _write("\x04")
         return
-    FlashFS.paste = "/paste.py"
+    _flash.paste = "/paste.py"
     event(b"X")
     try:
         try:
@@ -295,7 +244,7 @@ def raw_paste():
         except BaseException as e:  # noqa: BLE001 -- the REPL reports everything
             system_exit, exc = False, e
     finally:
-        FlashFS.paste = None
+        _flash.paste = None
         event(b"I")
     _write("\x04")
     if exc is not None:

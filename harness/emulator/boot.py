@@ -1,0 +1,110 @@
+"""One boot of the emulated ESP32: the interpreter process, its configuration, and what
+the chip prints around it (ROM lines, cooked stdout)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from harness.emulator.profiles import Profile
+from harness.emulator.scenario import WifiScenario
+
+EXIT_SOFT_FRIENDLY = 40
+EXIT_SOFT_RAW = 41
+PWRON_RESET, HARD_RESET, DEEPSLEEP_RESET = 1, 2, 4
+DEFAULT_MAC = "246f28a1b2c3"
+
+ROM_LINE = b"ets Jun  8 2016 00:22:57\r\n\r\n"
+SPI_BOOT = (b"configsip: 0, SPIWP:0xee\r\nclk_drv:0x00,q_drv:0x00,d_drv:0x00,cs0_drv:0x00,"
+            b"hd_drv:0x00,wp_drv:0x00\r\nmode:DIO, clock div:2\r\nload:0x3fff0030,len:4728\r\n"
+            b"load:0x40078000,len:14888\r\nload:0x40080400,len:3368\r\nentry 0x400805cc\r\n")
+ROM_BOOT = {
+    PWRON_RESET: b"rst:0x1 (POWERON_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)\r\n",
+    HARD_RESET: b"rst:0xc (SW_CPU_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)\r\n",
+    DEEPSLEEP_RESET: b"rst:0x5 (DEEPSLEEP_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)\r\n",
+}
+DOWNLOAD_BANNER = (ROM_LINE + b"rst:0x1 (POWERON_RESET),boot:0x3 "
+                   b"(DOWNLOAD_BOOT(UART0/UART1/SDIO_REI_REO_V2))\r\nwaiting for download\r\n")
+CRASH_LIMIT = 3
+
+
+class BootProcess:
+    """One boot: an interpreter process and its pipes."""
+
+    def __init__(self, argv: list[str], ctl_read: int, ctl_write: int) -> None:
+        self.proc = subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            pass_fds=(ctl_write,), start_new_session=True, bufsize=0)
+        os.close(ctl_write)
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.stdin = self.proc.stdin.fileno()
+        self.stdout = self.proc.stdout.fileno()
+        self.ctl = ctl_read
+        for fd in (self.stdin, self.stdout, self.ctl):
+            os.set_blocking(fd, False)
+        self.pending = bytearray()  # framed input not yet accepted by the pipe
+        self.executing = False
+        self.sigint_sent = False
+        self.booted = False
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            self.proc.kill()
+        self.proc.wait()
+        for stream in (self.proc.stdin, self.proc.stdout):
+            with contextlib.suppress(OSError):
+                stream.close()  # type: ignore[union-attr]
+        with contextlib.suppress(OSError):
+            os.close(self.ctl)
+
+
+
+
+class CookedOutput:
+    """ESP32 stdout is cooked: every bare \\n goes out as \\r\\n (state kept across chunks)."""
+
+    def __init__(self) -> None:
+        self._prev = 0
+
+    def feed(self, data: bytes) -> bytes:
+        if not data:
+            return data
+        if b"\n" not in data:
+            self._prev = data[-1]
+            return data
+        out = bytearray()
+        prev = self._prev
+        for index, part in enumerate(data.split(b"\n")):
+            if index:
+                out += b"\n" if prev == 13 else b"\r\n"
+                prev = 10
+            if part:
+                out += part
+                prev = part[-1]
+        self._prev = prev
+        return bytes(out)
+
+
+def write_boot_config(path: Path, *, flash: Path, scratch: Path, module_dirs: Sequence[Path],
+                      profile: Profile, mode: str, cause: int, wifi: WifiScenario,
+                      hosts: Mapping[str, str], mac: str) -> None:
+    """What mpy/board_runtime.py reads at boot (see its header)."""
+    path.write_text(json.dumps({
+        "flash": str(flash),
+        "scratch": str(scratch),
+        "module_dirs": [str(d) for d in module_dirs],
+        # importable whatever the flash holds, like frozen modules
+        "preload": ["_board", "network", "machine", "socket", "ssl", "umqtt.simple"],
+        "aliases": {"usocket": "socket", "umachine": "machine",
+                    **({"ussl": "ssl"} if profile.ussl_alias else {})},
+        "banner": profile.banner,
+        "mode": mode,
+        "reset_cause": cause,
+        "wifi": wifi.to_board(),
+        "hosts": dict(hosts),
+        "mac": mac,
+    }), encoding="utf-8")

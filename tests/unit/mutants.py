@@ -1,0 +1,209 @@
+"""Deliberately broken copies of ``device_src/`` and a way to run the HIL suite on them.
+
+Each :class:`Mutant` is one textual substitution in one file of the device program, plus
+the spec items a correct suite must then fail: the item the defect is in, and the items
+whose checks cannot pass without it (a device that crashes before its loop publishes
+nothing, so S6 and S7 cannot hold). ``tests/unit/test_suite_sharpness.py`` runs the whole
+HIL suite on each mutant and compares.
+
+The substitution's old text must occur exactly once, so a refactor of ``device_src/``
+breaks the sharpness test loudly instead of silently testing an unbroken program.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+DEVICE_SRC = REPO / "device_src"
+TEST_ITEM = re.compile(r"test_s(\d+)_")
+# The options that pick the device, broker and firmware are pinned, so an environment
+# meant for a real board (HIL_DEVICE=...) does not turn this unit test into a HIL run.
+PINNED_OPTIONS = ("--hil-device", "emu", "--hil-broker", "amqtt", "--hil-profile", "v1.22")
+ENV_DROPPED = ("HIL_DEVICE", "HIL_BROKER", "HIL_PROFILE", "HIL_DEVICE_SRC", "HIL_RESULTS",
+               "HIL_FIRMWARE", "HIL_HISTORY", "HIL_HISTORY_BATCH", "PYTEST_ADDOPTS")
+SUITE_TIMEOUT_S = 600.0  # ~25 s normally; a hung emulator must not hang the unit run
+
+
+class MutationError(AssertionError):
+    """The substitution no longer applies: device_src changed under the mutant."""
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    file: str  # relative to device_src/
+    old: str
+    new: str
+    defect_items: frozenset[str]  # the spec item(s) the defect violates
+    dependent_items: frozenset[str] = frozenset()  # items that cannot pass without them
+    why: str = ""  # the defect in words, and why the dependents fail
+
+    @property
+    def expected_items(self) -> frozenset[str]:
+        return self.defect_items | self.dependent_items
+
+    def apply(self, destination: Path) -> Path:
+        """Copy device_src/ to ``destination`` with the one substitution made."""
+        shutil.copytree(DEVICE_SRC, destination, ignore=shutil.ignore_patterns("__pycache__"))
+        path = destination / self.file
+        source = path.read_text(encoding="utf-8")
+        count = source.count(self.old)
+        if count != 1:
+            raise MutationError(
+                f"mutant {self.name}: {self.old!r} occurs {count} times in device_src/"
+                f"{self.file} (expected exactly once); update the mutant to the new code")
+        path.write_text(source.replace(self.old, self.new), encoding="utf-8")
+        return destination
+
+
+def _items(*names: str) -> frozenset[str]:
+    return frozenset(names)
+
+
+MUTANTS: tuple[Mutant, ...] = (
+    Mutant(
+        "wifi_polls_ten_times_a_second", "wifi.py",
+        "        time.sleep(1)\n        waited += 1",
+        "        time.sleep(0.1)\n        waited += 1",
+        _items("S1"),
+        why="'Waiting for connection...' printed every 0.1 s instead of about once a second"),
+    Mutant(
+        "keepalive_setting_ignored", "mqtt.py",
+        'kwargs = {"keepalive": settings["keepalive"]}',
+        "kwargs = {}",
+        _items("S2"),
+        why="keepalive not passed to MQTTClient: CONNECT carries umqtt's default 0"),
+    Mutant(
+        "connected_line_before_connect", "main.py",
+        "    client = mqtt.connect(cfg, client_id, cadata)\n"
+        "    print('Connected to MQTT Broker \"{server}\"'.format(server=cfg[\"server\"]))\n",
+        "    print('Connected to MQTT Broker \"{server}\"'.format(server=cfg[\"server\"]))\n"
+        "    client = mqtt.connect(cfg, client_id, cadata)\n",
+        _items("S3"),
+        why="the connected line is printed before CONNECT, so also when the broker refuses"),
+    Mutant(
+        "callback_set_after_subscribe", "main.py",
+        "    client.set_callback(on_message)\n    client.subscribe(topic)\n",
+        "    client.subscribe(topic)\n    client.set_callback(on_message)\n",
+        _items("S4"),
+        # The retained PUBLISH arrives before SUBACK (MQTT 3.1.1 §3.8.4) while umqtt's
+        # subscribe() waits for SUBACK, with no callback yet: TypeError, the program dies
+        # before its loop. Nothing is published, echoed or received after that.
+        _items("S6", "S7", "S8"),
+        why="set_callback after subscribe: the retained message crashes the device"),
+    Mutant(
+        "subscribe_at_qos1", "main.py",
+        "    client.subscribe(topic)\n",
+        "    client.subscribe(topic, qos=1)\n",
+        _items("S5"),
+        why="SUBSCRIBE asks for QoS 1 instead of the guide's QoS 0"),
+    Mutant(
+        "publish_retained", "main.py",
+        "        client.publish(topic, msg)\n",
+        "        client.publish(topic, msg, retain=True)\n",
+        _items("S6"),
+        why="every PUBLISH has the retain flag set"),
+    Mutant(
+        "counter_starts_at_one", "main.py",
+        "        self.value = 0\n",
+        "        self.value = 1\n",
+        _items("S6"),
+        why='the counter starts at 1: {"msg": 0} is never sent'),
+    Mutant(
+        "sni_never_sent", "mqtt.py",
+        '        if sni:\n            ssl_params["server_hostname"] = server\n',
+        "",
+        _items("S9", "S10"),
+        # Without server_hostname the v1.22 firmware refuses CERT_REQUIRED before the
+        # handshake, so every check that needs a working TLS session fails with it.
+        _items("S7", "S12"),
+        why="server_hostname is never passed on the ssl_params path (umqtt 1.3.x)"),
+)
+
+
+@dataclass(frozen=True)
+class TestOutcome:
+    __test__ = False  # not a pytest test class
+    name: str  # e.g. test_s6_publishes_consecutive_json_counter or ...[v1.22]
+    item: str | None  # "S6", from the s<n>_ in the name
+    outcome: str  # passed, failed, error, skipped
+    message: str  # the failure's message attribute and text
+
+
+@dataclass(frozen=True)
+class SuiteResult:
+    outcomes: tuple[TestOutcome, ...]
+    duration_s: float
+    output: str  # the tail of pytest's own output, for assertion messages
+
+    def failed(self) -> list[TestOutcome]:
+        return [o for o in self.outcomes if o.outcome in ("failed", "error")]
+
+    def failed_items(self) -> set[str]:
+        return {o.item or o.name for o in self.failed()}
+
+    def skipped(self) -> set[str]:
+        return {o.name for o in self.outcomes if o.outcome == "skipped"}
+
+    def summary(self) -> str:
+        lines = [f"{o.outcome:7} {o.name}" for o in self.outcomes]
+        return "\n".join(lines) + "\n--- pytest output tail ---\n" + self.output
+
+
+def run_hil_suite(device_src: Path, results: Path, timeout_s: float = SUITE_TIMEOUT_S,
+                  ) -> SuiteResult:
+    """Run ``pytest tests/hil -m hil`` on ``device_src`` in a subprocess; parse its JUnit XML."""
+    results.mkdir(parents=True, exist_ok=True)
+    junit = results / "junit.xml"
+    command = [sys.executable, "-m", "pytest", "tests/hil", "-m", "hil", "-q",
+               "-p", "no:cacheprovider", *PINNED_OPTIONS,
+               "--hil-device-src", str(device_src), "--hil-results", str(results),
+               "--junitxml", str(junit)]
+    env = {k: v for k, v in os.environ.items() if k not in ENV_DROPPED}
+    started = time.monotonic()
+    # Own session: on a timeout the whole tree (pytest, emulator, brokers) is killed.
+    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        output, _ = process.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        output, _ = process.communicate()
+        raise AssertionError(
+            f"the HIL suite on {device_src} did not finish within {timeout_s:g} s; last "
+            f"output:\n{output.decode(errors='replace')[-3000:]}") from None
+    except BaseException:  # Ctrl-C: leave no emulator or broker behind
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        raise
+    text = output.decode(errors="replace")
+    if not junit.exists():
+        raise AssertionError(f"the HIL suite wrote no JUnit XML (exit {process.returncode}):"
+                             f"\n{text[-3000:]}")
+    return SuiteResult(parse_junit(junit), time.monotonic() - started, text[-3000:])
+
+
+def parse_junit(path: Path) -> tuple[TestOutcome, ...]:
+    outcomes = []
+    for case in ET.parse(path).getroot().iter("testcase"):
+        name = case.get("name", "")
+        match = TEST_ITEM.search(name)
+        outcome, message = "passed", ""
+        for child in case:
+            if child.tag in ("failure", "error", "skipped"):
+                outcome = {"failure": "failed"}.get(child.tag, child.tag)
+                message = f"{child.get('message', '')}\n{child.text or ''}"
+                break
+        outcomes.append(TestOutcome(name, f"S{match.group(1)}" if match else None, outcome,
+                                    message))
+    return tuple(outcomes)
