@@ -20,6 +20,9 @@ from pathlib import Path
 import pytest
 
 from harness.checks.findings import Finding
+
+# Emulated boards as fixtures for tests of your own (many at once, all stopped at the end).
+from harness.emulator.fixtures import board_factory, emulated_board  # noqa: F401
 from harness.errors import HarnessError
 from harness.hil.programs import ContractProgram, DeviceProgram, SeedProgram
 from harness.hil.rig import NotApplicable, Rig, RunResult

@@ -18,20 +18,20 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 from amqtt.broker import Broker as _AmqttCore
 from amqtt.plugins.base import BasePlugin
 from pwdlib.hashers.argon2 import Argon2Hasher
 
-from harness.broker.base import Broker, BrokerEvent, port_error
+from harness.broker.base import BrokerEvent, LocalBroker, LocalBrokerOptions, port_error
 from harness.broker.loop_thread import LoopThread
 from harness.deadline import Deadline
 from harness.errors import BrokerError, PkiError
 from harness.redact import redact
 
 if TYPE_CHECKING:
-    from harness.broker.pki import CertPair
+    pass
 
 log = logging.getLogger(__name__)
 
@@ -92,27 +92,14 @@ class _RedactingFormatter(logging.Formatter):
         return redact(super().format(record), self._secrets)
 
 
-class AmqttBroker(Broker):
+class AmqttBroker(LocalBroker):
     """amqtt with a plain listener and, given ``tls``, a TLS listener; both on 127.0.0.1
     ephemeral ports unless ``port``/``tls_port`` are given."""
 
     name = "amqtt"
 
-    def __init__(
-        self,
-        *,
-        users: dict[str, str] | None = None,
-        tls: CertPair | None = None,
-        workdir: Path | None = None,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        tls_port: int = 0,
-    ) -> None:
-        super().__init__(users=users, tls=tls, workdir=workdir, host=host)
-        self._wanted_port = port
-        self._wanted_tls_port = tls_port
-        self._port: int | None = None
-        self._tls_port: int | None = None
+    def __init__(self, **options: Unpack[LocalBrokerOptions]) -> None:
+        super().__init__(**options)
         self._events: list[BrokerEvent] = []
         self._events_lock = threading.Lock()
         self._sink_id = uuid.uuid4().hex

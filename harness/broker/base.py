@@ -13,7 +13,7 @@ import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Self, TypedDict
 
 from harness.errors import BrokerError, PortInUse
 
@@ -175,6 +175,38 @@ class Broker(abc.ABC):
     def __repr__(self) -> str:
         state = f"{self.host}:{self.port}" if self._started else "stopped"
         return f"<{type(self).__name__} {state}>"
+
+
+class LocalBrokerOptions(TypedDict, total=False):
+    """Keyword options of every :class:`LocalBroker`."""
+
+    users: dict[str, str] | None
+    tls: CertPair | None
+    workdir: Path | None
+    host: str
+    port: int
+    tls_port: int
+
+
+class LocalBroker(Broker):
+    """A broker this machine runs (amqtt, mosquitto): it binds ``host`` and picks free
+    ports unless ``port``/``tls_port`` are given."""
+
+    def __init__(
+        self,
+        *,
+        users: dict[str, str] | None = None,
+        tls: CertPair | None = None,
+        workdir: Path | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        tls_port: int = 0,
+    ) -> None:
+        super().__init__(users=users, tls=tls, workdir=workdir, host=host)
+        self._wanted_port = port
+        self._wanted_tls_port = tls_port
+        self._port: int | None = None
+        self._tls_port: int | None = None
 
 
 def open_broker(

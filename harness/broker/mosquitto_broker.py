@@ -14,14 +14,20 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Unpack
 
-from harness.broker.base import Broker, BrokerEvent, check_port_free, pick_free_port
+from harness.broker.base import (
+    BrokerEvent,
+    LocalBroker,
+    LocalBrokerOptions,
+    check_port_free,
+    pick_free_port,
+)
 from harness.deadline import Deadline
 from harness.errors import BrokerError, BrokerNotInstalled
 
 if TYPE_CHECKING:
-    from harness.broker.pki import CertPair
+    pass
 
 INSTALL_HINT = "install it with: sudo apt-get install mosquitto (or your OS's mosquitto package)"
 _CONNECT_LINE = re.compile(
@@ -48,26 +54,13 @@ def find_mosquitto() -> tuple[Path, Path]:
     return found[0], found[1]
 
 
-class MosquittoBroker(Broker):
+class MosquittoBroker(LocalBroker):
     """A mosquitto process owned by this object; ``stop()`` terminates it."""
 
     name = "mosquitto"
 
-    def __init__(
-        self,
-        *,
-        users: dict[str, str] | None = None,
-        tls: CertPair | None = None,
-        workdir: Path | None = None,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        tls_port: int = 0,
-    ) -> None:
-        super().__init__(users=users, tls=tls, workdir=workdir, host=host)
-        self._wanted_port = port
-        self._wanted_tls_port = tls_port
-        self._port: int | None = None
-        self._tls_port: int | None = None
+    def __init__(self, **options: Unpack[LocalBrokerOptions]) -> None:
+        super().__init__(**options)
         self._process: subprocess.Popen[bytes] | None = None
         self._log_path = self.workdir / "mosquitto.log"
 

@@ -109,20 +109,24 @@ def check_connected_line(ev: Evidence) -> Finding:
     return finding
 
 
-def check_not_connected(ev: Evidence, item: str, title: str) -> Finding:
-    """Common core of every refusal: no CONNECT accepted, no connected line."""
+def check_not_connected(ev: Evidence, item: str, title: str, *,
+                        connected_line: bool = False) -> Finding:
+    """Common core of every refusal: the device published nothing. With
+    ``connected_line`` (S3's own check) it must not claim to be connected either; the
+    other refusal checks leave that line to S3, so one defect fails one item."""
     finding = Finding(item, title, ev, quote=("Connected to MQTT Broker", "Error|ERROR|rror"))
-    if ev.lines_matching(BROKER_CONNECTED):
+    if connected_line and ev.lines_matching(BROKER_CONNECTED):
         finding.fail("the device printed 'Connected to MQTT Broker' anyway")
     if ev.device_publishes():
         finding.fail(f"the device published {len(ev.device_publishes())} message(s)")
     return finding
 
 
-def check_tls_connected(ev: Evidence) -> Finding:
-    """S9 (positive): TLS with CA + SNI succeeds and the broker side records SNI=<server>."""
+def check_tls_connected(ev: Evidence, item: str = "S9") -> Finding:
+    """S9 (positive): TLS with CA + SNI succeeds and the broker side records SNI=<server>.
+    S10 and S12 reuse it for an SNI-demanding broker and per firmware generation."""
     exp = ev.expectation
-    finding = Finding("S9", f"TLS handshake verifies the server and offers SNI {exp.server!r}; "
+    finding = Finding(item, f"TLS handshake verifies the server and offers SNI {exp.server!r}; "
                       "the MQTT session then runs over TLS", ev)
     done = [h for h in ev.handshakes if h.error is None]
     if not done:

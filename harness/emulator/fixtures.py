@@ -27,6 +27,8 @@ def mpremote(port: str, *args: str, timeout: float = 60.0) -> subprocess.Complet
 
 @pytest.fixture
 def board_factory(tmp_path: Path) -> Iterator[BoardFactory]:
+    """Start emulated ESP32s: ``board_factory("name", profile="v1.22", wifi=...)``; every
+    board it started is stopped when the test ends."""
     boards: list[EmulatedBoard] = []
 
     def make(name: str = "board", *, start_timeout: float = 20.0, **options: Any) -> EmulatedBoard:
@@ -42,4 +44,5 @@ def board_factory(tmp_path: Path) -> Iterator[BoardFactory]:
 
 @pytest.fixture
 def emulated_board(board_factory: BoardFactory) -> EmulatedBoard:
+    """One started emulated ESP32 (default profile) with its own flash folder."""
     return board_factory()

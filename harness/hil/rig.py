@@ -238,6 +238,10 @@ def run_metrics(evidence: Evidence) -> dict[str, float]:
     acks = evidence.packets_of("CONNACK", "b2c")
     if connects and acks:
         metrics["connect_ms"] = (acks[0].time - connects[0].time) * 1000
+    done = [h for h in evidence.handshakes if h.error is None]
+    if connects and done:
+        # TCP accepted -> first MQTT packet: the TLS handshake as the device experiences it.
+        metrics["tls_handshake_ms"] = (connects[0].time - done[0].time) * 1000
     trips = sorted(echo_round_trips(evidence))
     if trips:
         metrics["echo_rtt_p50_ms"] = trips[len(trips) // 2] * 1000

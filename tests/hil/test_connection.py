@@ -28,7 +28,8 @@ def test_s3_connected_line_follows_connack_0(hil_run: HilRunner) -> None:
 def test_s3_no_connected_line_without_connack_0(hil_run: HilRunner) -> None:
     evidence = hil_run(scenario.AUTH_WRONG).evidence
     assert_spec(connection.check_not_connected(
-        evidence, "S3", "no 'Connected to MQTT Broker' line when the broker refuses"))
+        evidence, "S3", "no 'Connected to MQTT Broker' line when the broker refuses",
+        connected_line=True))
 
 
 def test_s11_wrong_credentials_not_authorized(hil_run: HilRunner) -> None:

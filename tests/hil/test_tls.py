@@ -29,7 +29,7 @@ def test_s9_tls_expired_certificate_refused(hil_run: HilRunner) -> None:
 
 
 def test_s10_sni_required_device_with_sni_connects(hil_run: HilRunner) -> None:
-    assert_spec(connection.check_tls_connected(hil_run(scenario.TLS_SNI).evidence))
+    assert_spec(connection.check_tls_connected(hil_run(scenario.TLS_SNI).evidence, "S10"))
 
 
 def test_s10_device_without_sni_rejected_and_diagnosed(hil_run: HilRunner) -> None:

@@ -1,0 +1,81 @@
+"""H8: no orphan processes after a HIL run that ends by Ctrl-C or by a timeout.
+
+The suite runs in a subprocess whose environment carries a unique tag; every process it
+starts (emulated board supervisor, MicroPython interpreter, mosquitto) inherits the tag,
+so after the run ends we can find any that survived by scanning /proc."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from harness.deadline import Deadline
+
+pytestmark = [
+    pytest.mark.unit,
+    pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs Linux /proc"),
+]
+REPO = Path(__file__).resolve().parents[2]
+
+
+def tagged_processes(tag: str) -> list[str]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if tag.encode() in (entry / "environ").read_bytes():
+                found.append(f"{entry.name}: {(entry / 'cmdline').read_bytes()!r}")
+        except OSError:
+            continue
+    return found
+
+
+def start_suite(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen[bytes], str]:
+    tag = f"HIL_CLEANUP_TAG={uuid.uuid4().hex}"
+    env = {**os.environ, "HIL_CLEANUP_TAG": tag.split("=")[1]}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pytest", str(REPO / "tests" / "hil" / "test_messaging.py"),
+         "-m", "hil", "-p", "no:cacheprovider", f"--hil-results={tmp_path}",
+         f"--hil-device-src={REPO / 'device_src'}", "--hil-broker=mosquitto", *extra],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    return process, tag.split("=")[1]
+
+
+def wait_for_board(tmp_path: Path, process: subprocess.Popen[bytes]) -> None:
+    """Until the device's first scenario run has started (its run folder exists)."""
+    Deadline(60, "the HIL run to start a scenario").poll(
+        lambda: True if (tmp_path / "runs").is_dir() or process.poll() is not None else None,
+        interval=0.05)
+    assert process.poll() is None, process.communicate()[0].decode()[-2000:]
+
+
+@pytest.mark.skipif(subprocess.call(["which", "mosquitto"], stdout=subprocess.DEVNULL) != 0,
+                    reason="mosquitto not installed (apt-get install mosquitto)")
+def test_ctrl_c_mid_run_leaves_no_process_behind(tmp_path: Path) -> None:
+    process, tag = start_suite(tmp_path)
+    wait_for_board(tmp_path, process)
+    assert tagged_processes(tag), "the run started no tagged child processes?"
+    process.send_signal(signal.SIGINT)
+    output = process.communicate(timeout=60)[0].decode()
+    assert "KeyboardInterrupt" in output or "Interrupted" in output, output[-2000:]
+    leftovers = Deadline(10, "children to exit").poll(
+        lambda: [] if not tagged_processes(tag) else None, interval=0.1)
+    assert leftovers == []
+
+
+@pytest.mark.skipif(subprocess.call(["which", "mosquitto"], stdout=subprocess.DEVNULL) != 0,
+                    reason="mosquitto not installed (apt-get install mosquitto)")
+def test_timeout_mid_run_leaves_no_process_behind(tmp_path: Path) -> None:
+    process, tag = start_suite(tmp_path, "--timeout=3")
+    output = process.communicate(timeout=180)[0].decode()
+    assert "Timeout" in output, output[-2000:]
+    leftovers = Deadline(10, "children to exit").poll(
+        lambda: [] if not tagged_processes(tag) else None, interval=0.1)
+    assert leftovers == []
