@@ -23,6 +23,7 @@ import selectors
 import shutil
 import signal
 import struct
+import sys
 import tempfile
 import threading
 import time
@@ -63,6 +64,17 @@ from harness.errors import ConfigError, EmulatorError, HarnessError
 # in the interpreter's heap too, so the interpreter gets RUNTIME_HEAP_KIB more.
 DEFAULT_HEAP_KIB = 112
 RUNTIME_HEAP_KIB = 52
+
+
+SCRATCH_PREFIX = "esp32-emu-"
+
+
+def sweep_stale_scratch() -> None:
+    """Remove scratch dirs of boards whose process died without cleaning up (SIGKILL)."""
+    for path in Path(tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}*-*"):
+        pid = path.name.removeprefix(SCRATCH_PREFIX).split("-", 1)[0]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists() and sys.platform == "linux":
+            shutil.rmtree(path, ignore_errors=True)
 
 
 class EmulatedBoard:
@@ -129,7 +141,8 @@ class EmulatedBoard:
         prepare_flash(self.flash_dir, erase=self._erase)
         self._umqtt_dir(self.profile)  # fetch/check umqtt now: its error is the user's line
         try:
-            self._tmp = Path(tempfile.mkdtemp(prefix="esp32-emu-"))
+            sweep_stale_scratch()
+            self._tmp = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-"))
             self._line = SerialLine()
             self._wake_r, self._wake_w = os.pipe()
             if self._rfc2217_port is not None:

@@ -40,6 +40,7 @@ def test_cli_runs_a_board_until_sigterm_and_leaves_nothing(tmp_path: Path) -> No
     scratch.mkdir()
     flash.mkdir()
     (flash / "main.py").write_text("print('main says hi')\n")
+    (scratch / "esp32-emu-999999-left-by-a-killed-run").mkdir()  # swept at start
     proc = emulate("--flash", str(flash), "--port-file", str(port_file),
                    env={"TMPDIR": str(scratch)})
     try:
@@ -56,7 +57,7 @@ def test_cli_runs_a_board_until_sigterm_and_leaves_nothing(tmp_path: Path) -> No
             proc.kill()
             proc.wait()
     assert not port_file.exists()
-    assert list(scratch.iterdir()) == []  # the board's temp dir is gone
+    assert list(scratch.iterdir()) == []  # its own temp dir and the stale one are gone
     assert not any(Path(f"/proc/{pid}").exists() for pid in children)
 
 

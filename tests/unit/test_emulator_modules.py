@@ -111,3 +111,25 @@ def test_flashed_firmware_image_picks_the_profile(
     finally:
         port.close()
     assert (state / firmware_image.FLASH_FILE_NAME).exists()
+
+
+def test_cooked_output_converts_bare_newlines_across_chunks() -> None:
+    from harness.emulator.boot import CookedOutput
+
+    cooked = CookedOutput()
+    assert cooked.feed(b"a\nb\r\n") == b"a\r\nb\r\n"
+    assert cooked.feed(b"x\r") + cooked.feed(b"\ny\n") == b"x\r\ny\r\n"
+    assert cooked.feed(b"\n\n") == b"\r\n\r\n"
+
+
+def test_auto_reset_circuit_samples_io0_after_the_en_delay() -> None:
+    from harness.emulator.reset_circuit import EN_RC_DELAY_S, AutoResetCircuit
+
+    circuit = AutoResetCircuit()
+    assert circuit.set_lines(dtr=False, rts=True, now=0.0)  # EN low
+    assert not circuit.set_lines(dtr=True, rts=True, now=0.1)  # EN high, IO0 high for now
+    assert not circuit.set_lines(dtr=True, rts=False, now=0.15)  # IO0 low within the delay
+    assert not circuit.released(0.1 + EN_RC_DELAY_S / 2)
+    assert circuit.released(0.1 + EN_RC_DELAY_S)
+    assert circuit.io0 is False  # -> ROM download mode
+    assert not circuit.released(10.0)  # once only
