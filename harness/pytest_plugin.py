@@ -23,7 +23,7 @@ from harness.checks.findings import Finding
 
 # Emulated boards as fixtures for tests of your own (many at once, all stopped at the end).
 from harness.emulator.fixtures import board_factory, emulated_board  # noqa: F401
-from harness.errors import HarnessError
+from harness.errors import DeviceLost, HarnessError
 from harness.hil.programs import ContractProgram, DeviceProgram, SeedProgram
 from harness.hil.rig import NotApplicable, Rig, RunResult
 from harness.hil.scenario import Scenario
@@ -206,11 +206,18 @@ class HilRunner:
         self.item = item
 
     def __call__(self, scenario: Scenario) -> RunResult:
+        if self.rig.lost is not None:
+            pytest.skip(f"device lost earlier in this session: {self.rig.lost}")
         problem: str | None = None
         try:
             result = self.rig.run(scenario)
         except NotApplicable as exc:
             pytest.skip(f"not applicable: {exc}")
+        except DeviceLost as exc:
+            # A vanished port will not come back by itself: the rest of the session is
+            # skipped as lost instead of each test hanging on it.
+            self.rig.lost = str(exc)
+            problem = f"scenario {scenario.name!r} could not run: {exc}"
         except HarnessError as exc:
             problem = f"scenario {scenario.name!r} could not run: {exc}"
         if problem is not None:  # outside `except`: no chained traceback

@@ -163,6 +163,10 @@ class Device:
             if data:
                 self.log.append(data)
 
+    def check_alive(self) -> None:
+        """Raise :class:`DeviceLost` if the serial port has gone away."""
+        self._require_transport()
+
     def _require_transport(self) -> SerialTransport:
         if self._lost is not None:
             raise DeviceLost(f"serial port {self.port} was lost ({self._lost}); reconnect the "

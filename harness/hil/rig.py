@@ -27,8 +27,9 @@ from harness.checks.evidence import (
     ObservedPublish,
     SerialLine,
 )
+from harness.deadline import Deadline
 from harness.device.device import Device
-from harness.errors import ExpectTimeout
+from harness.errors import ExpectTimeout, HarnessError
 from harness.hil.collect import evidence_from_tap
 from harness.hil.programs import CA_PATH_ON_DEVICE, DeviceProgram
 from harness.hil.scenario import FOREIGN_PAYLOAD, RETAINED_PAYLOAD, Scenario
@@ -61,9 +62,11 @@ class Rig:
     def __init__(self, target: Target, program: DeviceProgram, results_dir: Path) -> None:
         self.target = target
         self.program = program
-        self.results_dir = results_dir
         self.session_id = uuid.uuid4().hex[:8]
+        # One folder per session, so artifacts linked from earlier reports stay valid.
+        self.results_dir = results_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-{self.session_id}"
         self._runs: dict[str, RunResult] = {}
+        self.lost: str | None = None  # why the device is gone, once it is
         self._counter = itertools.count(1)
         self.program_revision = program_revision(program)
 
@@ -138,7 +141,9 @@ class Rig:
             else:
                 self._wait_for_refusal(mark)
         except ExpectTimeout as exc:
-            # Not fatal: the checks say which spec items the device got wrong.
+            # Not fatal: the checks say which spec items the device got wrong, unless
+            # the port itself is gone.
+            self.device.check_alive()
             notes.append(f"run ended early: {exc.message.splitlines()[0]}")
         finally:
             # Evidence ends here: the KeyboardInterrupt that stops the program is ours.
@@ -147,6 +152,10 @@ class Rig:
                 self.device.interrupt()
             device_ip = self._device_ip()
         published = len(self._sends(mark))
+        # The wire and the observer trail the serial line by a moment: let them catch up.
+        with contextlib.suppress(HarnessError):
+            Deadline(3.0, "the tap to record every PUBLISH the device printed").poll(
+                lambda: True if len(tap.packets("PUBLISH", "c2b")) >= published else None)
         with contextlib.suppress(Exception):
             observer.wait_for_messages(published, topic, timeout=3.0)
         if scenario.retained:

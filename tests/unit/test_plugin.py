@@ -161,5 +161,6 @@ def test_hil_outcome_carries_spec_item_and_artifacts_in_junit(
     xml = junit.read_text()
     assert 'name="hil.spec_item" value="S1"' in xml
     assert 'name="hil.artifact.serial_log"' in xml
-    assert "public" not in (tmp_path / "res").joinpath(
-        "runs", "01-default-client-id", "serial.log").read_text()
+    serial_logs = list((tmp_path / "res" / "runs").glob("*/01-default-client-id/serial.log"))
+    assert len(serial_logs) == 1
+    assert "public" not in serial_logs[0].read_text()

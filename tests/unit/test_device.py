@@ -1,0 +1,65 @@
+"""The Device interface against the emulated board: deploy skips unchanged files, resets,
+and a port that vanishes is reported as lost instead of hanging."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from harness.deadline import Deadline
+from harness.device.device import Device
+from harness.emulator import EmulatedBoard
+from harness.errors import DeviceLost
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture
+def board(tmp_path: Path) -> Iterator[EmulatedBoard]:
+    with EmulatedBoard(tmp_path / "flash") as running:
+        running.start(timeout=20)
+        yield running
+
+
+@pytest.fixture
+def device(board: EmulatedBoard) -> Iterator[Device]:
+    with Device(board.port, hard_reset=lambda _line: board.hard_reset()) as opened:
+        yield opened
+
+
+def test_deploy_copies_changed_files_only(device: Device, tmp_path: Path) -> None:
+    program = tmp_path / "program"
+    (program / "lib").mkdir(parents=True)
+    (program / "main.py").write_text("print('hello from main')\n")
+    (program / "lib" / "util.py").write_text("X = 1\n")
+    first = device.deploy(program)
+    assert sorted(first.copied) == ["/lib/util.py", "/main.py"]
+    (program / "lib" / "util.py").write_text("X = 2\n")
+    second = device.deploy(program)
+    assert second.copied == ["/lib/util.py"] and second.unchanged == ["/main.py"]
+    assert device.exec("import lib.util\nprint(lib.util.X)").strip() == "2"
+
+
+def test_hard_reset_runs_main_and_the_log_keeps_what_came_before(device: Device) -> None:
+    device.deploy(files={"/main.py": b"import machine\nprint('cause', machine.reset_cause())\n"})
+    before = device.log.mark("before the reset")
+    mark = device.hard_reset()
+    assert mark > before
+    device.expect(r"cause \d", timeout=10, since=mark)
+    assert "before the reset" in device.log.text()
+
+
+def test_soft_reset_prints_soft_reboot_and_reruns_main(device: Device) -> None:
+    device.deploy(files={"/main.py": b"print('main ran')\n"})
+    mark = device.soft_reset()
+    device.expect("main ran", timeout=10, since=mark)
+
+
+def test_a_port_that_vanishes_is_reported_as_lost(board: EmulatedBoard, device: Device) -> None:
+    board.stop()
+    Deadline(10, "the reader to notice the lost port").poll(
+        lambda: True if "serial port lost" in device.log.text() else None)
+    with pytest.raises(DeviceLost, match="was lost"):
+        device.exec("print(1)")
