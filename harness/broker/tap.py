@@ -149,6 +149,7 @@ class Tap:
         secrets: Iterable[str] = (),
         on_record: Callable[[TapRecord], None] | None = None,
         retained_before_suback: bool = False,
+        connack_delay_s: float = 0.0,
     ) -> None:
         self.upstream = upstream
         # MQTT 3.1.1 §3.8.4 lets a broker send matching PUBLISHes before the SUBACK. With
@@ -157,6 +158,9 @@ class Tap:
         # SUBSCRIBE then meets the retained message inside subscribe(), as the spec's S4
         # check requires.
         self.retained_before_suback = retained_before_suback
+        # Hold each CONNACK this long before recording and forwarding it, so "what did the
+        # device print before it got CONNACK" is decided by a wide margin (S3).
+        self.connack_delay_s = connack_delay_s
         self.tls = tls
         self.record_path = record_path
         self.host = listen_host
@@ -405,6 +409,9 @@ class Tap:
                 if not data:
                     break
                 results = decoder.feed(data)
+                if self.connack_delay_s and direction == BROKER_TO_CLIENT and any(
+                        getattr(r, "type", None) == "CONNACK" for r in results):
+                    await asyncio.sleep(self.connack_delay_s)
                 for result in results:
                     if isinstance(result, DecodeProblem):
                         self._record_problem(link.info, direction, result)

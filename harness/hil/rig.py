@@ -43,7 +43,11 @@ WIFI_PASSWORD = "hil-wifi-secret"
 WIFI_IP = "192.168.4.23"
 
 _CONNECT_TIMEOUT_S = 20.0  # Wi-Fi delay + TLS handshake on a loaded 2-core runner
-_REFUSAL_SETTLE_S = 8.0  # how long a refused device gets to give up and print its error
+_REFUSAL_SETTLE_S = 8.0
+_SEND_LINE = r"^Send '.*' to topic '.*'$"
+_RECEIVED_LINE = r"^Received '.*' from topic '.*'$"
+_CONNECTED_OR_STOPPED = re.compile(
+    r'^(Connected to MQTT Broker ".*"|ERROR .*|Traceback \(most recent call last\):)$', re.M)  # how long a refused device gets to give up and print its error
 
 
 class NotApplicable(Exception):
@@ -189,20 +193,29 @@ class Rig:
         return [m.group(0) for m in re.finditer(SEND.pattern, self.device.log.text(mark), re.M)]
 
     def _wait_for_echoes(self, scenario: Scenario, topic: str, mark: int) -> None:
+        """Follow the device's loop by its line structure, not by payload numbers, so a
+        device with a wrong counter still gets the foreign message (S8 stays independent
+        of S6)."""
         log = self.device.log
-        log.expect(BROKER_CONNECTED.pattern.replace("^", "").replace("$", ""),
-                   _CONNECT_TIMEOUT_S + scenario.wifi_delay, since=mark,
-                   what="'Connected to MQTT Broker \"...\"'")
+        outcome = log.expect(_CONNECTED_OR_STOPPED, _CONNECT_TIMEOUT_S + (scenario.wifi_delay),
+                             since=mark, what="'Connected to MQTT Broker \"...\"'")
+        if not outcome.group(0).startswith("Connected"):
+            raise ExpectTimeout(f"the device stopped before connecting: {outcome.group(0)!r}")
         per_message = scenario.publish_interval + 5.0
         if scenario.foreign:
-            log.expect_exact("Send '{\"msg\": 1}'", 2 * per_message, since=mark)
+            self._wait_for_lines(_SEND_LINE, 2, 2 * per_message, mark, "a second Send line")
             self.target.observer.publish(topic, FOREIGN_PAYLOAD)
             log.expect_exact(f"Received '{FOREIGN_PAYLOAD}'", 2 * per_message, since=mark)
-        last = scenario.publishes - 1
-        log.expect_exact(f"Send '{{\"msg\": {last}}}'", per_message * scenario.publishes,
-                         since=mark)
-        # The echo of the last publish (or the one before it, with lag) ends the run.
-        log.expect_exact(f"Received '{{\"msg\": {last - 1}}}'", per_message, since=mark)
+        self._wait_for_lines(_SEND_LINE, scenario.publishes, per_message * scenario.publishes,
+                             mark, f"{scenario.publishes} Send lines")
+        # One Received line per loop iteration: the last iteration has completed.
+        self._wait_for_lines(_RECEIVED_LINE, scenario.publishes, per_message, mark,
+                             f"{scenario.publishes} Received lines")
+
+    def _wait_for_lines(self, line: str, count: int, timeout: float, mark: int,
+                        what: str) -> None:
+        pattern = f"(?:{line}[\\s\\S]*?){{{count - 1}}}{line}" if count > 1 else line
+        self.device.log.expect(re.compile(pattern, re.M), timeout, since=mark, what=what)
 
     def _wait_for_refusal(self, mark: int) -> None:
         """A refused device prints its error and stops at the REPL, or keeps retrying."""

@@ -29,6 +29,7 @@ class Scenario:
     publish_interval: float = 0.3
     keepalive: int = 0
     client_id: str | None = None  # None: the seed's micropython-client-<0..255>
+    connack_delay: float = 0.0  # the tap holds CONNACK this long (S3's ordering check)
     expect_connect: bool = True
     required: frozenset[str] = frozenset()
 
@@ -54,4 +55,6 @@ TLS_EXPIRED = Scenario("tls-expired", tls=True, server_cert="expired", expect_co
 TLS_NO_SNI = Scenario("tls-no-sni", tls=True, require_sni=True, sni=False,
                       expect_connect=False, required=frozenset({"tls", "sni"}))
 AUTH_WRONG = Scenario("auth-wrong-password", wrong_password=True, expect_connect=False)
-DEFAULT_CLIENT_ID = Scenario("default-client-id", publishes=2)
+# Default client id (S2) and, with CONNACK held back, the order of CONNACK and the
+# connected line (S3).
+DEFAULT_CLIENT_ID = Scenario("default-client-id", publishes=2, connack_delay=0.5)

@@ -143,7 +143,8 @@ class Target:
         tap = Tap(upstream=(self.broker.host, self.broker.port), tls=tls,
                   record_path=record_path, listen_host=self._bind,
                   secrets=(self.options.password, self.wifi_password or ""),
-                  retained_before_suback=scenario.retained)
+                  retained_before_suback=scenario.retained,
+                  connack_delay_s=scenario.connack_delay)
         tap.start(timeout=10.0)
         try:
             yield tap

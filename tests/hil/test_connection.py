@@ -22,7 +22,8 @@ def test_s2_default_client_id_has_seed_form(hil_run: HilRunner) -> None:
 
 
 def test_s3_connected_line_follows_connack_0(hil_run: HilRunner) -> None:
-    assert_spec(connection.check_connected_line(hil_run(scenario.MESSAGING).evidence))
+    # In this run the tap holds CONNACK 0.5 s, so a line printed early cannot hide in jitter.
+    assert_spec(connection.check_connected_line(hil_run(scenario.DEFAULT_CLIENT_ID).evidence))
 
 
 def test_s3_no_connected_line_without_connack_0(hil_run: HilRunner) -> None:

@@ -72,6 +72,8 @@ def good_run(messages: int = 5) -> Run:
         run.observe(payload)
         if n == 2:
             run.observe("foreign-hello")
+            run.wire("b2c", "PUBLISH", topic=TOPIC, payload="foreign-hello", qos=0,
+                     retain=False)
             inbox.append("foreign-hello")
         run.wire("b2c", "PUBLISH", topic=TOPIC, payload=payload, qos=0, retain=False)
         inbox.append(payload)
@@ -173,6 +175,24 @@ def test_foreign_message_not_printed_fails_s8() -> None:
     run = good_run()
     run.ev.serial = [s for s in run.ev.serial if "foreign-hello" not in s.text]
     assert "S8" in failing(run.ev)
+    assert "the device got 'foreign-hello' but printed no" in failing(run.ev)["S8"].message()
+
+
+def test_foreign_message_never_delivered_is_not_blamed_on_the_device() -> None:
+    run = good_run()
+    run.ev.serial = [s for s in run.ev.serial if "foreign-hello" not in s.text]
+    run.ev.packets = [p for p in run.ev.packets if p.fields.get("payload") != "foreign-hello"]
+    assert "never delivered 'foreign-hello' to the device" in failing(run.ev)["S8"].message()
+
+
+def test_unprinted_extra_on_the_wire_still_counts_as_echo_lag() -> None:
+    run = good_run(messages=6)
+    # The device swallows the foreign message without printing; its slot still shifts
+    # the echo, which the wire shows.
+    received = [s for s in run.ev.serial if s.text.startswith("Received")]
+    run.ev.serial = [s for s in run.ev.serial if "foreign-hello" not in s.text
+                     and s is not received[-1]]
+    assert messaging.check_echo(run.ev).ok
 
 
 def test_wrong_ip_and_waiting_cadence_fail_s1() -> None:

@@ -9,8 +9,10 @@ result. The unmutated program is the control: it must pass every check.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,37 +26,50 @@ SPEC_ITEMS = {f"S{n}" for n in range(1, 13)}
 
 # Known weaknesses of the checks, found by these mutants. The expectation stays what the
 # spec demands; the test is an expected failure (strict: it turns red once fixed, so the
-# mark is removed) until harness/checks is changed. (test, mutant) -> reason.
-KNOWN_WEAKNESSES: dict[tuple[str, str], str] = {}
+# entry is removed) until harness/ is changed. (test, parameter id) -> reason.
+KNOWN_WEAKNESSES: dict[tuple[str, str], str] = {
+    # (test, case id) -> why the check is known to be wrong there; a strict xfail, so a fix
+    # shows up as XPASS and the entry must go.
+}
 
 
-def _params(test: str) -> list[object]:
+def _params(test: str, per_item: bool = False) -> list[Any]:  # pytest.param values
     params = []
     for mutant in MUTANTS:
-        reason = KNOWN_WEAKNESSES.get((test, mutant.name))
-        marks = [pytest.mark.xfail(reason=reason, strict=True)] if reason else []
-        params.append(pytest.param(mutant, id=mutant.name, marks=marks))
+        cases = ([(f"{mutant.name}-{item}", (mutant, item))
+                  for item in sorted(mutant.defect_items)]
+                 if per_item else [(mutant.name, (mutant,))])
+        for case_id, values in cases:
+            reason = KNOWN_WEAKNESSES.get((test, case_id))
+            marks = [pytest.mark.xfail(reason=reason, strict=True)] if reason else []
+            params.append(pytest.param(*values, id=case_id, marks=marks))
     return params
 
 
 @pytest.fixture(scope="module")
 def suite_on(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], SuiteResult]:
-    """The HIL suite's result for a mutant (or the control), run once per module."""
-    cache: dict[str, SuiteResult] = {}
+    """The HIL suite's result for a mutant (or the control), run once per module. A run
+    that could not finish is remembered too, so it is not retried for every test."""
+    cache: dict[str, SuiteResult | AssertionError] = {}
     by_name = {mutant.name: mutant for mutant in MUTANTS}
 
     def get(name: str) -> SuiteResult:
         if name not in cache:
             base = tmp_path_factory.mktemp(name)
-            if name == CONTROL:
-                src = Path(base / "device_src")
-                import shutil
-
-                shutil.copytree(DEVICE_SRC, src, ignore=shutil.ignore_patterns("__pycache__"))
-            else:
-                src = by_name[name].apply(base / "device_src")
-            cache[name] = run_hil_suite(src, base / "results")
-        return cache[name]
+            src = base / "device_src"
+            try:
+                if name == CONTROL:
+                    shutil.copytree(DEVICE_SRC, src,
+                                    ignore=shutil.ignore_patterns("__pycache__"))
+                else:
+                    by_name[name].apply(src)
+                cache[name] = run_hil_suite(src, base / "results")
+            except AssertionError as exc:
+                cache[name] = exc
+        outcome = cache[name]
+        if isinstance(outcome, AssertionError):
+            raise outcome
+        return outcome
 
     return get
 
@@ -80,17 +95,16 @@ def test_mutation_applies_exactly_once(mutant: Mutant, tmp_path: Path) -> None:
     assert mutant.new in changed
 
 
-@pytest.mark.parametrize("mutant", _params("defect_item_fails"))
+@pytest.mark.parametrize(("mutant", "item"), _params("defect_item_fails", per_item=True))
 def test_defect_item_fails_with_message_naming_it(
-    mutant: Mutant, suite_on: Callable[[str], SuiteResult]
+    mutant: Mutant, item: str, suite_on: Callable[[str], SuiteResult]
 ) -> None:
     result = suite_on(mutant.name)
-    for item in sorted(mutant.defect_items):
-        failed = [o for o in result.failed() if o.item == item]
-        assert failed, (f"{mutant.why}: no {item} check failed\n{result.summary()}")
-        named = [o for o in failed if f"{item} violated" in o.message]
-        assert named, (f"{mutant.why}: the failing {item} checks do not say "
-                       f"'{item} violated':\n" + "\n".join(o.message for o in failed))
+    failed = [o for o in result.failed() if o.item == item]
+    assert failed, f"{mutant.why}: no {item} check failed\n{result.summary()}"
+    named = [o for o in failed if f"{item} violated" in o.message]
+    assert named, (f"{mutant.why}: the failing {item} checks do not say '{item} violated':\n"
+                   + "\n".join(f"--- {o.name}\n{o.message[:600]}" for o in failed))
 
 
 @pytest.mark.parametrize("mutant", _params("only_dependents_fail"))
