@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from harness.checks.evidence import (
-    BROKER_CONNECTED,
     SEND,
     Evidence,
     Expectation,
