@@ -37,16 +37,13 @@ from harness.hil.targets import Target
 USERNAME = "emqx"  # the seed's credentials, so the seed program runs unchanged
 PASSWORD = "public"
 WRONG_PASSWORD = "not-the-password"
-WIFI_SSID = "hil-ap"
-WIFI_PASSWORD = "hil-wifi-secret"
-WIFI_IP = "192.168.4.23"
 
 _CONNECT_TIMEOUT_S = 20.0  # Wi-Fi delay + TLS handshake on a loaded 2-core runner
-_REFUSAL_SETTLE_S = 8.0
+_REFUSAL_SETTLE_S = 8.0  # how long a refused device gets to give up and print its error
 _SEND_LINE = r"^Send '.*' to topic '.*'$"
 _RECEIVED_LINE = r"^Received '.*' from topic '.*'$"
 _CONNECTED_OR_STOPPED = re.compile(
-    r'^(Connected to MQTT Broker ".*"|ERROR .*|Traceback \(most recent call last\):)$', re.M)  # how long a refused device gets to give up and print its error
+    r'^(Connected to MQTT Broker ".*"|ERROR .*|Traceback \(most recent call last\):)$', re.M)
 
 
 class NotApplicable(Exception):
