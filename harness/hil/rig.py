@@ -34,8 +34,6 @@ from harness.hil.programs import CA_PATH_ON_DEVICE, DeviceProgram
 from harness.hil.scenario import FOREIGN_PAYLOAD, RETAINED_PAYLOAD, Scenario
 from harness.hil.targets import Target
 
-USERNAME = "emqx"  # the seed's credentials, so the seed program runs unchanged
-PASSWORD = "public"
 WRONG_PASSWORD = "not-the-password"
 
 _CONNECT_TIMEOUT_S = 20.0  # Wi-Fi delay + TLS handshake on a loaded 2-core runner
@@ -84,8 +82,9 @@ class Rig:
             "ca_file": CA_PATH_ON_DEVICE if scenario.tls else None,
             "sni": scenario.sni,
             "client_id": scenario.client_id,
-            "user": USERNAME,
-            "password": WRONG_PASSWORD if scenario.wrong_password else PASSWORD,
+            "user": self.target.options.username,
+            "password": (WRONG_PASSWORD if scenario.wrong_password
+                         else self.target.options.password),
             "topic": topic,
             "wifi_ssid": self.target.wifi_ssid,
             "wifi_password": self.target.wifi_password,

@@ -30,7 +30,7 @@ class TargetOptions:
     profile: str = "v1.22"
     broker: str = "amqtt"  # amqtt | mosquitto | mqtt(s)://user:pass@host:port
     workdir: Path = field(default_factory=lambda: Path("hil-results"))
-    username: str = "emqx"
+    username: str = "emqx"  # the seed's credentials, so the seed program runs unchanged
     password: str = "public"
     wifi_ssid: str | None = None  # real boards only; from the environment, never logged
     wifi_password: str | None = None
