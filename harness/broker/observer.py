@@ -178,6 +178,8 @@ class Observer:
             self._lock.notify_all()
 
     def _on_log(self, _c: Any, _u: Any, level: int, buf: str) -> None:
+        if not self._running and buf.startswith("Client is not connected"):
+            return  # paho's loop thread racing our own disconnect() in stop(): not news
         log.log(_PAHO_LOG_LEVELS.get(int(level), logging.DEBUG), "paho %s: %s", self.client_id,
                 redact(buf, self._secrets))  # fmt: skip
 
