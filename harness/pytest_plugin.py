@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -279,6 +280,7 @@ class _ProfileRigs:
             try:
                 target = Target(options).start()
             except HarnessError as exc:
+                shutil.rmtree(options.workdir, ignore_errors=True)  # nothing worth keeping
                 pytest.skip(f"firmware profile {profile} unavailable: {exc}")
             self.targets.append(target)
             program = main.program
