@@ -27,7 +27,7 @@ from pwdlib.hashers.argon2 import Argon2Hasher
 from harness.broker.base import BrokerEvent, LocalBroker, LocalBrokerOptions, port_error
 from harness.broker.loop_thread import LoopThread
 from harness.deadline import Deadline
-from harness.errors import BrokerError, PkiError
+from harness.errors import PkiError
 from harness.redact import redact
 
 if TYPE_CHECKING:
@@ -107,21 +107,6 @@ class AmqttBroker(LocalBroker):
         self._core: _AmqttCore | None = None
         self._servers: list[asyncio.AbstractServer] = []
         self._log_handler: logging.Handler | None = None
-        self._log_path = self.workdir / "amqtt.log"
-
-    @property
-    def port(self) -> int:
-        if self._port is None:
-            raise BrokerError("the amqtt broker is not running", hint="call start() first")
-        return self._port
-
-    @property
-    def tls_port(self) -> int | None:
-        return self._tls_port
-
-    @property
-    def log_path(self) -> Path | None:
-        return self._log_path
 
     def events(self) -> list[BrokerEvent]:
         with self._events_lock:

@@ -207,6 +207,21 @@ class LocalBroker(Broker):
         self._wanted_tls_port = tls_port
         self._port: int | None = None
         self._tls_port: int | None = None
+        self._log_path: Path = self.workdir / f"{self.name}.log"
+
+    @property
+    def port(self) -> int:
+        if self._port is None:
+            raise BrokerError(f"the {self.name} broker is not running", hint="call start() first")
+        return self._port
+
+    @property
+    def tls_port(self) -> int | None:
+        return self._tls_port
+
+    @property
+    def log_path(self) -> Path:
+        return self._log_path
 
 
 def open_broker(

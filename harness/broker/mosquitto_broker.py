@@ -62,21 +62,6 @@ class MosquittoBroker(LocalBroker):
     def __init__(self, **options: Unpack[LocalBrokerOptions]) -> None:
         super().__init__(**options)
         self._process: subprocess.Popen[bytes] | None = None
-        self._log_path = self.workdir / "mosquitto.log"
-
-    @property
-    def port(self) -> int:
-        if self._port is None:
-            raise BrokerError("the mosquitto broker is not running", hint="call start() first")
-        return self._port
-
-    @property
-    def tls_port(self) -> int | None:
-        return self._tls_port
-
-    @property
-    def log_path(self) -> Path | None:
-        return self._log_path
 
     def log_text(self) -> str:
         try:
