@@ -77,6 +77,10 @@ def sweep_stale_scratch() -> None:
             shutil.rmtree(path, ignore_errors=True)
 
 
+# An interpreter that dies this soon after a Ctrl-C died handling it (see _on_exit).
+_SIGINT_GRACE_S = 2.0
+
+
 class EmulatedBoard:
     """An ESP32 running MicroPython, driven through ``port`` by unmodified tools."""
 
@@ -116,6 +120,7 @@ class EmulatedBoard:
         self._booted = threading.Event()
         self._stopped = False
         self._crashes = 0
+        self._last_sigint = -1e9  # when Ctrl-C last became SIGINT (monotonic)
         self._last_output = bytearray()  # tail for error messages
         self._cooked = CookedOutput()
         self._sinks: list[Callable[[bytes], None]] = []
@@ -321,7 +326,7 @@ class EmulatedBoard:
         self._rom = None
         self._power_on(cause)
 
-    def _spawn(self, mode: str, cause: int) -> None:
+    def _spawn(self, mode: str, cause: int, *, skip_boot: bool = False) -> None:
         assert self._tmp is not None
         profile = self._boot_profile()
         try:
@@ -333,7 +338,7 @@ class EmulatedBoard:
         write_boot_config(config, flash=self.flash_dir, scratch=self._tmp,
                           module_dirs=[interpreter.MPY_DIR, umqtt_dir], profile=profile,
                           mode=mode, cause=cause, wifi=self._wifi, hosts=self._hosts,
-                          mac=self._mac)
+                          mac=self._mac, skip_boot=skip_boot)
         ctl_read, ctl_write = os.pipe()
         argv = interpreter.command(parent_pid=os.getpid(),
                                    heap_kib=self.heap_kib + RUNTIME_HEAP_KIB,
@@ -419,6 +424,13 @@ class EmulatedBoard:
         if code in (EXIT_SOFT_FRIENDLY, EXIT_SOFT_RAW):
             self._spawn(mode, self._cause)
             return
+        if child.sigint_sent or time.monotonic() - self._last_sigint < _SIGINT_GRACE_S:
+            # The unix port can die handling an asynchronous SIGINT (e.g. one landing in a
+            # heap-locked section: "MemoryError: heap is locked"). On a real ESP32 Ctrl-C
+            # just stops the program, so go back to the REPL instead of rebooting.
+            self._emit(b"\r\nKeyboardInterrupt: \r\n")
+            self._spawn("friendly", self._cause, skip_boot=True)
+            return
         # The interpreter died (fatal error, heap too small...): like a panic, reboot,
         # but give up on a board that cannot even boot.
         self._crashes += 1
@@ -456,6 +468,7 @@ class EmulatedBoard:
             data = data.replace(b"\x03", b"")
             if not child.sigint_sent:
                 child.sigint_sent = True
+                self._last_sigint = time.monotonic()
                 with contextlib.suppress(ProcessLookupError):
                     child.proc.send_signal(signal.SIGINT)
         for start in range(0, len(data), 65535):

@@ -91,8 +91,9 @@ class CookedOutput:
 
 def write_boot_config(path: Path, *, flash: Path, scratch: Path, module_dirs: Sequence[Path],
                       profile: Profile, mode: str, cause: int, wifi: WifiScenario,
-                      hosts: Mapping[str, str], mac: str) -> None:
-    """What mpy/board_runtime.py reads at boot (see its header)."""
+                      hosts: Mapping[str, str], mac: str, skip_boot: bool = False) -> None:
+    """What mpy/board_runtime.py reads at boot (see its header). ``skip_boot`` starts
+    straight at the REPL, without boot.py/main.py."""
     path.write_text(json.dumps({
         "flash": str(flash),
         "scratch": str(scratch),
@@ -103,6 +104,7 @@ def write_boot_config(path: Path, *, flash: Path, scratch: Path, module_dirs: Se
                     **({"ussl": "ssl"} if profile.ussl_alias else {})},
         "banner": profile.banner,
         "mode": mode,
+        "skip_boot": skip_boot,
         "reset_cause": cause,
         "wifi": wifi.to_board(),
         "hosts": dict(hosts),

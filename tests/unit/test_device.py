@@ -63,3 +63,28 @@ def test_a_port_that_vanishes_is_reported_as_lost(board: EmulatedBoard, device: 
         lambda: True if "serial port lost" in device.log.text() else None)
     with pytest.raises(DeviceLost, match="was lost"):
         device.exec("print(1)")
+
+
+CRASHES_ON_CTRL_C = b"""
+import micropython
+print('main started')
+try:
+    while True:
+        pass
+except KeyboardInterrupt:
+    micropython.heap_lock()  # what an unlucky SIGINT can leave behind in the unix port
+    raise
+"""
+
+
+def test_ctrl_c_returns_to_the_repl_even_if_the_interpreter_dies_handling_it(
+        device: Device) -> None:
+    device.deploy(files={"/main.py": CRASHES_ON_CTRL_C})
+    mark = device.hard_reset()
+    device.expect("main started", timeout=10, since=mark)
+    stop = device.log.position()
+    device.interrupt(timeout=10)
+    assert device.exec("print(6 * 7)").strip() == "42"
+    after = device.log.text(stop)
+    assert "main started" not in after, "Ctrl-C must not reboot into main.py again"
+    assert "SW_CPU_RESET" not in after

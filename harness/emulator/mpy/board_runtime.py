@@ -442,7 +442,7 @@ def repl():
 
 
 _code = 0
-_step = boot
+_step = repl if CFG.get("skip_boot") else boot
 while True:
     try:
         _step()
