@@ -13,7 +13,7 @@ import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self, TypedDict
+from typing import TYPE_CHECKING, Any, Self, TypedDict, Unpack
 
 from harness.errors import BrokerError, PortInUse
 
@@ -225,31 +225,20 @@ class LocalBroker(Broker):
 
 
 def open_broker(
-    spec: str,
-    *,
-    users: dict[str, str] | None = None,
-    tls: CertPair | None = None,
-    workdir: Path | None = None,
-    host: str = "127.0.0.1",
-    port: int = 0,
-    tls_port: int = 0,
-    ca_file: Path | None = None,
+    spec: str, *, ca_file: Path | None = None, **options: Unpack[LocalBrokerOptions]
 ) -> Broker:
-    """A broker (not yet started) for ``spec``: ``amqtt``, ``mosquitto`` or a
-    ``mqtt://``/``mqtts://`` URL (then ``ca_file`` is the CA to verify it with)."""
+    """A broker (not yet started) for ``spec``: ``amqtt`` or ``mosquitto`` (built with
+    ``options``), or a ``mqtt://``/``mqtts://`` URL (then ``ca_file`` is the CA to verify
+    it with)."""
     kind = spec.strip().lower()
     if kind == "amqtt":
         from harness.broker.amqtt_broker import AmqttBroker
 
-        return AmqttBroker(
-            users=users, tls=tls, workdir=workdir, host=host, port=port, tls_port=tls_port
-        )
+        return AmqttBroker(**options)
     if kind == "mosquitto":
         from harness.broker.mosquitto_broker import MosquittoBroker
 
-        return MosquittoBroker(
-            users=users, tls=tls, workdir=workdir, host=host, port=port, tls_port=tls_port
-        )
+        return MosquittoBroker(**options)
     if "://" in spec:
         from harness.broker.external import ExternalBroker
 
