@@ -29,6 +29,7 @@ from harness.hil.programs import ContractProgram, DeviceProgram, SeedProgram
 from harness.hil.rig import NotApplicable, Rig, RunResult
 from harness.hil.scenario import Scenario
 from harness.hil.targets import Target, TargetOptions, options_from_env
+from harness.pytest_guards import SigtermAsInterrupt, check_settings_loaded
 
 pytest_plugins = ["harness.report.pytest_history"]
 
@@ -99,6 +100,19 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "unit: a fast test of the harness's own parts")
     config.addinivalue_line("markers", "spec(item): the spec item (S1..S12) a HIL test checks")
     _validate_device_option(option_value(config, "hil_device") or "emu")
+    check_settings_loaded(config)
+    sigterm = SigtermAsInterrupt()
+    sigterm.install()
+    config.stash[_SIGTERM_KEY] = sigterm
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    sigterm = config.stash.get(_SIGTERM_KEY, None)
+    if sigterm is not None:
+        sigterm.uninstall()
+
+
+_SIGTERM_KEY = pytest.StashKey[SigtermAsInterrupt]()
 
 
 _DEVICE_FORMS = re.compile(r"^(emu|auto|rfc2217://[^:/]+:\d+|socket://[^:/]+:\d+|/.+|COM\d+|"
