@@ -281,6 +281,9 @@ class _ProfileRigs:
 
     def get(self, profile: str) -> Rig:
         main = self.session.get()
+        not_targeted = main.program.manifest.not_targeted(profile)
+        if not_targeted is not None:
+            pytest.skip(f"not applicable: {not_targeted}")
         if main.target.backend != "emu":
             if profile != self.session_profile:
                 pytest.skip(f"a real board runs the firmware it was flashed with; flash a "

@@ -21,6 +21,45 @@ BROKER_CONNECTED = re.compile(r'^Connected to MQTT Broker "(?P<server>.*)"$')
 SEND = re.compile(r"^Send '(?P<payload>.*)' to topic '(?P<topic>.*)'$")
 RECEIVED = re.compile(r"^Received '(?P<payload>.*)' from topic '(?P<topic>.*)'$")
 TRACEBACK = re.compile(r"^Traceback \(most recent call last\):$")
+_NUMBER_RANGE = re.compile(r"<(\d+)\.\.(\d+)>")
+
+
+class ClientIdForm:
+    """The form of a program's own client id: literal text with ``<a..b>`` standing for a
+    decimal number in that range (the seed's ``micropython-client-<0..255>``), or
+    ``re:<regex>`` for anything else (a MAC-derived id, say)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def check(self, where: str) -> None:
+        from harness.errors import ConfigError
+
+        if self.text.startswith("re:"):
+            try:
+                re.compile(self.text[3:])
+            except re.error as exc:
+                raise ConfigError(f"{where}: {self.text[3:]!r} is not a regular expression "
+                                  f"({exc})") from None
+
+    def matches(self, client_id: str) -> bool:
+        if self.text.startswith("re:"):
+            return re.fullmatch(self.text[3:], client_id) is not None
+        parts = _NUMBER_RANGE.split(self.text)
+        pattern = "".join(re.escape(part) if index % 3 == 0 else r"(\d+)" if index % 3 == 1
+                          else "" for index, part in enumerate(parts))
+        match = re.fullmatch(pattern, client_id)
+        if match is None:
+            return False
+        ranges = [(int(a), int(b)) for a, b in _NUMBER_RANGE.findall(self.text)]
+        return all(low <= int(value) <= high and str(int(value)) == value
+                   for value, (low, high) in zip(match.groups(), ranges, strict=True))
+
+    def __str__(self) -> str:
+        return self.text
+
+
+SEED_CLIENT_ID_FORM = ClientIdForm("micropython-client-<0..255>")
 
 
 @dataclass(frozen=True)

@@ -20,12 +20,17 @@ from typing import Any, Protocol
 
 from harness.device.device import collect_files
 from harness.errors import ConfigError
+from harness.hil.manifest import MANIFEST_NAME, NO_MANIFEST, Manifest, load_manifest
 
 CA_PATH_ON_DEVICE = "/ca.pem"
 SETTINGS_PATH_ON_DEVICE = "/settings.json"
 
 class DeviceProgram(Protocol):
     name: str
+
+    @property
+    def manifest(self) -> Manifest:
+        """What the program declares about itself (``hil.toml``; R1-R6 read ``reconnect``)."""
 
     @property
     def fixed_settings(self) -> Mapping[str, Any]:
@@ -42,16 +47,24 @@ class DeviceProgram(Protocol):
 class ContractProgram:
     src_dir: Path
     name: str = "device_src"
-    fixed_settings: Mapping[str, Any] = field(default_factory=dict)
+    manifest: Manifest = NO_MANIFEST
 
     def __post_init__(self) -> None:
         if not (self.src_dir / "main.py").is_file():
             raise ConfigError(f"device program folder {self.src_dir} has no main.py; point "
                               "--hil-device-src at a folder with main.py (e.g. device_src/)")
         self.name = self.src_dir.name
+        self.manifest = load_manifest(self.src_dir)
+
+    @property
+    def fixed_settings(self) -> Mapping[str, Any]:
+        # A client-id form is what the program's own id looks like, not a fixed id.
+        return {k: v for k, v in self.manifest.always.items() if k != "client_id"}
 
     def program_files(self) -> dict[str, bytes]:
-        return collect_files(self.src_dir)
+        files = collect_files(self.src_dir)
+        files.pop("/" + MANIFEST_NAME, None)  # the harness reads it; the board does not
+        return files
 
     def run_files(self, settings: Mapping[str, Any], ca_pem: bytes | None) -> dict[str, bytes]:
         files = {SETTINGS_PATH_ON_DEVICE: json.dumps(dict(settings), indent=1).encode()}
@@ -70,6 +83,7 @@ class SeedProgram:
     fixed_settings: Mapping[str, Any] = field(default_factory=lambda: {
         "tls": True, "sni": True, "publish_interval": 1.0, "keepalive": 0, "client_id": None})
     _blocks: dict[str, str] = field(default_factory=dict)
+    manifest: Manifest = NO_MANIFEST
 
     def __post_init__(self) -> None:
         if not self.seed_path.is_file():
