@@ -1,6 +1,6 @@
 """Broker-side benchmarks; prints medians.
 
-    /work/venv/bin/python benchmarks/bench_broker.py [--quick]
+    .venv/bin/python benchmarks/bench_broker.py [--quick]
 
 - start-to-ready time of amqtt and mosquitto (with a password file and a TLS listener)
 - echo round trip client -> broker -> client, direct and through the wire tap (plain and

@@ -2,7 +2,7 @@
 every 100 messages, and the loop rate, on the real MicroPython interpreter with a 64 KiB
 heap against mosquitto, publish_interval 0.
 
-    /work/venv/bin/python benchmarks/bench_device.py [messages]
+    .venv/bin/python benchmarks/bench_device.py [messages]
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Benchmarks of the emulated ESP32 (issue 2). Prints medians.
 
-    /work/venv/bin/python benchmarks/bench_emulator.py [--quick]
+    .venv/bin/python benchmarks/bench_emulator.py [--quick]
 
 * start -> exec: ``EmulatedBoard.start()`` until mpremote's own transport (library, no CLI
   start-up) has entered the raw REPL and run one exec.

@@ -1,6 +1,6 @@
 """Speed of the real-board path's pieces, on the ROM-level board double (no hardware).
 
-Run: /work/venv/bin/python benchmarks/bench_hardware.py [--rounds N]
+Run: .venv/bin/python benchmarks/bench_hardware.py [--rounds N]
 Prints medians. The RFC2217 figures are dominated by pyserial's RFC2217 client, which
 polls every 50 ms for the server's acknowledgement of each setting change (esptool
 changes the port timeout around most commands), so they stand for any RFC2217 server.

@@ -1,6 +1,6 @@
 """Benchmark: render the report from a history of 1,000 runs × 50 tests; database size.
 
-Run: /work/venv/bin/python benchmarks/bench_report.py [--runs 1000] [--tests 50] [--repeat 5]
+Run: .venv/bin/python benchmarks/bench_report.py [--runs 1000] [--tests 50] [--repeat 5]
 Prints medians. The history is synthetic but shaped like a nightly: 6 matrix cells per
 round, every test with HIL context, the S7 tests with device metrics, a few flaky tests.
 """

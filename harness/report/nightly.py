@@ -13,7 +13,6 @@ import importlib
 import os
 import re
 import shlex
-import shutil
 import signal
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.broker.mosquitto_broker import mosquitto_installed
 from harness.deadline import Deadline
 from harness.errors import ConfigError
 from harness.report.cli import DEFAULT_LAST, build_report
@@ -30,8 +30,6 @@ from harness.report.history import ensure_writable
 FALLBACK_PROFILES = ["v1.22"]
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SUITE = REPO_ROOT / "tests" / "hil"
-# Debian installs the broker outside a normal user's PATH.
-SYSTEM_MOSQUITTO = Path("/usr/sbin/mosquitto")
 DEFAULT_CELL_TIMEOUT_S = 1800.0
 # A real board runs whatever firmware it was flashed with; the emulator's profiles don't apply.
 FLASHED = "flashed"
@@ -89,7 +87,7 @@ def available_profiles() -> list[str]:
 def available_brokers() -> list[str]:
     """amqtt is embedded; mosquitto counts when its program is installed."""
     brokers = ["amqtt"]
-    if shutil.which("mosquitto") or SYSTEM_MOSQUITTO.is_file():
+    if mosquitto_installed():
         brokers.append("mosquitto")
     return brokers
 

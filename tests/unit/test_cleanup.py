@@ -56,8 +56,7 @@ def wait_for_board(tmp_path: Path, process: subprocess.Popen[bytes]) -> None:
     assert process.poll() is None, process.communicate()[0].decode()[-2000:]
 
 
-@pytest.mark.skipif(subprocess.call(["which", "mosquitto"], stdout=subprocess.DEVNULL) != 0,
-                    reason="mosquitto not installed (apt-get install mosquitto)")
+@pytest.mark.mosquitto
 def test_ctrl_c_mid_run_leaves_no_process_behind(tmp_path: Path) -> None:
     process, tag = start_suite(tmp_path)
     wait_for_board(tmp_path, process)
@@ -70,8 +69,7 @@ def test_ctrl_c_mid_run_leaves_no_process_behind(tmp_path: Path) -> None:
     assert leftovers == []
 
 
-@pytest.mark.skipif(subprocess.call(["which", "mosquitto"], stdout=subprocess.DEVNULL) != 0,
-                    reason="mosquitto not installed (apt-get install mosquitto)")
+@pytest.mark.mosquitto
 def test_timeout_mid_run_leaves_no_process_behind(tmp_path: Path) -> None:
     process, tag = start_suite(tmp_path, "--timeout=3")
     output = process.communicate(timeout=180)[0].decode()

@@ -4,6 +4,7 @@ reconnect with backoff, and a flat heap."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import socket
@@ -28,9 +29,8 @@ def umqtt_dir() -> Path:
 
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[Mosquitto]:
-    mosq = Mosquitto(tmp_path / "broker")
-    yield mosq
-    mosq.stop()
+    with Mosquitto(tmp_path / "broker") as mosq:
+        yield mosq
 
 
 def settings(port: int, **extra: Any) -> dict[str, Any]:
@@ -38,6 +38,7 @@ def settings(port: int, **extra: Any) -> dict[str, Any]:
             "wifi_password": "lab-secret", "publish_interval": 0.2, **extra}
 
 
+@pytest.mark.mosquitto
 def test_plain_tcp_transcript_matches_the_guide(tmp_path: Path, umqtt_dir: Path,
                                                 broker: Mosquitto) -> None:
     flash = Flash(tmp_path / "flash", umqtt_dir, wifi={"delay": 1.5, "ip": "192.168.0.145"})
@@ -57,6 +58,7 @@ def test_plain_tcp_transcript_matches_the_guide(tmp_path: Path, umqtt_dir: Path,
     assert lines[first:first + len(expected)] == expected
 
 
+@pytest.mark.mosquitto
 def test_callback_is_set_before_subscribe_so_a_retained_message_is_printed(
         tmp_path: Path, umqtt_dir: Path, broker: Mosquitto) -> None:
     broker.publish(TOPIC, "retained-hello", retain=True)
@@ -70,6 +72,7 @@ def test_callback_is_set_before_subscribe_so_a_retained_message_is_printed(
                             f"Received '{{\"msg\": 0}}' from topic '{TOPIC}'"]
 
 
+@pytest.mark.mosquitto
 def test_configured_client_id_and_keepalive_reach_the_broker(
         tmp_path: Path, umqtt_dir: Path, broker: Mosquitto) -> None:
     flash = Flash(tmp_path / "flash", umqtt_dir)
@@ -143,48 +146,44 @@ def test_a_server_that_is_not_a_broker_gives_no_connack_error(tmp_path: Path,
     assert one_error(lines).startswith(f"ERROR mqtt: no CONNACK from 127.0.0.1:{port}")
 
 
+@pytest.mark.mosquitto
 def test_wrong_password_is_reported_as_not_authorized(tmp_path: Path,
                                                       umqtt_dir: Path) -> None:
-    secured = Mosquitto(tmp_path / "broker", users={"emqx": "public"})
-    try:
+    with Mosquitto(tmp_path / "broker", users={"emqx": "public"}) as secured:
         flash = Flash(tmp_path / "flash", umqtt_dir)
         flash.write_settings(settings(secured.port, user="emqx", password="not-it"))
         with running(flash) as device:
             lines = device.wait_exit(30)
-    finally:
-        secured.stop()
     assert one_error(lines) == (f"ERROR mqtt: not authorized (CONNACK 5) from "
                                 f"127.0.0.1:{secured.port}")
     assert not any("not-it" in line for line in lines)
     assert not any(line.startswith("Connected to MQTT Broker") for line in lines)
 
 
+@pytest.mark.mosquitto
 def test_reconnect_with_backoff_resumes_the_counter(tmp_path: Path, umqtt_dir: Path) -> None:
-    first = Mosquitto(tmp_path / "broker1")
-    port = first.port
-    flash = Flash(tmp_path / "flash", umqtt_dir)
-    flash.write_settings(settings(port, reconnect=True, reconnect_delay=0.2,
-                                  reconnect_max_delay=0.8))
-    second = None
-    try:
+    with contextlib.ExitStack() as brokers:  # both brokers stop whatever way the test ends
+        first = brokers.enter_context(Mosquitto(tmp_path / "broker1"))
+        port = first.port
+        flash = Flash(tmp_path / "flash", umqtt_dir)
+        flash.write_settings(settings(port, reconnect=True, reconnect_delay=0.2,
+                                      reconnect_max_delay=0.8))
         with running(flash) as device:
             device.expect(r"^Received '\{\"msg\": 2\}'")
             first.stop()
             device.expect(r"^ERROR mqtt: connection lost after \d+ messages")
             device.expect(r"^Reconnecting in 0\.4 s")  # the delay doubled after a failure
-            second = Mosquitto(tmp_path / "broker2", port=port)
+            brokers.enter_context(Mosquitto(tmp_path / "broker2", port=port))
             device.expect(r"^Connected to MQTT Broker")
             last = device.expect(r"^Received '\{\"msg\": (\d+)\}'")
             resumed = int(last[1])
             device.expect(rf"^Received '\{{\"msg\": {resumed + 2}\}}'")
-    finally:
-        if second is not None:
-            second.stop()
     sent = [int(m[1]) for line in device.lines if (m := re.match(r"^Send '\{\"msg\": (\d+)", line))]
     assert sent == list(range(len(sent))), sent  # no gap and no restart from 0
     assert device.lines.count('Connected to MQTT Broker "127.0.0.1"') == 2
 
 
+@pytest.mark.mosquitto
 def test_heap_stays_flat_over_many_messages(tmp_path: Path, umqtt_dir: Path,
                                             broker: Mosquitto) -> None:
     flash = Flash(tmp_path / "flash", umqtt_dir)

@@ -68,6 +68,7 @@ def deploy(port: str, settings: dict[str, object], tmp_path: Path,
     assert out.returncode == 0, out.stdout + out.stderr
 
 
+@pytest.mark.mosquitto
 def test_transcript_on_the_emulated_board_matches_the_guide(
         board: EmulatedBoard, tmp_path: Path) -> None:
     broker = Mosquitto(tmp_path / "broker")
@@ -114,6 +115,7 @@ def test_a_settings_error_is_one_line_and_the_board_stays_at_the_repl(
     assert before.count("rst:") == 1  # booted once; main.py did not reset the board
 
 
+@pytest.mark.mosquitto
 def test_tls_with_sni_on_the_emulated_board(board: EmulatedBoard, tmp_path: Path) -> None:
     """umqtt.simple 1.3.4 (firmware v1.22): ssl=True + ssl_params with the PEM CA; the
     front, which refuses handshakes without SNI, sees the broker's name."""

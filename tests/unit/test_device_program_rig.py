@@ -1,8 +1,8 @@
 """Rig for running device_src/ on the real MicroPython unix interpreter, before (and apart
 from) the emulated board: a flash directory mounted as ``/``, a fake ``network`` module,
 an ``ssl`` shim that gives the unix port's DER-only mbedTLS the PEM an ESP32 accepts,
-umqtt.simple 1.3.4 fetched by pip (hash-checked), mosquitto, and a TLS front that records
-SNI. Holds no tests itself.
+umqtt.simple 1.3.4 (the harness's own fetch: name, version, sha256, cached), mosquitto, and
+a TLS front that records SNI. Holds no tests itself.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import shutil
 import socket
 import ssl
 import subprocess
-import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,18 +24,16 @@ from typing import Any
 
 import pytest
 
+from harness.broker.mosquitto_broker import find_mosquitto
 from harness.deadline import Deadline
+from harness.emulator import interpreter
+from harness.emulator.umqtt_source import umqtt_134_dir
 
 pytestmark = pytest.mark.unit
 
 REPO = Path(__file__).resolve().parents[2]
 DEVICE_SRC = REPO / "device_src"
-MICROPYTHON = Path("/work/venv/bin/micropython")
-if not MICROPYTHON.exists():
-    MICROPYTHON = Path(shutil.which("micropython") or "micropython")
-UMQTT_134 = ("micropython-umqtt.simple==1.3.4",
-             "b6a2520239e3992c63a7de9370ee9b3d9d27819a90359c521f1c0f7ccab8d12f")
-CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "esp32-mqtt-hil"
+MICROPYTHON = interpreter.executable()
 
 # --- board shims (test-only; an ESP32 has the real modules) ------------------------
 NETWORK_SHIM = """\
@@ -143,36 +140,8 @@ def wait_listening(port: int, what: str, seconds: float = 10.0) -> None:
 
 
 def umqtt_134() -> Path:
-    """Directory holding ``umqtt/simple.py`` 1.3.4, fetched once by pip with its sha256.
-
-    The sdist has no setup.py, so pip verifies the hash, unpacks it, then fails to build
-    metadata; ``--no-clean`` keeps the unpacked tree, which is all we need.
-    """
-    target = CACHE / "umqtt.simple-1.3.4"
-    module = target / "umqtt" / "simple.py"
-    if module.is_file():
-        return target
-    CACHE.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=CACHE) as work:
-        req = Path(work) / "req.txt"
-        req.write_text(f"{UMQTT_134[0]} --hash=sha256:{UMQTT_134[1]}\n")
-        scratch = Path(work) / "tmp"
-        scratch.mkdir()
-        subprocess.run(
-            [str(Path(MICROPYTHON).parent / "pip"), "download", "--no-deps", "--no-binary",
-             ":all:", "--no-clean", "--no-cache-dir", "-d", str(Path(work) / "dl"),
-             "-r", str(req)],
-            env={**os.environ, "TMPDIR": str(scratch)}, capture_output=True, timeout=120,
-            check=False)
-        found = next(scratch.rglob("umqtt/simple.py"), None)
-        if found is None:
-            pytest.fail("could not fetch umqtt.simple 1.3.4 with pip (hash-checked sdist)")
-        staged = Path(work) / "staged"
-        (staged / "umqtt").mkdir(parents=True)
-        shutil.copy(found, staged / "umqtt" / "simple.py")
-        with contextlib.suppress(OSError):  # another run may have won the race
-            staged.rename(target)
-    return target
+    """Directory holding ``umqtt/simple.py`` 1.3.4, as the emulated board gets it."""
+    return umqtt_134_dir()
 
 
 class Flash:
@@ -281,6 +250,7 @@ class Mosquitto:
 
     def __init__(self, workdir: Path, users: dict[str, str] | None = None,
                  port: int | None = None) -> None:
+        program, passwd_program = find_mosquitto()
         self.port = port or free_port()
         workdir.mkdir(parents=True, exist_ok=True)
         # "user": mosquitto started as root would drop to user "mosquitto", which cannot
@@ -291,16 +261,26 @@ class Mosquitto:
             pwfile = workdir / "passwd"
             pwfile.touch()
             for user, password in users.items():
-                subprocess.run(["mosquitto_passwd", "-b", str(pwfile), user, password],
+                subprocess.run([str(passwd_program), "-b", str(pwfile), user, password],
                                check=True, capture_output=True, timeout=30)
             conf += [f"password_file {pwfile}", "allow_anonymous false"]
         else:
             conf.append("allow_anonymous true")
         (workdir / "mosquitto.conf").write_text("\n".join(conf) + "\n")
         self._log = (workdir / "mosquitto.log").open("wb")
-        self.proc = subprocess.Popen(["mosquitto", "-c", str(workdir / "mosquitto.conf")],
+        self.proc = subprocess.Popen([str(program), "-c", str(workdir / "mosquitto.conf")],
                                      stdout=self._log, stderr=subprocess.STDOUT)
-        wait_listening(self.port, f"mosquitto to listen on port {self.port}")
+        try:
+            wait_listening(self.port, f"mosquitto to listen on port {self.port}")
+        except BaseException:
+            self.stop()
+            raise
+
+    def __enter__(self) -> Mosquitto:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
 
     def publish(self, topic: str, payload: str, retain: bool = False) -> None:
         """Publish as another client (paho-mqtt) and return once the broker has it."""
@@ -309,6 +289,7 @@ class Mosquitto:
         publish.single(topic, payload, retain=retain, hostname="127.0.0.1", port=self.port)
 
     def stop(self) -> None:
+        """Idempotent: the process is ended and reaped, the log closed."""
         if self.proc.poll() is None:
             self.proc.terminate()
             try:

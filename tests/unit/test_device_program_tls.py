@@ -57,9 +57,8 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[Mosquitto]:
-    mosq = Mosquitto(tmp_path / "broker")
-    yield mosq
-    mosq.stop()
+    with Mosquitto(tmp_path / "broker") as mosq:
+        yield mosq
 
 
 def start_front(pki: dict[str, Path], cert: str, broker: Mosquitto,
@@ -78,6 +77,7 @@ def tls_flash(tmp_path: Path, umqtt_dir: Path, pki: dict[str, Path], port: int,
     return flash
 
 
+@pytest.mark.mosquitto
 def test_tls_with_pem_ca_and_sni_connects_and_sends_the_server_name(
         tmp_path: Path, umqtt_dir: Path, pki: dict[str, Path], broker: Mosquitto) -> None:
     front = start_front(pki, "good", broker, require_sni=True)
@@ -90,6 +90,7 @@ def test_tls_with_pem_ca_and_sni_connects_and_sends_the_server_name(
     assert front.handshakes == [SERVER]
 
 
+@pytest.mark.mosquitto
 @pytest.mark.parametrize("cert", ["untrusted", "wrong-host", "expired"])
 def test_a_bad_server_certificate_is_refused_with_a_tls_error(
         tmp_path: Path, umqtt_dir: Path, pki: dict[str, Path], broker: Mosquitto,
@@ -107,6 +108,7 @@ def test_a_bad_server_certificate_is_refused_with_a_tls_error(
     assert "Traceback" not in "\n".join(lines)
 
 
+@pytest.mark.mosquitto
 def test_sni_off_sends_no_server_hostname(tmp_path: Path, umqtt_dir: Path,
                                           pki: dict[str, Path], broker: Mosquitto) -> None:
     """With sni false the device passes no server_hostname. This interpreter's mbedTLS
@@ -215,6 +217,7 @@ def test_each_umqtt_generation_gets_its_call_form_and_sni_as_configured(
     ]
 
 
+@pytest.mark.mosquitto
 def test_a_ca_file_that_is_not_a_certificate_is_named(
         tmp_path: Path, umqtt_dir: Path, pki: dict[str, Path], broker: Mosquitto) -> None:
     front = start_front(pki, "good", broker)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 from pathlib import Path
 
 import pytest
 
+from harness.broker.mosquitto_broker import mosquitto_installed
 from harness.report import nightly
 from harness.report.history import History
 from harness.report.nightly import Cell, NightlyRunner, plan_cells
@@ -87,14 +87,17 @@ def test_a_cell_runs_the_hil_suite_with_its_options(tmp_path: Path) -> None:
 def test_mosquitto_is_a_broker_exactly_when_installed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    installed = shutil.which("mosquitto") or Path("/usr/sbin/mosquitto").is_file()
-    assert ("mosquitto" in nightly.available_brokers()) == bool(installed)
-    monkeypatch.setenv("PATH", str(tmp_path))
-    monkeypatch.setattr(nightly, "SYSTEM_MOSQUITTO", tmp_path / "no-mosquitto")
+    assert ("mosquitto" in nightly.available_brokers()) == mosquitto_installed()
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    monkeypatch.setenv("PATH", str(bin_dir))
     assert nightly.available_brokers() == ["amqtt"]
-    fake = tmp_path / "mosquitto"
-    fake.write_text("#!/bin/sh\n")
-    fake.chmod(0o755)
+    for program in ("mosquitto", "mosquitto_passwd"):
+        fake = tmp_path / "sbin" / program if program == "mosquitto" else bin_dir / program
+        fake.parent.mkdir(exist_ok=True)
+        fake.write_text("#!/bin/sh\n")
+        fake.chmod(0o755)
+    # found in the sbin folder next to a bin folder on PATH, as Debian installs it
     assert nightly.available_brokers() == ["amqtt", "mosquitto"]
 
 
