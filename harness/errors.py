@@ -10,6 +10,12 @@ mpremote, paho, amqtt, esptool) are wrapped where they enter harness code, with
 from __future__ import annotations
 
 
+def one_line(exc: BaseException) -> str:
+    """An exception as one log line: its type and the first line of its message."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
 class HarnessError(Exception):
     """Root of every error the harness raises on purpose."""
 

@@ -27,7 +27,7 @@ from pwdlib.hashers.argon2 import Argon2Hasher
 from harness.broker.base import BrokerEvent, LocalBroker, LocalBrokerOptions, port_error
 from harness.broker.loop_thread import LoopThread
 from harness.deadline import Deadline
-from harness.errors import PkiError
+from harness.errors import PkiError, one_line
 from harness.redact import redact
 
 if TYPE_CHECKING:
@@ -189,6 +189,9 @@ class AmqttBroker(LocalBroker):
             async def connected(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
                 try:
                     await core.stream_connected(reader, writer, listener)
+                except Exception as exc:  # one bad client must not reach asyncio's traceback
+                    peer = writer.get_extra_info("peername")
+                    log.info("client %s on %s dropped: %s", peer, listener, one_line(exc))
                 finally:
                     # amqtt leaves the socket open when a client sends no CONNECT.
                     writer.close()

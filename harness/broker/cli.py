@@ -41,8 +41,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="refuse TLS handshakes without this SNI (implies --tls)",
     )
-    parser.add_argument("--user", metavar="U", help="require this MQTT user name")
-    parser.add_argument("--password", metavar="P", help="password for --user")
+    parser.add_argument("--user", metavar="U", help="require this MQTT user name; its password "
+                        f"comes from ${PASSWORD_ENV} or --password-file (never argv, which "
+                        "`ps` shows)")
+    parser.add_argument("--password-file", type=Path, metavar="FILE",
+                        help="file holding the password for --user (first line)")
+    # Refused with a pointer to the safe ways: a password on argv is visible in `ps`.
+    parser.add_argument("--password", metavar="P", help=argparse.SUPPRESS)
     parser.add_argument(
         "--host",
         default="127.0.0.1",
@@ -80,15 +85,37 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
 
 
+PASSWORD_ENV = "HIL_BROKER_PASSWORD"
+
+
 def _validate(args: argparse.Namespace) -> None:
+    if args.password is not None:
+        raise ConfigError("--password would show the password to every user in `ps`",
+                          hint=f"set {PASSWORD_ENV} in the environment or use --password-file")
+    args.password = _read_password(args)
     if (args.user is None) != (args.password is None):
-        raise ConfigError("--user and --password go together", hint="give both or neither")
+        raise ConfigError("--user needs a password and a password needs --user",
+                          hint=f"give --user with {PASSWORD_ENV} or --password-file, or neither")
     for option in ("port", "tls_port"):
         value = getattr(args, option)
         if not 0 <= value <= 65535:
             raise ConfigError(f"--{option.replace('_', '-')} {value} is not a TCP port (0-65535)")
     if args.require_sni:
         args.tls = True
+
+
+def _read_password(args: argparse.Namespace) -> str | None:
+    if args.password_file is not None:
+        try:
+            lines = args.password_file.read_text(encoding="utf-8").splitlines()
+        except OSError as exc:
+            raise ConfigError(f"cannot read --password-file {args.password_file}: "
+                              f"{exc.strerror or exc}") from exc
+        if not lines or not lines[0]:
+            raise ConfigError(f"--password-file {args.password_file} is empty",
+                              hint="write the password on its first line")
+        return str(lines[0])
+    return os.environ.get(PASSWORD_ENV) or None
 
 
 def _write_info(path: Path, info: dict[str, Any]) -> None:

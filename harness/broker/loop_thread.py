@@ -8,13 +8,25 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import logging
 import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 from harness.deadline import Deadline
+from harness.errors import one_line
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+
+def _log_one_line(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """A peer that misbehaves (garbage, a reset mid-handshake) is logged as one line, not
+    as asyncio's default multi-line traceback on the console."""
+    exc = context.get("exception")
+    detail = one_line(exc) if isinstance(exc, BaseException) else ""
+    log.warning("%s%s", context.get("message", "unhandled error in event loop"),
+                f": {detail}" if detail else "")
 
 
 class LoopThread:
@@ -23,6 +35,7 @@ class LoopThread:
     def __init__(self, name: str) -> None:
         self.name = name
         self.loop = asyncio.new_event_loop()
+        self.loop.set_exception_handler(_log_one_line)
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 

@@ -3,8 +3,10 @@ an unreachable or malformed external URL, an unknown backend."""
 
 from __future__ import annotations
 
+import random
 import shutil
 import socket
+import struct
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -137,3 +139,34 @@ def test_unknown_backend() -> None:
     with pytest.raises(BrokerError) as info:
         open_broker("rabbit")
     assert "unknown broker 'rabbit'" in one_line(info)
+
+
+def _garbage_clients(port: int, count: int, seed: int) -> None:
+    """Connect ``count`` clients that send random bytes; every third resets (RST)."""
+    rng = random.Random(seed)
+    linger_rst = struct.pack("ii", 1, 0)
+    for i in range(count):
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
+            client.sendall(rng.randbytes(rng.randint(1, 300)))
+            if i % 3 == 0:
+                client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger_rst)
+
+
+def test_garbage_clients_are_logged_as_one_line_each(tmp_path: Path,
+                                                      capfd: pytest.CaptureFixture[str]) -> None:
+    broker = open_broker("amqtt", workdir=tmp_path / "broker")
+    broker.start()
+    try:
+        _garbage_clients(broker.port, 300, seed=7)
+        with socket.create_connection(("127.0.0.1", broker.port), timeout=5):
+            pass  # still accepting after the storm
+    finally:
+        broker.stop()
+    out, err = capfd.readouterr()
+    assert "Traceback" not in out + err, err[-2000:]
+    assert broker.log_path is not None
+    log = broker.log_path.read_text(encoding="utf-8")
+    assert "Traceback" not in log, log[-2000:]
+    dropped = [line for line in log.splitlines() if " dropped: " in line]
+    assert dropped, "no bad client was logged"
+    assert all(line.count(":") >= 2 and "\n" not in line for line in dropped)

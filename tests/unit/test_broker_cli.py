@@ -4,6 +4,7 @@ SIGTERM/SIGINT leaving nothing behind, and one-line errors."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 
 from harness.broker import Observer
+from harness.broker.cli import PASSWORD_ENV
 from harness.broker.mosquitto_broker import find_mosquitto
 from harness.deadline import Deadline
 from harness.errors import BrokerNotInstalled
@@ -21,12 +23,14 @@ from harness.errors import BrokerNotInstalled
 pytestmark = pytest.mark.unit
 
 
-def start_cli(tmp_path: Path, *args: str) -> tuple[subprocess.Popen[bytes], Path]:
+def start_cli(tmp_path: Path, *args: str,
+              env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], Path]:
     out = tmp_path / "cli.out"
     with out.open("wb") as sink:
         process = subprocess.Popen(
             [sys.executable, "-m", "harness", "broker", *args],
             stdout=sink, stderr=subprocess.STDOUT, cwd=tmp_path,
+            env={**os.environ, **(env or {})},
         )  # fmt: skip
     return process, out
 
@@ -53,7 +57,8 @@ def test_cli_serves_tls_with_sni_and_cleans_up(
     info_file = tmp_path / "info.json"
     process, out = start_cli(
         tmp_path, "--backend", backend, "--tls", "--require-sni", "localhost",
-        "--user", "emqx", "--password", "cli-secret-9", "--info-file", str(info_file), "-v",
+        "--user", "emqx", "--info-file", str(info_file), "-v",
+        env={PASSWORD_ENV: "cli-secret-9"},
     )  # fmt: skip
     try:
         info = wait_info(process, info_file, out)
@@ -96,8 +101,34 @@ def test_cli_user_without_password_is_one_line(tmp_path: Path) -> None:
     result = run_cli(tmp_path, "--user", "emqx")
     assert result.returncode == 2
     assert result.stderr.strip() == (
-        "harness broker: error: --user and --password go together — give both or neither"
+        "harness broker: error: --user needs a password and a password needs --user — give "
+        f"--user with {PASSWORD_ENV} or --password-file, or neither"
     )
+
+
+def test_cli_refuses_a_password_on_the_command_line(tmp_path: Path) -> None:
+    result = run_cli(tmp_path, "--user", "emqx", "--password", "in-ps-for-all")
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert "would show the password to every user in `ps`" in result.stderr
+    assert "in-ps-for-all" not in result.stderr
+
+
+def test_cli_reads_the_password_from_a_file(tmp_path: Path) -> None:
+    secret = tmp_path / "pw"
+    secret.write_text("from-a-file\n")
+    info_file = tmp_path / "info.json"
+    process, out = start_cli(tmp_path, "--user", "emqx", "--password-file", str(secret),
+                             "--info-file", str(info_file))
+    try:
+        info = wait_info(process, info_file, out)
+        assert info["password"] == "from-a-file"
+        with Observer("127.0.0.1", info["port"], username="emqx", password="from-a-file",
+                      client_id="pw-file-check") as observer:
+            observer.subscribe("pw/t")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 0
 
 
 def test_cli_port_in_use_is_one_line(tmp_path: Path) -> None:
