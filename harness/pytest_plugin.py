@@ -21,10 +21,11 @@ from pathlib import Path
 import pytest
 
 from harness.checks.findings import Finding
+from harness.device.backends import factory_for
 
 # Emulated boards as fixtures for tests of your own (many at once, all stopped at the end).
 from harness.emulator.fixtures import board_factory, emulated_board  # noqa: F401
-from harness.errors import DeviceLost, HarnessError
+from harness.errors import ConfigError, DeviceLost, HarnessError
 from harness.hil.programs import ContractProgram, DeviceProgram, SeedProgram
 from harness.hil.rig import NotApplicable, Rig, RunResult
 from harness.hil.scenario import Scenario
@@ -53,7 +54,8 @@ class _Option:
 
 OPTIONS = [
     _Option("hil_device", "emu", "device under test: emu (the emulated ESP32), a serial port "
-            "path, auto, a USB serial number or location, or rfc2217://host:port"),
+            "path, auto, a USB serial number or location, rfc2217://host:port, or several "
+            "boards as PORT1,PORT2 (one per pytest-xdist worker)"),
     _Option("hil_profile", "v1.22", "firmware profile of the emulated board (v1.22, v1.23, "
             "v1.25, ...)"),
     _Option("hil_broker", "amqtt", "broker: amqtt (embedded), mosquitto, or a URL such as "
@@ -115,17 +117,11 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 _SIGTERM_KEY = pytest.StashKey[SigtermAsInterrupt]()
 
 
-_DEVICE_FORMS = re.compile(r"^(emu|auto|rfc2217://[^:/]+:\d+|socket://[^:/]+:\d+|/.+|COM\d+|"
-                           r"[A-Za-z0-9_.:-]+)$")
-
-
 def _validate_device_option(value: str) -> None:
-    malformed_url = value.startswith("rfc2217://") and not re.match(
-        r"^rfc2217://[^:/]+:\d+$", value)
-    if malformed_url or not _DEVICE_FORMS.match(value):
-        raise pytest.UsageError(
-            f"--hil-device {value!r} is not understood; use emu, auto, a port path such as "
-            "/dev/ttyUSB0, a USB serial number or location, or rfc2217://host:port")
+    try:
+        factory_for(value)
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 # --- session objects --------------------------------------------------------------
@@ -243,10 +239,9 @@ class HilRunner:
     def _record(self, result: RunResult) -> None:
         target = self.rig.target
         props = self.item.user_properties
-        props.append(("hil.backend", target.backend))
-        props.append(("hil.device", target.options.device))
-        props.append(("hil.profile", target.options.profile if target.backend == "emu"
-                      else "flashed"))
+        props.append(("hil.backend", target.backend_name))
+        props.append(("hil.device", target.backend.board))
+        props.append(("hil.profile", target.profile_label))
         props.append(("hil.broker", target.options.broker.split("://")[0]))
         props.append(("hil.transport", "tls" if result.scenario.tls else "plain"))
         props.append(("hil.device_rev", self.rig.program_revision))
@@ -284,7 +279,7 @@ class _ProfileRigs:
         not_targeted = main.program.manifest.not_targeted(profile)
         if not_targeted is not None:
             pytest.skip(f"not applicable: {not_targeted}")
-        if main.target.backend != "emu":
+        if not main.target.factory.runs_profiles:
             if profile != self.session_profile:
                 pytest.skip(f"a real board runs the firmware it was flashed with; flash a "
                             f"{profile} image with --hil-firmware to check that generation")

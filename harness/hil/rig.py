@@ -172,7 +172,7 @@ class Rig:
                 publish_interval=float(settings["publish_interval"]),
                 wifi_ip=device_ip or self.target.wifi_ip,
                 # Only the emulated access point's association time is known.
-                wifi_delay=scenario.wifi_delay if self.target.board is not None else None,
+                wifi_delay=scenario.wifi_delay if self.target.backend.controls_wifi else None,
                 tls=bool(settings["tls"]),
                 sni_expected=str(settings["server"]) if settings["sni"] else None,
                 retained_payload=RETAINED_PAYLOAD if scenario.retained else None,

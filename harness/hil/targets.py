@@ -1,32 +1,39 @@
-"""What the HIL suite runs against: a device side (emulated board, USB port or RFC2217
-URL) and a broker side (PKI, broker, observer, and a per-run TLS front / wire tap).
+"""What the HIL suite runs against: a device side (a board from a device backend: the
+emulated ESP32, a USB port, an RFC2217 URL, a labgrid place) and a broker side (PKI,
+broker, observer, and a per-run TLS front / wire tap).
 
-:func:`open_target` turns the user's options into a started :class:`Target`; everything it
+:class:`Target` turns the user's options into a started device + broker side; everything it
 starts is stopped by :meth:`Target.close`, in reverse order, even when start-up fails half
-way (an :class:`contextlib.ExitStack` holds each piece as soon as it exists).
+way (an :class:`contextlib.ExitStack` holds each piece as soon as it exists). What differs
+between kinds of board lives behind :mod:`harness.device.backends`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.device.backends import (
+    BackendFactory,
+    BoardRequest,
+    DeviceBackend,
+    WifiNetwork,
+    factory_for,
+)
 from harness.device.device import Device
-from harness.errors import ConfigError
 from harness.hil.scenario import Scenario
 
 BROKER_NAME = "broker.test"  # the name the device uses for the broker (TLS SNI, SAN)
-EMULATED_WIFI = ("hil-ap", "hil-wifi-secret", "192.168.4.23")
+LOOPBACK = "127.0.0.1"
 
 
 @dataclass
 class TargetOptions:
-    device: str = "emu"  # emu | serial path | auto | rfc2217://host:port
+    device: str = "emu"  # a --hil-device spec: emu | port | auto | rfc2217://… | labgrid:…
     profile: str = "v1.22"
     broker: str = "amqtt"  # amqtt | mosquitto | mqtt(s)://user:pass@host:port
     workdir: Path = field(default_factory=lambda: Path("hil-results"))
@@ -38,6 +45,8 @@ class TargetOptions:
     broker_name: str | None = None  # name the board uses for the broker (SNI, cert SAN)
     micropython_lib: Path | None = None
     firmware: Path | None = None
+    worker: str = ""  # pytest-xdist worker id ("gw0"); "" in a plain session
+    worker_count: int = 1
 
 
 class Target:
@@ -45,12 +54,38 @@ class Target:
 
     def __init__(self, options: TargetOptions) -> None:
         self.options = options
+        self.factory: BackendFactory = factory_for(options.device)
         self._stack = contextlib.ExitStack()
-        self.board: Any = None  # the EmulatedBoard when device == "emu"
+        self.backend: DeviceBackend
         self.device: Device
-        self.server_name = BROKER_NAME
-        self.wifi_ssid, self.wifi_password, self.wifi_ip = EMULATED_WIFI
-        self.backend = "emu"
+        self.server_name = self.factory.server_name(options.broker_host, options.broker_name,
+                                                    BROKER_NAME)
+
+    # --- what the rig and the reports read ------------------------------------------
+    @property
+    def backend_name(self) -> str:
+        return self.factory.name
+
+    @property
+    def profile_label(self) -> str:
+        """The firmware profile for results: the emulated one, or "flashed" on real boards."""
+        return self.options.profile if self.factory.runs_profiles else "flashed"
+
+    @property
+    def wifi(self) -> WifiNetwork:
+        return self.backend.wifi
+
+    @property
+    def wifi_ssid(self) -> str:
+        return self.backend.wifi.ssid
+
+    @property
+    def wifi_password(self) -> str:
+        return self.backend.wifi.password
+
+    @property
+    def wifi_ip(self) -> str:
+        return self.backend.wifi.ip
 
     # --- start / stop -------------------------------------------------------------
     def start(self) -> Target:
@@ -75,8 +110,8 @@ class Target:
         from harness.broker import Observer, TestPki, open_broker
 
         opts = self.options
-        bind = "127.0.0.1" if opts.device == "emu" else (opts.broker_host or "0.0.0.0")
-        names = [BROKER_NAME, "localhost", "127.0.0.1"]
+        bind = self.factory.broker_bind(opts.broker_host)
+        names = [BROKER_NAME, "localhost", LOOPBACK]
         for extra in (opts.broker_host, opts.broker_name):
             if extra and extra not in names and extra != "0.0.0.0":
                 names.append(extra)
@@ -94,37 +129,13 @@ class Target:
 
     def _start_device_side(self) -> None:
         opts = self.options
-        if opts.device == "emu":
-            from harness.emulator import EmulatedBoard
-
-            flash = opts.workdir / "board" / "flash"
-            flash.mkdir(parents=True, exist_ok=True)
-            self.board = EmulatedBoard(flash, profile=opts.profile,
-                                       hosts={BROKER_NAME: "127.0.0.1"},
-                                       micropython_lib=opts.micropython_lib)
-            self._stack.callback(self.board.stop)
-            self.board.start(timeout=15.0)
-            board = self.board
-            self.device = Device(board.port, hard_reset=lambda _line: board.hard_reset())
-        else:
-            from harness.hardware.discovery import resolve_port
-            from harness.hardware.reset import hard_reset
-
-            if not (opts.wifi_ssid and opts.wifi_password is not None):
-                raise ConfigError("a real board needs Wi-Fi settings: set HIL_WIFI_SSID and "
-                                  "HIL_WIFI_PASSWORD in the environment")
-            port = resolve_port(opts.device)
-            self.backend = "rfc2217" if port.startswith("rfc2217://") else "serial"
-            self.wifi_ssid, self.wifi_password = opts.wifi_ssid, opts.wifi_password
-            self.wifi_ip = ""
-            self.server_name = opts.broker_name or opts.broker_host or BROKER_NAME
-            if opts.firmware is not None:
-                from harness.hardware.flashing import flash_firmware
-
-                result = flash_firmware(port, opts.firmware, progress=_progress)
-                _progress(f"firmware: {result.banner or 'flashed'}"
-                          f"{' (already on the board, skipped)' if result.skipped else ''}")
-            self.device = Device(port, hard_reset=hard_reset)
+        wifi = (WifiNetwork(opts.wifi_ssid, opts.wifi_password)
+                if opts.wifi_ssid and opts.wifi_password is not None else None)
+        self.backend = self.factory.create(BoardRequest(
+            spec=opts.device, profile=opts.profile, workdir=opts.workdir,
+            hosts={BROKER_NAME: LOOPBACK}, wifi=wifi, micropython_lib=opts.micropython_lib,
+            firmware=opts.firmware, worker=opts.worker, worker_count=opts.worker_count))
+        self.device = self.backend.open(self._stack)
         self.device.log.add_secret(self.wifi_password)
         self.device.log.add_secret(self.options.password)
         self.device.open()
@@ -152,15 +163,8 @@ class Target:
             tap.stop()
 
     def prepare_wifi(self, delay: float) -> None:
-        """Set the emulated access point up for the next boot (no-op on a real board)."""
-        if self.board is None:
-            return
-        from harness.emulator import AccessPoint, WifiScenario
-
-        self.board.set_wifi(WifiScenario(
-            access_points=[AccessPoint(ssid=self.wifi_ssid, password=self.wifi_password,
-                                       ip=self.wifi_ip)],
-            association_delay_s=delay))
+        """Set the access point up for the next boot (the backend knows whether it can)."""
+        self.backend.prepare_wifi(delay)
 
     @property
     def ca_pem(self) -> bytes:
@@ -170,12 +174,6 @@ class Target:
     def broker_log(self) -> Path | None:
         path = getattr(self.broker, "log_path", None)
         return Path(path) if path else None
-
-
-def _progress(message: str) -> None:
-    """Long steps (flashing) report progress on the terminal, outside pytest's capture."""
-    if sys.__stderr__ is not None:
-        sys.__stderr__.write(f"[hil] {message}\n")
 
 
 def options_from_env(options: TargetOptions) -> TargetOptions:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.errors import HistoryError
+from harness.errors import HarnessError, HistoryError
 from harness.redact import redact
 from harness.report.history import History, RunRecord, TestRecord, ensure_writable
 
@@ -239,14 +239,16 @@ def _session_context(config: pytest.Config) -> dict[str, str]:
     device = _option(config, "hil_device")
     if device is None:
         return {}
-    if device == "emu":
-        backend = "emu"
-    else:
-        backend = "rfc2217" if device.startswith("rfc2217://") else "serial"
-    context = {"backend": backend, "device": device}
+    from harness.device.backends import factory_for
+
+    try:
+        factory = factory_for(device)
+    except HarnessError:
+        return {}
+    context = {"backend": factory.name, "device": device}
     profile = _option(config, "hil_profile")
     if profile:
-        context["profile"] = profile if backend == "emu" else "flashed"
+        context["profile"] = profile if factory.runs_profiles else "flashed"
     broker = _option(config, "hil_broker")
     if broker:
         context["broker"] = broker.split("://")[0]
