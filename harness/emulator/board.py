@@ -27,7 +27,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -54,7 +54,7 @@ from harness.emulator.flash import prepare_flash
 from harness.emulator.profiles import DEFAULT_PROFILE, Profile, get_profile
 from harness.emulator.reset_circuit import AutoResetCircuit
 from harness.emulator.scenario import WifiScenario
-from harness.emulator.serial_line import SerialLine
+from harness.emulator.serial_line import OutputSink, SerialLine
 from harness.emulator.umqtt_source import umqtt_134_dir, umqtt_from_checkout
 from harness.errors import ConfigError, EmulatorError, HarnessError
 
@@ -80,6 +80,27 @@ def sweep_stale_scratch() -> None:
 # An interpreter that dies this soon after a Ctrl-C died handling it (see _on_exit).
 _SIGINT_GRACE_S = 2.0
 
+# Host->board bytes held for a board that is not reading (its UART RX ring buffer and the
+# stdin pipe beyond); past it the supervisor stops reading the port, so the sender blocks.
+RX_BACKLOG = 4096
+# The ESP32 UART's TX/RX FIFOs are 128 bytes: with pacing, bytes move in such bursts.
+UART_FIFO = 128
+
+
+class Pacer:
+    """Line-rate pacing for one direction: 8N1 framing takes 10 bit times a byte."""
+
+    def __init__(self, baud: int) -> None:
+        self.baud = baud
+        self._busy_until = 0.0
+
+    def spend(self, count: int, now: float) -> None:
+        self._busy_until = max(self._busy_until, now) + count * 10 / self.baud
+
+    def wait(self, now: float) -> float:
+        """Seconds until another FIFO's worth may go (0 when it may go now)."""
+        return max(0.0, self._busy_until - now - UART_FIFO * 10 / self.baud)
+
 
 class EmulatedBoard:
     """An ESP32 running MicroPython, driven through ``port`` by unmodified tools."""
@@ -97,8 +118,12 @@ class EmulatedBoard:
         state_dir: Path | None = None,
         micropython_lib: Path | None = None,
         mac: str = DEFAULT_MAC,
+        baud: int | None = None,
     ) -> None:
         self.profile: Profile = get_profile(profile)
+        if baud is not None and not 300 <= baud <= 5_000_000:
+            raise ConfigError(f"baud rate {baud} is out of range; give 300..5000000")
+        self._baud = baud  # None: bytes move as fast as both ends take them
         self.flash_dir = Path(flash_dir).resolve()
         self.state_dir = Path(state_dir) if state_dir else self.flash_dir.with_name(
             self.flash_dir.name + ".state")
@@ -123,7 +148,12 @@ class EmulatedBoard:
         self._last_sigint = -1e9  # when Ctrl-C last became SIGINT (monotonic)
         self._last_output = bytearray()  # tail for error messages
         self._cooked = CookedOutput()
-        self._sinks: list[Callable[[bytes], None]] = []
+        self._sinks: list[OutputSink] = []
+        self._tx_pace = Pacer(baud) if baud else None
+        self._rx_pace = Pacer(baud) if baud else None
+        self._rx_cond = threading.Condition()
+        self._rx_queued = 0  # bytes feed_input() handed over, not yet at the child
+        self._rx_pending = 0  # bytes at the child's stdin not yet taken by the pipe
         self._in_reset = False  # EN held low
         self._rom: Any = None  # a RomBootloader while in download mode
         self._circuit = AutoResetCircuit()
@@ -185,16 +215,35 @@ class EmulatedBoard:
     def set_hosts(self, mapping: Mapping[str, str]) -> None:
         self._hosts = dict(mapping)
 
-    def add_output_sink(self, sink: Callable[[bytes], None]) -> None:
-        """Also send board output to ``sink`` (the RFC2217 endpoint uses this)."""
+    def add_output_sink(self, sink: OutputSink) -> None:
+        """Also send board output to ``sink`` (the RFC2217 endpoint uses this); while it
+        has no room the board's writes wait, as for the pty."""
         self._sinks.append(sink)
+        self.wake()
 
-    def remove_output_sink(self, sink: Callable[[bytes], None]) -> None:
+    def remove_output_sink(self, sink: OutputSink) -> None:
         with contextlib.suppress(ValueError):
             self._sinks.remove(sink)
+        self.wake()
 
-    def feed_input(self, data: bytes) -> None:
-        """Bytes from another serial endpoint (RFC2217), as if typed on ``port``."""
+    def wake(self) -> None:
+        """Make the supervisor look again at its sinks (one has drained)."""
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"!")
+
+    def feed_input(self, data: bytes, timeout: float = 30.0) -> None:
+        """Bytes from another serial endpoint (RFC2217), as if typed on ``port``. Blocks
+        while the board has a full backlog (it is not reading), like a port's writes."""
+        if self._rx_pace is not None:
+            now = time.monotonic()
+            time.sleep(self._rx_pace.wait(now))
+            self._rx_pace.spend(len(data), time.monotonic())
+        deadline = Deadline(timeout, "the emulated ESP32 to read its serial input")
+        with self._rx_cond:
+            while (self._rx_queued + self._rx_pending >= RX_BACKLOG and not self._stopped
+                   and not deadline.expired):
+                self._rx_cond.wait(min(0.1, deadline.remaining()))
+            self._rx_queued += len(data)
         self._call("input", data, wait=False)
 
     def stop(self) -> None:
@@ -256,10 +305,12 @@ class EmulatedBoard:
         self._selector = selectors.DefaultSelector()
         self._selector.register(self._line.master, selectors.EVENT_READ, "serial")
         self._selector.register(self._wake_r, selectors.EVENT_READ, "wake")
+        if self._line.watch_fd >= 0:
+            self._selector.register(self._line.watch_fd, selectors.EVENT_READ, "clients")
         try:
             self._power_on(PWRON_RESET)
             while not self._handle_events():
-                pass
+                self._update_interest()
         except Exception as exc:  # keep the reason for start()/the log, then power off
             self._failure = EmulatorError(f"the emulated ESP32 supervisor failed: {exc!r}")
             self._emit(f"\r\n[emulated ESP32] supervisor failed: {exc!r}\r\n".encode())
@@ -272,7 +323,7 @@ class EmulatedBoard:
 
     def _handle_events(self) -> bool:
         """One selector round; True when the board is told to stop."""
-        events = self._selector.select(self._circuit.seconds_to_release(time.monotonic()))
+        events = self._selector.select(self._select_timeout())
         if self._circuit.released(time.monotonic()):
             self._come_out_of_reset()
         # Child events before output: 'I' (back at the REPL) is written before the prompt,
@@ -284,8 +335,18 @@ class EmulatedBoard:
                 os.read(self._wake_r, 512)
                 if self._run_commands():
                     return True
+            elif what == "clients":
+                assert self._line is not None
+                self._line.clients_changed()
             elif what == "serial":
-                self._on_input(self._line.read() if self._line else b"")
+                assert self._line is not None
+                if mask & selectors.EVENT_WRITE:
+                    self._line.flush()
+                if mask & selectors.EVENT_READ:
+                    data = self._line.read(4096 if self._rx_pace is None else UART_FIFO)
+                    if self._rx_pace is not None:
+                        self._rx_pace.spend(len(data), time.monotonic())
+                    self._on_input(data)
             elif self._child is None or key.fd not in (
                     self._child.ctl, self._child.stdout, self._child.stdin):
                 continue  # a descriptor of a child already gone
@@ -313,6 +374,9 @@ class EmulatedBoard:
                     self._on_modem_lines(*arg)
                 elif command == "input":
                     self._on_input(arg)
+                    with self._rx_cond:
+                        self._rx_queued -= len(arg)
+                        self._rx_cond.notify_all()
             finally:
                 done.set()
 
@@ -386,6 +450,10 @@ class EmulatedBoard:
             events = os.read(child.ctl, 256)
         except BlockingIOError:
             return
+        if not events:  # the child is exiting; its stdout's end says how
+            with contextlib.suppress(KeyError, ValueError):
+                self._selector.unregister(child.ctl)
+            return
         for code in events:
             if code == ord("B"):
                 child.booted = True
@@ -409,9 +477,11 @@ class EmulatedBoard:
         child = self._child
         assert child is not None
         try:
-            data = os.read(child.stdout, 65536)
+            data = os.read(child.stdout, 65536 if self._tx_pace is None else UART_FIFO)
         except BlockingIOError:
             return
+        if self._tx_pace is not None:
+            self._tx_pace.spend(len(data), time.monotonic())
         if data:
             self._emit(self._cooked.feed(data))
             return
@@ -451,7 +521,7 @@ class EmulatedBoard:
         if self._line is not None:
             self._line.write(data)
         for sink in list(self._sinks):
-            sink(data)
+            sink.write(data)
 
     # --- user -> child ----------------------------------------------------------------
     def _on_input(self, data: bytes) -> None:
@@ -488,12 +558,67 @@ class EmulatedBoard:
                 pass
             except BrokenPipeError:
                 child.pending.clear()
-        want = selectors.EVENT_WRITE if child.pending else 0
-        key = self._selector.get_map().get(child.stdin)
-        if want and key is None:
-            self._selector.register(child.stdin, selectors.EVENT_WRITE, "stdin")
-        elif not want and key is not None:
-            self._selector.unregister(child.stdin)
+        self._note_rx_pending(len(child.pending))
+
+    def _note_rx_pending(self, count: int) -> None:
+        if count != self._rx_pending:
+            with self._rx_cond:
+                self._rx_pending = count
+                self._rx_cond.notify_all()
+
+    # --- flow control -----------------------------------------------------------------
+    def _output_room(self) -> bool:
+        """May the board write more? Only while every listener has room (back-pressure)."""
+        if self._line is not None and not self._line.has_room():
+            return False
+        return all(sink.has_room() for sink in list(self._sinks))
+
+    def _input_room(self) -> bool:
+        child = self._child
+        if self._rom is not None or child is None:
+            return True
+        with self._rx_cond:
+            queued = self._rx_queued
+        return len(child.pending) + queued < RX_BACKLOG
+
+    def _select_timeout(self) -> float | None:
+        now = time.monotonic()
+        waits = [self._circuit.seconds_to_release(now)]
+        if self._tx_pace is not None and self._child is not None:
+            waits.append(self._tx_pace.wait(now))
+        if self._rx_pace is not None:
+            waits.append(self._rx_pace.wait(now))
+        known = [w for w in waits if w is not None]
+        return min(known) if known else None
+
+    def _want(self, fd: int, events: int, what: str) -> None:
+        key = self._selector.get_map().get(fd)
+        if not events:
+            if key is not None:
+                self._selector.unregister(fd)
+        elif key is None:
+            self._selector.register(fd, events, what)
+        elif key.events != events:
+            self._selector.modify(fd, events, what)
+
+    def _update_interest(self) -> None:
+        """Which descriptors the next round waits on: the port is read only while the
+        board can take input, the board's stdout only while every listener has room."""
+        now = time.monotonic()
+        line = self._line
+        if line is not None:
+            events = 0
+            if self._input_room() and (self._rx_pace is None or not self._rx_pace.wait(now)):
+                events |= selectors.EVENT_READ
+            if line.pending:
+                events |= selectors.EVENT_WRITE
+            self._want(line.master, events, "serial")
+        child = self._child
+        if child is not None:
+            paced = self._tx_pace is not None and self._tx_pace.wait(now) > 0
+            read = self._output_room() and not paced
+            self._want(child.stdout, selectors.EVENT_READ if read else 0, "stdout")
+            self._want(child.stdin, selectors.EVENT_WRITE if child.pending else 0, "stdin")
 
     # --- DTR/RTS -> EN/IO0 ------------------------------------------------------------
     def _on_modem_lines(self, dtr: bool, rts: bool) -> None:

@@ -29,6 +29,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help=f"heap for device code, KiB (default {DEFAULT_HEAP_KIB})")
     parser.add_argument("--micropython-lib", type=Path, metavar="DIR",
                         help="micropython-lib checkout for profiles newer than v1.22")
+    parser.add_argument("--baud", type=int, metavar="RATE",
+                        help="pace the serial line at this baud rate (8N1), as a real UART "
+                             "runs; default: as fast as both ends take bytes")
     parser.add_argument("--host", action="append", default=[], metavar="NAME=IP",
                         help="a name the device resolves, e.g. broker.test=127.0.0.1")
 
@@ -56,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     board = EmulatedBoard(args.flash, profile=args.profile, heap_kib=args.heap_kib,
                           rfc2217_port=args.rfc2217, erase=args.erase,
-                          micropython_lib=args.micropython_lib, hosts=_hosts(args.host))
+                          micropython_lib=args.micropython_lib, hosts=_hosts(args.host),
+                          baud=args.baud)
     try:
         board.start()
         if port_file is not None:

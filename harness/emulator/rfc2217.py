@@ -3,6 +3,12 @@
 pyserial's :class:`serial.rfc2217.PortManager` speaks the protocol; this module gives it a
 serial-like object whose DTR/RTS go to the board's auto-reset circuit
 (:meth:`EmulatedBoard.set_modem_lines`). One client at a time, like a real port.
+
+The line is lossless here too: board output for the client waits in a bounded buffer
+(:data:`~harness.emulator.serial_line.BRIDGE_BUFFER`) that a sender thread drains into
+the socket; while it is full the board's writes wait. Input from the client is handed to
+the board with :meth:`EmulatedBoard.feed_input`, which blocks while the board is not
+reading, so TCP flow control reaches the client.
 """
 
 from __future__ import annotations
@@ -10,10 +16,12 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import serial.rfc2217
 
+from harness.emulator.serial_line import BRIDGE_BUFFER
 from harness.errors import PortInUse
 
 if TYPE_CHECKING:
@@ -62,6 +70,57 @@ class _ModemLines:
 
     def reset_output_buffer(self) -> None:
         pass
+
+
+class _ClientSink:
+    """Board output for one client: a bounded buffer and the thread that sends it."""
+
+    def __init__(self, client: socket.socket, send_lock: threading.Lock,
+                 escape: Callable[[bytes], bytes], drained: Callable[[], None]) -> None:
+        self._client = client
+        self._send_lock = send_lock
+        self._escape = escape
+        self._drained = drained
+        self._buffer = bytearray()
+        self._cond = threading.Condition()
+        self._open = True
+        self._thread = threading.Thread(target=self._send_loop, name="rfc2217 sender",
+                                        daemon=True)
+        self._thread.start()
+
+    def write(self, data: bytes) -> None:
+        with self._cond:
+            if self._open:
+                self._buffer += self._escape(data)
+                self._cond.notify()
+
+    def has_room(self) -> bool:
+        with self._cond:
+            return len(self._buffer) < BRIDGE_BUFFER or not self._open
+
+    def _send_loop(self) -> None:
+        while True:
+            with self._cond:
+                while self._open and not self._buffer:
+                    self._cond.wait()
+                if not self._open:
+                    return
+                chunk = bytes(self._buffer)
+                self._buffer.clear()
+            try:
+                with self._send_lock:
+                    self._client.sendall(chunk)
+            except OSError:
+                with self._cond:
+                    self._open = False
+                    self._buffer.clear()
+            self._drained()
+
+    def close(self) -> None:
+        with self._cond:
+            self._open = False
+            self._cond.notify()
+        self._thread.join(5.0)
 
 
 class Rfc2217Server:
@@ -118,10 +177,8 @@ class Rfc2217Server:
                     client.sendall(data)
 
         manager = serial.rfc2217.PortManager(_ModemLines(self._board), _Connection())
-
-        def to_client(data: bytes) -> None:
-            with contextlib.suppress(OSError):
-                _Connection().write(b"".join(manager.escape(data)))
+        to_client = _ClientSink(client, lock, lambda data: b"".join(manager.escape(data)),
+                                self._board.wake)
 
         with self._lock:
             self._client = client
@@ -138,6 +195,7 @@ class Rfc2217Server:
             pass
         finally:
             self._board.remove_output_sink(to_client)
+            to_client.close()
             with self._lock:
                 self._client = None
             client.close()
