@@ -116,6 +116,11 @@ class Device:
 
     # --- lifecycle ---------------------------------------------------------------
     def open(self) -> Device:
+        # A reader without a lock (`cat /dev/ttyUSB0`) would silently share the bytes with
+        # us; find it before opening, whoever it is.
+        holder = _port_holder(self.port)
+        if holder:
+            raise _busy(self.port, holder)
         try:
             self._transport = SerialTransport(self.port, baudrate=self._baudrate)
         except TransportError as exc:
@@ -347,16 +352,18 @@ def _explain_open_failure(port: str) -> DeviceError:
                             "to list attached boards, or pass --hil-device auto")
     holder = _port_holder(port)
     if holder:
-        return PortBusy(f"serial port {port} is busy: held by {holder}; close that program "
-                        "(e.g. a serial monitor) and retry")
+        return _busy(port, holder)
     return PortBusy(f"cannot open serial port {port}: it is busy or not permitted; close other "
                     "serial monitors, or add your user to the dialout group")
 
 
+def _busy(port: str, holder: str) -> PortBusy:
+    return PortBusy(f"serial port {port} is busy: held by {holder}; close that program "
+                    "(e.g. a serial monitor, `cat`, screen) and retry")
+
+
 def _port_holder(port: str) -> str | None:
-    """Which process holds ``port`` open, where the OS tells (Linux /proc)."""
-    try:
-        from harness.hardware.discovery import port_holder
-    except ImportError:
-        return None
+    """Which other process holds ``port`` open, where the OS tells (Linux /proc)."""
+    from harness.hardware.discovery import port_holder
+
     return port_holder(port)

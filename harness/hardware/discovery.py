@@ -181,13 +181,12 @@ def port_holder(device: str, *, proc: Path = Path("/proc")) -> str | None:
         return None
     target = os.path.realpath(device)
     if proc.is_dir():
-        holder = _scan_proc(target, proc)
-        if holder is not None:
-            return holder
+        return _scan_proc(target, proc)
     return _ask_lsof(target)
 
 
 def _scan_proc(target: str, proc: Path) -> str | None:
+    pty_index = _pty_index(target)
     me = os.getpid()
     for entry in proc.iterdir():
         if not entry.name.isdigit() or int(entry.name) == me:
@@ -196,12 +195,38 @@ def _scan_proc(target: str, proc: Path) -> str | None:
             fds = list((entry / "fd").iterdir())
         except OSError:
             continue
+        holds_port = holds_master = False
         for fd in fds:
             try:
-                if str(fd.readlink()) == target:
-                    return f"pid {entry.name} ({_process_name(entry)})"
+                link = str(fd.readlink())
             except OSError:
                 continue
+            holds_port = holds_port or link == target
+            if pty_index is not None and link == "/dev/ptmx":
+                holds_master = holds_master or _fd_pty_index(entry, fd.name) == pty_index
+        # The process serving a pseudo-terminal's master side is the "board" (an emulator,
+        # socat, ser2net's pty); it may keep the slave open too. Anyone else is a rival reader.
+        if holds_port and not holds_master:
+            return f"pid {entry.name} ({_process_name(entry)})"
+    return None
+
+
+def _pty_index(target: str) -> int | None:
+    """N for ``/dev/pts/N``, else None (a real UART)."""
+    folder, _, name = target.rpartition("/")
+    return int(name) if folder == "/dev/pts" and name.isdigit() else None
+
+
+def _fd_pty_index(entry: Path, fd: str) -> int | None:
+    """Which pty a ``/dev/ptmx`` descriptor is the master of (Linux fdinfo ``tty-index``)."""
+    try:
+        info = (entry / "fdinfo" / fd).read_text()
+    except OSError:
+        return None
+    for line in info.splitlines():
+        key, _, value = line.partition(":")
+        if key == "tty-index" and value.strip().isdigit():
+            return int(value.strip())
     return None
 
 

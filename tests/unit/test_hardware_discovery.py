@@ -121,3 +121,42 @@ def test_lsof_fallback_output_is_read_where_proc_is_missing() -> None:
     assert _ask_lsof("/dev/cu.usbserial-0001", lsof="/usr/sbin/lsof",
                      run=fake_lsof) == "pid 4242 (minicom)"
     assert calls[0][-1] == "/dev/cu.usbserial-0001"
+
+
+def test_a_rival_reader_without_a_lock_makes_the_device_refuse_the_port(tmp_path: Path) -> None:
+    """`cat PORT` takes no lock; opening anyway would split the board's bytes between two
+    readers. The board side of a pty (its master holder) is not a rival."""
+    from harness.device.device import Device
+    from harness.errors import PortBusy
+
+    controller, device = pty.openpty()  # this process is the "board": it holds the master
+    path = os.ttyname(device)
+    os.close(device)
+    assert port_holder(path) is None  # the board side alone is no rival
+    rival = subprocess.Popen(["cat", path], stdout=subprocess.DEVNULL)
+    try:
+        Deadline(20, "cat to open the pty").poll(
+            lambda: True if port_holder(path) else None, interval=0.02)
+        with pytest.raises(PortBusy) as caught:
+            Device(path, hard_reset=lambda _line: None).open()
+        assert str(caught.value).startswith(f"serial port {path} is busy: held by pid "
+                                            f"{rival.pid} (cat)")
+    finally:
+        rival.kill()
+        rival.wait()
+        os.close(controller)
+
+
+def test_the_process_serving_a_pty_master_is_not_a_rival(tmp_path: Path) -> None:
+    ready = tmp_path / "ready"
+    board = subprocess.Popen(
+        [sys.executable, "-c",
+         "import os,sys,time,pathlib; m,s=os.openpty(); "
+         "pathlib.Path(sys.argv[1]).write_text(os.ttyname(s)); time.sleep(60)", str(ready)])
+    try:
+        path = Deadline(20, "the board process to open its pty").poll(
+            lambda: ready.read_text() if ready.exists() and ready.read_text() else None)
+        assert port_holder(path) is None  # it holds master and slave: it is the board
+    finally:
+        board.kill()
+        board.wait()
