@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,6 +92,7 @@ class Target:
     # --- start / stop -------------------------------------------------------------
     def start(self) -> Target:
         try:
+            self._make_private_folder()
             self._start_broker_side()
             self._start_device_side()
         except BaseException:
@@ -106,6 +109,13 @@ class Target:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    def _make_private_folder(self) -> None:
+        """Keys and the board's flash (its settings file holds the MQTT and Wi-Fi passwords)
+        live in a 0700 temp folder removed on every exit path (SIGTERM included), never in
+        the results folder that CI uploads."""
+        self.private = Path(tempfile.mkdtemp(prefix="hil-session-"))
+        self._stack.callback(shutil.rmtree, self.private, ignore_errors=True)
+
     def _start_broker_side(self) -> None:
         from harness.broker import Observer, TestPki, open_broker
 
@@ -115,10 +125,14 @@ class Target:
         for extra in (opts.broker_host, opts.broker_name):
             if extra and extra not in names and extra != "0.0.0.0":
                 names.append(extra)
-        self.pki = TestPki.create(opts.workdir / "pki", names=tuple(names))
+        self.pki = TestPki.create(self.private / "pki", names=tuple(names))
         self.broker = open_broker(opts.broker, users={opts.username: opts.password},
                                   tls=self.pki.server, workdir=opts.workdir / "broker",
                                   host=bind)
+        # An external broker's URL may carry its own user (mqtt://alice:pw@host): the device,
+        # the observer and the tap's redaction then all use that one, never the built-in.
+        if self.broker.username is not None:
+            opts.username, opts.password = self.broker.username, self.broker.password or ""
         self.broker.start(timeout=15.0)
         self._stack.callback(self.broker.stop)
         self.observer = Observer(self.broker.host, self.broker.port, username=opts.username,
@@ -132,7 +146,7 @@ class Target:
         wifi = (WifiNetwork(opts.wifi_ssid, opts.wifi_password)
                 if opts.wifi_ssid and opts.wifi_password is not None else None)
         self.backend = self.factory.create(BoardRequest(
-            spec=opts.device, profile=opts.profile, workdir=opts.workdir,
+            spec=opts.device, profile=opts.profile, workdir=self.private,
             hosts={BROKER_NAME: LOOPBACK}, wifi=wifi, micropython_lib=opts.micropython_lib,
             firmware=opts.firmware, worker=opts.worker, worker_count=opts.worker_count))
         self.device = self.backend.open(self._stack)
