@@ -31,6 +31,7 @@ from harness.hil.rig import NotApplicable, Rig, RunResult
 from harness.hil.scenario import Scenario
 from harness.hil.targets import Target, TargetOptions, options_from_env
 from harness.pytest_guards import SigtermAsInterrupt, check_settings_loaded
+from harness.spec_items import NOT_APPLICABLE
 
 pytest_plugins = ["harness.report.pytest_history"]
 
@@ -223,7 +224,7 @@ class HilRunner:
         try:
             result = self.rig.run(scenario)
         except NotApplicable as exc:
-            pytest.skip(f"not applicable: {exc}")
+            pytest.skip(f"{NOT_APPLICABLE}: {exc}")
         except DeviceLost as exc:
             # A vanished port will not come back by itself: the rest of the session is
             # skipped as lost instead of each test hanging on it.

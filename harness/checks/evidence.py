@@ -60,6 +60,8 @@ class ClientIdForm:
 
 
 SEED_CLIENT_ID_FORM = ClientIdForm("micropython-client-<0..255>")
+# device_src's heap line, every mem_log_every messages.
+MEMORY_FREE = re.compile(r"^Memory free: (?P<free>-?\d+) bytes after (?P<count>\d+) messages$")
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.checks.evidence import (
+    BROKER_CONNECTED,
+    MEMORY_FREE,
     SEND,
     Evidence,
     Expectation,
@@ -91,6 +93,7 @@ class Rig:
             "publish_interval": scenario.publish_interval,
             "keepalive": scenario.keepalive,
             "reconnect": False,
+            "mem_log_every": scenario.mem_log_every,
         }
         fixed = self.program.fixed_settings
         for key in scenario.required:
@@ -268,6 +271,27 @@ def run_metrics(evidence: Evidence) -> dict[str, float]:
     if trips:
         metrics["echo_rtt_p50_ms"] = trips[len(trips) // 2] * 1000
         metrics["echo_rtt_p95_ms"] = trips[min(len(trips) - 1, int(len(trips) * 0.95))] * 1000
+    metrics.update(boot_and_heap_metrics(evidence))
     metrics["messages_sent"] = float(len(evidence.device_publishes()))
     metrics["messages_received"] = float(len(evidence.receives()))
+    return metrics
+
+
+def boot_and_heap_metrics(evidence: Evidence) -> dict[str, float]:
+    """Boot (the first line after the reset) to the connected line, and the device's free
+    heap: the last reading and how much it loses per message (a least-squares slope)."""
+    metrics: dict[str, float] = {}
+    connected = evidence.lines_matching(BROKER_CONNECTED)
+    if evidence.serial and connected:
+        metrics["boot_to_connected_ms"] = (connected[0][0].time - evidence.serial[0].time) * 1000
+    heap = [(int(m["count"]), int(m["free"])) for _, m in evidence.lines_matching(MEMORY_FREE)
+            if int(m["free"]) >= 0]
+    if heap:
+        metrics["heap_free_bytes"] = float(heap[-1][1])
+    if len({count for count, _ in heap}) >= 2:
+        mean_x = sum(c for c, _ in heap) / len(heap)
+        mean_y = sum(f for _, f in heap) / len(heap)
+        slope = (sum((c - mean_x) * (f - mean_y) for c, f in heap)
+                 / sum((c - mean_x) ** 2 for c, _ in heap))
+        metrics["heap_loss_bytes_per_message"] = -slope
     return metrics

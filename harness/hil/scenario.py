@@ -30,6 +30,7 @@ class Scenario:
     keepalive: int = 0
     client_id: str | None = None  # None: the seed's micropython-client-<0..255>
     connack_delay: float = 0.0  # the tap holds CONNACK this long (S3's ordering check)
+    mem_log_every: int = 0  # the device prints its free heap every N messages (heap trend)
     expect_connect: bool = True
     required: frozenset[str] = frozenset()
 
@@ -44,7 +45,7 @@ FOREIGN_PAYLOAD = "foreign-hello"
 # The scenarios of the spec checks. Several checks share one run: the messaging run
 # feeds S1–S8, which assert different things about the same evidence.
 MESSAGING = Scenario("messaging", retained=True, foreign=True, wifi_delay=2.5, publishes=6,
-                     keepalive=30, client_id="hil-dut-1")
+                     keepalive=30, client_id="hil-dut-1", mem_log_every=1)
 TLS_SNI = Scenario("tls-sni", tls=True, require_sni=True, publishes=3, required=frozenset({"tls"}))
 TLS_UNTRUSTED = Scenario("tls-untrusted-ca", tls=True, server_cert="untrusted",
                          expect_connect=False, required=frozenset({"tls"}))

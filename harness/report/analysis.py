@@ -15,10 +15,21 @@ import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
-from harness.report.history import BAD_OUTCOMES, LoadedHistory, RunRecord, TestRecord
+from harness.report.history import (
+    BAD_OUTCOMES,
+    NOT_APPLICABLE_STATUS,
+    STATUSES,
+    LoadedHistory,
+    RunRecord,
+    TestRecord,
+)
 
 # Device metrics the HIL fixtures record, in display order, with their units.
 KNOWN_METRICS: dict[str, tuple[str, str]] = {
+    "boot_to_connected_ms": ("Boot to connected (reset → Connected to MQTT Broker)", "ms"),
+    "heap_free_bytes": ("Free heap at the last Memory free line", "bytes"),
+    "heap_loss_bytes_per_message": ("Heap lost per message (leak rate)", "bytes"),
+    "suite_duration_s": ("Suite duration", "s"),
     "connect_ms": ("MQTT connect time", "ms"),
     "tls_handshake_ms": ("TLS handshake time", "ms"),
     "echo_rtt_p50_ms": ("Echo round trip, p50", "ms"),
@@ -27,7 +38,12 @@ KNOWN_METRICS: dict[str, tuple[str, str]] = {
     "messages_received": ("Messages received", "messages"),
 }
 
-NO_CELL = "local"  # the column for tests that ran without HIL context (unit tests)
+NO_CELL = "local"
+# Status -> the colour class it is shown in (bad: red, passed: green, the rest: neutral).
+STATE_OF: dict[str | None, str] = {
+    "passed": "pass", "failed": "fail", "error": "fail", "skipped": "skip",
+    NOT_APPLICABLE_STATUS: "na", "xfailed": "skip", None: "none",
+}  # the column for tests that ran without HIL context (unit tests)
 
 
 @dataclass
@@ -37,6 +53,7 @@ class Round:
     name: str
     runs: list[RunRecord]
     results: dict[tuple[str, str], TestRecord]
+    run_of: dict[tuple[str, str], RunRecord] = field(default_factory=dict)
 
     @property
     def started(self) -> float:
@@ -48,7 +65,8 @@ class Round:
 
     @property
     def counts(self) -> Counter[str]:
-        return Counter(record.outcome for record in self.results.values())
+        """Tests per status (``passed`` … ``n/a``), skips that did not apply told apart."""
+        return Counter(record.status for record in self.results.values())
 
     @property
     def label(self) -> str:
@@ -85,6 +103,8 @@ class CellStatus:
             return "fail"
         if self.counts["passed"]:
             return "pass"
+        if self.counts and set(+self.counts) == {NOT_APPLICABLE_STATUS}:
+            return "na"
         return "skip" if self.counts else "none"
 
     @property
@@ -92,13 +112,14 @@ class CellStatus:
         return sum(self.counts.values())
 
     @property
+    def parts(self) -> list[tuple[str, str]]:
+        """(state, text) per status present, e.g. [("pass", "1 passed"), ("skip", "3
+        skipped")]: a skip is never folded into a pass."""
+        return [(STATE_OF[s], f"{self.counts[s]} {s}") for s in STATUSES if self.counts[s]]
+
+    @property
     def text(self) -> str:
-        bad = sum(self.counts[o] for o in BAD_OUTCOMES)
-        if self.state == "fail":
-            return f"FAIL {bad}/{self.total}"
-        if self.state == "pass":
-            return f"pass {self.counts['passed']}/{self.total}"
-        return "skip" if self.state == "skip" else "—"
+        return ", ".join(text for _, text in self.parts) or "not run"
 
 
 @dataclass
@@ -142,23 +163,22 @@ class ReportModel:
         counts = self.latest.counts
         total = sum(counts.values())
         bad = counts["failed"] + counts["error"]
-        skipped = total - bad - counts.get("passed", 0)
-        ran = f"{_plural(total - skipped, 'test')} that ran" if skipped else _plural(total, "test")
+        ran = bad + counts["passed"]
         since = f" since {self.previous.label}" if self.previous else ""
         parts: list[str] = []
         if self.previous is None:
-            parts.append(f"first recorded round: {bad} of {_plural(total, 'test')} failing"
-                         if bad else f"first recorded round: all {ran} passed")
+            parts.append(f"first recorded round: {bad} of {plural(ran, 'test')} failing"
+                         if bad else f"first recorded round: {_all_passed(ran, total)}")
         elif self.new_failures:
-            parts.append(_plural(len(self.new_failures), "new failure") + since)
+            parts.append(plural(len(self.new_failures), "new failure") + since)
         elif bad:
-            parts.append(f"no new failures{since}; " + _plural(bad, "test") + " still failing")
+            parts.append(f"no new failures{since}; " + plural(bad, "test") + " still failing")
         else:
-            parts.append(f"all {ran} passed")
+            parts.append(_all_passed(ran, total))
         if self.fixes:
-            parts.append(_plural(len(self.fixes), "fix", "fixes"))
+            parts.append(plural(len(self.fixes), "fix", "fixes"))
         if self.flaky:
-            parts.append(_plural(len(self.flaky), "flaky test"))
+            parts.append(plural(len(self.flaky), "flaky test"))
         text = ", ".join(parts)
         return text[0].upper() + text[1:]
 
@@ -187,7 +207,7 @@ def analyse(history: LoadedHistory) -> ReportModel:
 
 
 def _spec_order(record: TestRecord) -> tuple[object, ...]:
-    return (_natural(row_label(record)), record.key)
+    return (natural_key(row_label(record)), record.key)
 
 
 def _rounds(history: LoadedHistory) -> list[Round]:
@@ -197,6 +217,7 @@ def _rounds(history: LoadedHistory) -> list[Round]:
         current.runs.append(run)
         for record in history.results.get(run.run_id, []):
             current.results[record.key] = record
+            current.run_of[record.key] = run
     return sorted(by_batch.values(), key=lambda r: r.started)
 
 
@@ -239,7 +260,7 @@ def row_label(record: TestRecord) -> str:
     return record.spec_item or record.nodeid.split("::", 1)[0]
 
 
-def _natural(text: str) -> tuple[object, ...]:
+def natural_key(text: str) -> tuple[object, ...]:
     return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text))
 
 
@@ -251,9 +272,9 @@ def _matrix(
     )
     for index, current in enumerate(rounds):
         for record in current.results.values():
-            matrix[(row_label(record), record.cell or NO_CELL)][index].counts[record.outcome] += 1
-    rows = sorted({row for row, _ in matrix}, key=_natural)
-    cols = sorted({col for _, col in matrix}, key=_natural)
+            matrix[(row_label(record), record.cell or NO_CELL)][index].counts[record.status] += 1
+    rows = sorted({row for row, _ in matrix}, key=natural_key)
+    cols = sorted({col for _, col in matrix}, key=natural_key)
     return rows, cols, dict(matrix)
 
 
@@ -265,6 +286,8 @@ def _trends(rounds: list[Round]) -> list[Trend]:
         for record in current.results.values():
             for metric, value in record.metrics.items():
                 values[metric][record.cell or NO_CELL][index].append(value)
+        for run, cell in _run_cells(current):
+            values["suite_duration_s"][cell][index].append(run.finished - run.started)
     order = list(KNOWN_METRICS) + sorted(set(values) - set(KNOWN_METRICS))
     trends = []
     for metric in order:
@@ -273,10 +296,21 @@ def _trends(rounds: list[Round]) -> list[Trend]:
         title, unit = KNOWN_METRICS.get(metric, (metric.replace("_", " "), _unit_of(metric)))
         series = {
             cell: [(i, statistics.median(v)) for i, v in sorted(per_round.items())]
-            for cell, per_round in sorted(values[metric].items(), key=lambda kv: _natural(kv[0]))
+            for cell, per_round in sorted(values[metric].items(), key=lambda kv: natural_key(kv[0]))
         }
         trends.append(Trend(metric, title, unit, series))
     return trends
+
+
+def _run_cells(current: Round) -> list[tuple[RunRecord, str]]:
+    """Each HIL run's matrix cell: the cell most of its tests ran in (unit runs have none)."""
+    cells: dict[int, Counter[str]] = defaultdict(Counter)
+    for key, run in current.run_of.items():
+        cell = current.results[key].cell
+        if cell:
+            cells[run.run_id][cell] += 1
+    return [(run, cells[run.run_id].most_common(1)[0][0]) for run in current.runs
+            if cells.get(run.run_id)]
 
 
 def _unit_of(metric: str) -> str:
@@ -286,5 +320,15 @@ def _unit_of(metric: str) -> str:
     return ""
 
 
-def _plural(n: int, word: str, plural: str | None = None) -> str:
-    return f"{n} {word if n == 1 else (plural or word + 's')}"
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``1 round``, ``2 rounds``, ``0 fixes``."""
+    return f"{n} {word if n == 1 else (many or word + 's')}"
+
+
+def _all_passed(ran: int, total: int) -> str:
+    if ran == 0:
+        return "no test ran"
+    that_ran = "" if ran == total else " that ran"
+    if ran == 1:
+        return f"the 1 test{that_ran} passed"
+    return f"all {ran} tests{that_ran} passed"

@@ -31,6 +31,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--last", type=int, default=DEFAULT_LAST, metavar="N",
                         help=f"rounds to show in the matrix, flakes and trends "
                         f"(default {DEFAULT_LAST})")
+    parser.add_argument("--base-url", default="", metavar="URL",
+                        help="where the report's folder is published; the summary's links go "
+                        "there (default: links relative to the summary file)")
     parser.add_argument("--fail-on-regression", action="store_true",
                         help="exit 1 when a test that passed in its previous round fails now")
 
@@ -43,7 +46,7 @@ class ReportOutcome:
 
 
 def build_report(history_dir: Path, out: Path, *, summary: Path | None = None,
-                 last: int = DEFAULT_LAST) -> ReportOutcome:
+                 last: int = DEFAULT_LAST, base_url: str = "") -> ReportOutcome:
     """Load, analyse and write the page (and summary); usable from a script."""
     if last < 2:
         raise HistoryError(f"--last must be at least 2 to compare rounds, got {last}")
@@ -56,7 +59,8 @@ def build_report(history_dir: Path, out: Path, *, summary: Path | None = None,
         if summary is not None:
             target = summary
             summary.parent.mkdir(parents=True, exist_ok=True)
-            summary.write_text(render_summary(model, report_link=str(out)), encoding="utf-8")
+            text = render_summary(model, report=out, summary=summary, base_url=base_url)
+            summary.write_text(text, encoding="utf-8")
     except OSError as exc:
         raise ConfigError(
             f"cannot write {target} ({exc.strerror or type(exc).__name__})",
@@ -80,7 +84,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    result = build_report(args.history, args.out, summary=args.summary, last=args.last)
+    result = build_report(args.history, args.out, summary=args.summary, last=args.last,
+                          base_url=args.base_url)
     model = result.model
     if model.damage:
         # The page is written from what could be read; say so once on stderr.

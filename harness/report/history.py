@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import tempfile
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HistoryError
+from harness.spec_items import NOT_APPLICABLE
 
 DB_NAME = "hil-history.sqlite3"
 SCHEMA_VERSION = 1
@@ -26,6 +28,9 @@ BUSY_TIMEOUT_S = 30.0
 
 OUTCOMES = ("passed", "failed", "error", "skipped", "xfailed")
 BAD_OUTCOMES = frozenset({"failed", "error"})
+# What a report shows: the stored outcomes, with "not applicable" skips told apart.
+NOT_APPLICABLE_STATUS = "n/a"
+STATUSES = ("failed", "error", "passed", "skipped", NOT_APPLICABLE_STATUS, "xfailed")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -59,6 +64,7 @@ CREATE TABLE IF NOT EXISTS results (
     metrics TEXT NOT NULL DEFAULT '{}'
 );
 CREATE INDEX IF NOT EXISTS results_by_run ON results (run_id);
+CREATE TABLE IF NOT EXISTS pruned (run_id INTEGER PRIMARY KEY, at REAL NOT NULL);
 """
 
 
@@ -109,6 +115,17 @@ class TestRecord:
     def bad(self) -> bool:
         return self.outcome in BAD_OUTCOMES
 
+    @property
+    def status(self) -> str:
+        """The outcome as a report shows it: a skip the check could not apply is "n/a"."""
+        if self.outcome == "skipped" and self.message.startswith(NOT_APPLICABLE):
+            return NOT_APPLICABLE_STATUS
+        return self.outcome
+
+    @property
+    def first_line(self) -> str:
+        return self.message.strip().split("\n", 1)[0]
+
 
 @dataclass
 class RunRecord:
@@ -122,6 +139,16 @@ class RunRecord:
     host: str = ""
     command: str = ""
     run_id: int = 0
+    pruned_at: float | None = None  # when its artifact folders were deleted (--hil-keep)
+
+
+@dataclass
+class Pruning:
+    """What :meth:`History.prune` did, and which artifact files are now unreferenced."""
+
+    paths: set[str] = field(default_factory=set)
+    pruned_rounds: int = 0
+    forgotten_runs: int = 0
 
 
 @dataclass
@@ -236,9 +263,15 @@ class History:
             ).fetchall()
             batches = [row[0] for row in batch_rows]
             marks = ",".join("?" * len(batches))
+            # A history written before pruning existed has no such table (reading adds none).
+            has_pruned = self._conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'pruned'"
+            ).fetchone()
+            pruned = ("pruned.at FROM runs LEFT JOIN pruned ON pruned.run_id = runs.id"
+                      if has_pruned else "NULL FROM runs")
             run_rows = self._conn.execute(
-                "SELECT id, batch, started, finished, exit_status, harness_rev, host, command"
-                f" FROM runs WHERE batch IN ({marks}) ORDER BY started, id",
+                "SELECT id, batch, started, finished, exit_status, harness_rev, host, command,"
+                f" {pruned} WHERE batch IN ({marks}) ORDER BY started, id",
                 batches,
             ).fetchall()
         except sqlite3.DatabaseError as exc:
@@ -263,6 +296,43 @@ class History:
 
     def run_count(self) -> int:
         return int(self._conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0])
+
+    def prune(self, keep_artifacts: int, keep_rows: int) -> Pruning:
+        """Forget all but the newest ``keep_rows`` rounds, and mark the runs of all but the
+        newest ``keep_artifacts`` rounds as pruned. Returns what the caller should delete
+        from disk: the artifact paths of every run newly marked or forgotten."""
+        if keep_artifacts < 1 or keep_rows < keep_artifacts:
+            raise HistoryError(
+                f"keep {keep_artifacts} rounds of artifacts and {keep_rows} of history: both "
+                "must be at least 1, and history at least as many as artifacts")
+        pruning = Pruning()
+        with self._write() as conn:
+            ranked = [row[0] for row in conn.execute(
+                "SELECT batch FROM runs GROUP BY batch ORDER BY MAX(started) DESC")]
+            old = ranked[keep_artifacts:]
+            forget = set(ranked[keep_rows:])
+            marks = ",".join("?" * len(old))
+            rows = conn.execute(
+                "SELECT runs.id, runs.batch, results.artifacts FROM runs JOIN results ON"
+                f" results.run_id = runs.id WHERE runs.batch IN ({marks}) AND runs.id NOT IN"
+                " (SELECT run_id FROM pruned) AND results.artifacts != '{}'", old,
+            ).fetchall()
+            for _, _, artifacts in rows:
+                pruning.paths.update(_json_dict(artifacts).values())
+            now = time.time()
+            conn.executemany(
+                "INSERT OR IGNORE INTO pruned (run_id, at) SELECT id, ? FROM runs WHERE batch = ?",
+                [(now, batch) for batch in old if batch not in forget])
+            for batch in forget:
+                ids = [row[0] for row in conn.execute(
+                    "SELECT id FROM runs WHERE batch = ?", (batch,))]
+                pruning.forgotten_runs += len(ids)
+                for run_id in ids:
+                    conn.execute("DELETE FROM results WHERE run_id = ?", (run_id,))
+                    conn.execute("DELETE FROM pruned WHERE run_id = ?", (run_id,))
+                    conn.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+            pruning.pruned_rounds = len(old)
+        return pruning
 
     def _results_of(self, run_id: int) -> Iterator[TestRecord]:
         rows = self._conn.execute(
@@ -380,8 +450,9 @@ def _result_row(run_id: int, r: TestRecord) -> tuple[object, ...]:
 
 
 def _run_from_row(row: Iterable[object]) -> RunRecord:
-    run_id, batch, started, finished, exit_status, rev, host, command = tuple(row)
+    run_id, batch, started, finished, exit_status, rev, host, command, pruned_at = tuple(row)
     return RunRecord(
+        pruned_at=None if pruned_at is None else float(str(pruned_at)),
         run_id=int(str(run_id)), batch=str(batch), started=float(str(started)),
         finished=float(str(finished)),
         exit_status=None if exit_status is None else int(str(exit_status)),

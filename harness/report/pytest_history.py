@@ -27,7 +27,9 @@ from harness.report.history import History, RunRecord, TestRecord, ensure_writab
 
 ENV_HISTORY = "HIL_HISTORY"
 ENV_BATCH = "HIL_HISTORY_BATCH"
-_MESSAGE_LIMIT = 400
+# Enough for a check's whole message (expected, seen, diagnosis, quoted lines, paths); the
+# report shows its first line and keeps the rest one click away.
+_MESSAGE_LIMIT = 4000
 # Command-line options whose value must never reach the history.
 _SECRET_OPTION = re.compile(r"(password|passwd|secret|token|psk|key)", re.IGNORECASE)
 # user:password@ in a broker URL such as mqtts://user:pass@host:8883
@@ -220,7 +222,8 @@ def _crash_message(report: pytest.TestReport | pytest.CollectReport) -> str:
         text = str(report.longrepr[-1])
     else:
         text = report.longreprtext.strip().splitlines()[-1] if report.longreprtext else ""
-    text = " ".join(text.split())
+    # pytest.fail() puts "Failed: " before the check's own first line.
+    text = "\n".join(line.rstrip() for line in text.strip().splitlines()).removeprefix("Failed: ")
     return text if len(text) <= _MESSAGE_LIMIT else text[: _MESSAGE_LIMIT - 1] + "…"
 
 

@@ -1,93 +1,43 @@
-"""The report page: one self-contained HTML file (inline CSS and SVG, no scripts, no network).
+"""The report page: one self-contained HTML file (inline CSS, SVG and a little JS for the
+test filter; nothing loaded from the network).
 
-Every status is shown as text as well as colour, so the page reads in greyscale and for
-colour-blind readers.
+Top to bottom: the verdict and honest counts; what changed (new failures, still failing,
+fixed, flaky; empty ones collapse to one line); every test of the latest round with a
+filter; the matrix of cells that ran; trends; the runs. Every run folder a test points at
+gets a timeline page (``timeline.html`` next to its serial log), linked from the test.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from collections import defaultdict
 from html import escape
 from pathlib import Path
 from urllib.parse import quote
 
-from harness.report.analysis import Change, ReportModel, row_label
-from harness.report.history import TestRecord
+from harness.checks.evidence import MEMORY_FREE
+from harness.report.analysis import (
+    NO_CELL,
+    STATE_OF,
+    Change,
+    ReportModel,
+    Round,
+    natural_key,
+    plural,
+    row_label,
+)
+from harness.report.history import NOT_APPLICABLE_STATUS, STATUSES, RunRecord, TestRecord
+from harness.report.style import FILTER_JS, REPORT_CSS
 from harness.report.svg import line_chart
+from harness.report.timeline import SERIAL_LOG, quoted_lines
+from harness.report.timeline_page import FailedCheck, write_timeline
+from harness.spec_items import title_of
 
-LETTER = {"passed": "P", "failed": "F", "error": "E", "skipped": "S", "xfailed": "X", None: "·"}
-STATE_OF = {"passed": "pass", "failed": "fail", "error": "fail", "skipped": "skip",
-            "xfailed": "skip", None: "none"}
+LETTER = {"pass": "P", "fail": "F", "skip": "S", "na": "–", "none": "·"}
 ARTIFACT_ORDER = ("serial_log", "tap_trace", "broker_log")
-
-CSS = """
-:root { --fg:#1d2330; --muted:#5b6473; --line:#dde2ea; --bg:#f6f7f9; --card:#fff;
-  --pass:#1a7f37; --pass-bg:#dcf5e3; --fail:#b42318; --fail-bg:#fde4e1;
-  --skip:#6b5a00; --skip-bg:#fbf1c7; --none:#8a93a3; --none-bg:#eef0f3; --warn-bg:#fff4d6; }
-* { box-sizing: border-box; }
-body { margin:0; background:var(--bg); color:var(--fg);
-  font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial,
-  sans-serif; }
-main { max-width: 1240px; margin: 0 auto; padding: 24px 28px 48px; }
-h1 { font-size: 22px; margin: 0 0 4px; letter-spacing: -0.01em; }
-h2 { font-size: 17px; margin: 0 0 12px; }
-.sub { color: var(--muted); font-size: 13px; }
-.verdict { border-radius: 10px; padding: 18px 22px; margin: 18px 0 20px; font-size: 22px;
-  font-weight: 650; display:flex; align-items:center; gap:14px; }
-.verdict .badge { font-size: 13px; font-weight: 700; padding: 3px 10px; border-radius: 99px;
-  background: rgba(255,255,255,.7); letter-spacing: .04em; }
-.verdict.pass { background: var(--pass-bg); color: var(--pass); }
-.verdict.fail { background: var(--fail-bg); color: var(--fail); }
-.verdict.warn { background: var(--warn-bg); color: #7a4d00; }
-.chips { display:flex; flex-wrap:wrap; gap:8px; margin: 0 0 8px; }
-.chip { border-radius: 6px; padding: 4px 10px; font-size: 14px; font-weight: 600; }
-section { background: var(--card); border: 1px solid var(--line); border-radius: 10px;
-  padding: 18px 20px; margin: 0 0 18px; }
-table { border-collapse: collapse; width: 100%; font-size: 14px; }
-th { text-align: left; color: var(--muted); font-weight: 600; font-size: 12px;
-  text-transform: uppercase; letter-spacing: .04em; border-bottom: 1px solid var(--line);
-  padding: 6px 8px; }
-td { border-bottom: 1px solid var(--line); padding: 7px 8px; vertical-align: top; }
-tr:last-child td { border-bottom: 0; }
-code, .mono { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace;
-  font-size: 13px; }
-.msg { color: var(--fail); font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 12.5px;
-  word-break: break-word; }
-.links a { margin-right: 10px; white-space: nowrap; }
-a { color: #0b5cad; }
-.s { display:inline-block; border-radius:5px; padding: 1px 8px; font-weight: 650; font-size: 13px; }
-.s.pass { background: var(--pass-bg); color: var(--pass); }
-.s.fail { background: var(--fail-bg); color: var(--fail); }
-.s.skip { background: var(--skip-bg); color: var(--skip); }
-.s.none { background: var(--none-bg); color: var(--none); }
-.strip { display:inline-flex; flex-wrap: wrap; gap:2px; margin-top: 4px; max-width: 180px; }
-.matrix .strip { justify-content: center; }
-.scroll { overflow-x: auto; }
-.strip span { width: 15px; height: 17px; border-radius: 3px; font-size: 10.5px; font-weight: 700;
-  text-align:center; line-height: 17px; }
-.strip .pass { background: var(--pass-bg); color: var(--pass); }
-.strip .fail { background: var(--fail-bg); color: var(--fail); }
-.strip .skip { background: var(--skip-bg); color: var(--skip); }
-.strip .none { background: var(--none-bg); color: var(--none); }
-.matrix td, .matrix th { text-align: center; }
-.matrix th { text-transform: none; font-size: 12.5px; color: var(--fg); }
-.tag { font-size: 11px; font-weight: 700; color: #7a4d00; background: var(--warn-bg);
-  border-radius: 4px; padding: 0 5px; margin-left: 6px; }
-.matrix td:first-child, .matrix th:first-child { text-align: left; font-weight: 650; }
-.matrix td { min-width: 120px; }
-.empty { color: var(--muted); font-style: italic; }
-.charts { display:grid; grid-template-columns: repeat(auto-fill, minmax(560px, 1fr)); gap: 18px; }
-.chart { width: 100%; height: auto; }
-.chart .grid { stroke: #e8ebf0; } .chart .axis { stroke: #8a93a3; }
-.chart .tick { font-size: 11px; fill: var(--muted); }
-.chart .axis-label { font-size: 12px; fill: var(--muted); }
-.chart .chart-title { font-size: 14px; font-weight: 650; fill: var(--fg); }
-.chart .legend { font-size: 12px; fill: var(--fg); }
-.damage { background: var(--warn-bg); border-color: #e9c46a; }
-.key { color: var(--muted); font-size: 12.5px; margin-top: 10px; }
-footer { color: var(--muted); font-size: 12px; text-align: center; }
-"""
+RUN_ARTIFACTS = ("serial_log", "tap_trace")  # these live in the scenario run's own folder
+STATUS_WORDS = {NOT_APPLICABLE_STATUS: "not applicable"}
 
 
 def artifact_href(path: str, out_dir: Path) -> str:
@@ -101,36 +51,73 @@ def artifact_href(path: str, out_dir: Path) -> str:
     return quote(Path(relative).as_posix())
 
 
-class ReportRenderer:
-    """Turns a :class:`ReportModel` into the HTML page written next to ``out``."""
+def run_folder(record: TestRecord) -> Path | None:
+    """The scenario run's folder a test's artifacts are in (its timeline goes there)."""
+    for name in RUN_ARTIFACTS:
+        if name in record.artifacts:
+            return Path(record.artifacts[name]).parent
+    return None
 
-    def __init__(self, model: ReportModel, out: Path, *, history_dir: Path) -> None:
+
+class ReportRenderer:
+    """Turns a :class:`ReportModel` into the HTML page written to ``out``."""
+
+    def __init__(self, model: ReportModel, out: Path, *, history_dir: Path,
+                 write_timelines: bool = True) -> None:
         self.model = model
-        self.out_dir = Path(out).resolve().parent
+        self.out = Path(out).resolve()
+        self.out_dir = self.out.parent
         self.history_dir = history_dir
+        self.timelines: dict[Path, Path] = {}
+        if write_timelines:
+            self._write_timelines()
 
     def render(self) -> str:
         m = self.model
+        rounds = plural(len(m.rounds), "round")
         parts = [
             "<!doctype html>",
             '<html lang="en"><head><meta charset="utf-8">',
             '<meta name="viewport" content="width=device-width, initial-scale=1">',
             f"<title>HIL report — {escape(m.verdict)}</title>",
-            f"<style>{CSS}</style></head><body><main>",
+            f"<style>{REPORT_CSS}</style></head><body><main>",
             self._header(),
             self._damage(),
-            self._changes("New failures", m.new_failures, "No test that passed before fails now."),
-            self._still_failing(),
-            self._changes("Fixed", m.fixes, "Nothing that failed before passes now."),
-            self._flaky(),
+            self._what_changed(),
+            self._every_test(),
             self._matrix(),
             self._trends(),
             self._runs(),
-            f"<footer>Generated {escape(_utc(time.time()))} from "
-            f"<code>{escape(str(self.history_dir))}</code> · {len(m.rounds)} rounds shown</footer>",
-            "</main></body></html>",
+            f"<footer>Generated {escape(_utc(time.time()))} UTC from "
+            f"<code>{escape(str(self.history_dir))}</code> · {rounds} shown</footer>",
+            f"</main><script>{FILTER_JS}</script></body></html>",
         ]
         return "\n".join(p for p in parts if p)
+
+    # --- timelines ------------------------------------------------------------------------
+    def _write_timelines(self) -> None:
+        latest = self.model.latest
+        failing: dict[Path, list[FailedCheck]] = defaultdict(list)
+        folders: dict[Path, None] = {}
+        for key, record in sorted(latest.results.items()):
+            folder = run_folder(record)
+            run = latest.run_of.get(key)
+            if folder is None or (run is not None and run.pruned_at is not None):
+                continue
+            folders[folder] = None
+            if record.bad:
+                failing[folder].append(FailedCheck(
+                    record.spec_item, title_of(record.spec_item), record.nodeid,
+                    record.first_line, quoted_lines(record.message)))
+        for folder in folders:
+            if not (folder / SERIAL_LOG).is_file() and not any(folder.glob("*.jsonl")):
+                continue
+            back = artifact_href(str(self.out), folder)
+            try:
+                self.timelines[folder] = write_timeline(folder, failing.get(folder, []),
+                                                        back_link=back)
+            except OSError:
+                continue  # a read-only artifact folder: the test simply has no timeline link
 
     # --- sections ------------------------------------------------------------------------
     def _header(self) -> str:
@@ -138,18 +125,16 @@ class ReportRenderer:
         badge = {"pass": "ALL GOOD", "fail": "REGRESSION", "warn": "ATTENTION"}[m.verdict_state]
         counts = latest.counts
         chips = "".join(
-            f'<span class="chip s {STATE_OF[o]}">{counts[o]} {o}</span>'
-            for o in ("passed", "failed", "error", "skipped", "xfailed") if counts[o]
+            f'<a class="chip s {STATE_OF[s]}" href="#tests?status={escape(s)}">'
+            f"{counts[s]} {escape(STATUS_WORDS.get(s, s))}</a>"
+            for s in STATUSES if counts[s]
         )
         revs = sorted({r.device_rev for r in latest.results.values() if r.device_rev})
         hosts = sorted({run.host for run in latest.runs if run.host})
         harness = sorted({run.harness_rev for run in latest.runs if run.harness_rev})
         minutes = (latest.finished - latest.started) / 60
-        meta = [
-            f"latest round {escape(latest.label)} UTC",
-            f"{len(latest.runs)} run{'s' if len(latest.runs) != 1 else ''}",
-            f"{minutes:.1f} min",
-        ]
+        meta = [f"latest round {escape(latest.label)} UTC", plural(len(latest.runs), "run"),
+                f"{minutes:.1f} min"]
         if hosts:
             meta.append("host " + escape(", ".join(hosts)))
         if harness:
@@ -172,77 +157,142 @@ class ReportRenderer:
         items = "".join(f"<li><code>{escape(d)}</code></li>" for d in self.model.damage[:20])
         return (
             '<section class="damage"><h2>History database is damaged</h2>'
-            f"<p>{len(self.model.damage)} run(s) could not be read and are left out; the rest "
-            f"of this report is built from what could be read.</p><ul>{items}</ul></section>"
+            f"<p>{plural(len(self.model.damage), 'run')} could not be read and "
+            f"{'is' if len(self.model.damage) == 1 else 'are'} left out; the rest of this "
+            f"report is built from what could be read.</p><ul>{items}</ul></section>"
         )
 
-    def _changes(self, title: str, changes: list[Change], none_text: str) -> str:
+    def _what_changed(self) -> str:
+        m = self.model
+        sections, quiet = [], []
+        if m.new_failures:
+            sections.append(self._changes("New failures", m.new_failures))
+        elif m.previous:
+            quiet.append("no new failures")
+        if m.still_failing:
+            sections.append(self._still_failing())
+        if m.fixes:
+            sections.append(self._changes("Fixed", m.fixes))
+        elif m.previous:
+            quiet.append("nothing fixed")
+        if m.flaky:
+            sections.append(self._flaky())
+        else:
+            quiet.append(f"no flaky tests in the last {plural(len(m.rounds), 'round')}")
+        if not m.previous:
+            quiet.insert(0, "first recorded round: nothing to compare with")
+        line = (f'<p class="quiet" id="changes">{escape("; ".join(quiet).capitalize())}.</p>'
+                if quiet else "")
+        return "\n".join([*sections, line])
+
+    def _changes(self, title: str, changes: list[Change]) -> str:
         anchor = title.lower().replace(" ", "-")
-        if not changes:
-            return (f'<section id="{anchor}"><h2>{title} (0)</h2>'
-                    f'<p class="empty">{none_text}</p></section>')
         rows = "".join(
             "<tr>"
-            f"<td><b>{escape(row_label(c.record))}</b></td>"
-            f'<td><span class="mono">{escape(c.record.nodeid)}</span>{self._flaky_tag(c.record)}'
+            f"<td>{self._spec(c.record)}</td>"
+            f"<td>{_test_name(c.record)}{self._flaky_tag(c.record)}"
             f"{self._message(c.record)}</td>"
             f"<td>{escape(c.record.cell or '—')}</td>"
-            f"<td>{_badge(c.previous.outcome)} → {_badge(c.record.outcome)}"
-            f'<div class="sub">was {escape(c.previous.outcome)} on '
+            f"<td>{_badge(c.previous.status)} → {_badge(c.record.status)}"
+            f'<div class="sub">last {escape(c.previous.status)} '
             f"{escape(c.previous_round.label)}</div></td>"
-            f'<td class="links">{self._links(c.record)}</td>'
+            f'<td class="links">{self._links(c.record, self.model.latest)}</td>'
             "</tr>"
             for c in changes
         )
         return (
             f'<section id="{anchor}"><h2>{title} ({len(changes)})</h2><table>'
-            "<tr><th>Spec</th><th>Test</th><th>Backend / profile / broker</th><th>Change</th>"
+            "<tr><th>Spec</th><th>Test</th><th>Board / profile / broker</th><th>Change</th>"
             f"<th>Artifacts</th></tr>{rows}</table></section>"
         )
 
     def _still_failing(self) -> str:
         still = self.model.still_failing
-        if not still:
-            return ""
         rows = "".join(
-            f"<tr><td><b>{escape(row_label(r))}</b></td>"
-            f'<td><span class="mono">{escape(r.nodeid)}</span>{self._message(r)}</td>'
-            f"<td>{escape(r.cell or '—')}</td>"
-            f'<td><span class="s fail">{escape(r.outcome)}</span></td>'
-            f'<td class="links">{self._links(r)}</td></tr>'
+            f"<tr><td>{self._spec(r)}</td>"
+            f"<td>{_test_name(r)}{self._message(r)}</td>"
+            f"<td>{escape(r.cell or '—')}</td><td>{_badge(r.status)}"
+            f"{self._since(r)}</td>"
+            f'<td class="links">{self._links(r, self.model.latest)}</td></tr>'
             for r in still
         )
         title = "Still failing" if self.model.previous else "Failing"
         return (
             f'<section id="still-failing"><h2>{title} ({len(still)})</h2><table>'
-            "<tr><th>Spec</th><th>Test</th><th>Backend / profile / broker</th><th>Outcome</th>"
+            "<tr><th>Spec</th><th>Test</th><th>Board / profile / broker</th><th>Outcome</th>"
             f"<th>Artifacts</th></tr>{rows}</table></section>"
         )
 
     def _flaky(self) -> str:
-        flakes = self.model.flaky
-        if not flakes:
-            return ('<section id="flaky"><h2>Flaky tests (0)</h2><p class="empty">No test '
-                    f"flipped between pass and fail more than once in the last "
-                    f"{len(self.model.rounds)} rounds.</p></section>")
         rows = "".join(
-            f"<tr><td><b>{escape(row_label(f.record))}</b></td>"
-            f'<td><span class="mono">{escape(f.record.nodeid)}</span></td>'
+            f"<tr><td>{self._spec(f.record)}</td>"
+            f"<td>{_test_name(f.record)}</td>"
             f"<td>{escape(f.record.cell or '—')}</td><td>{f.flips}</td>"
             f"<td>{self._strip(f.outcomes)}</td></tr>"
-            for f in flakes
+            for f in self.model.flaky
         )
         return (
-            f'<section id="flaky"><h2>Flaky tests ({len(flakes)})</h2><table>'
-            "<tr><th>Spec</th><th>Test</th><th>Backend / profile / broker</th><th>Flips</th>"
+            f'<section id="flaky"><h2>Flaky tests ({len(self.model.flaky)})</h2><table>'
+            "<tr><th>Spec</th><th>Test</th><th>Board / profile / broker</th><th>Flips</th>"
             "<th>Outcome per round (oldest → newest)</th></tr>"
             f"{rows}</table>{self._key()}</section>"
         )
 
+    def _every_test(self) -> str:
+        latest = self.model.latest
+        records = sorted(latest.results.items(), key=lambda kv: _spec_key(kv[1]))
+        counts = latest.counts
+        boxes = "".join(
+            f'<label><input type="checkbox" name="status" value="{escape(s)}" checked> '
+            f'<span class="s {STATE_OF[s]}">{counts[s]} {escape(STATUS_WORDS.get(s, s))}'
+            "</span></label>"
+            for s in STATUSES if counts[s]
+        )
+        specs = sorted({row_label(r) for _, r in records}, key=natural_key)
+        options = "".join(f'<option value="{escape(s)}">{escape(s)}'
+                          f"{' — ' + escape(title_of(s)) if title_of(s) else ''}</option>"
+                          for s in specs)
+        rows = []
+        for key, r in records:
+            rows.append(
+                f'<tr data-status="{escape(r.status)}" data-spec="{escape(row_label(r))}">'
+                f"<td class=\"spec\">{self._spec(r)}</td>"
+                f"<td>{_test_name(r)}{self._flaky_tag(r)}</td>"
+                f"<td>{_badge(r.status)}</td>"
+                f'<td class="num">{_duration(r.duration)}</td>'
+                f"<td>{self._where(r)}</td>"
+                f"<td>{self._message(r)}</td>"
+                f'<td class="links">{self._links(r, latest, latest.run_of.get(key))}</td></tr>')
+        return (
+            f'<section id="tests"><h2>Every test of the latest round ({len(records)})</h2>'
+            f'<form id="tests-filter" class="filters" onsubmit="return false">{boxes}'
+            f'<label>spec item <select name="spec"><option value="">all</option>{options}'
+            '</select></label><label><input type="search" name="q" placeholder="search '
+            'tests, reasons"></label><span class="sub" id="tests-shown"></span></form>'
+            '<div class="scroll"><table id="tests-table"><colgroup><col class="spec"><col>'
+            '<col class="outcome"><col class="time"><col class="cell"><col class="message">'
+            '<col class="links"></colgroup><thead><tr><th>Spec</th><th>Test</th>'
+            "<th>Outcome</th><th>Time</th><th>Board / profile / broker</th>"
+            "<th>Message or reason</th><th>Artifacts</th></tr></thead>"
+            f"<tbody>{''.join(rows)}</tbody></table></div></section>"
+        )
+
     def _matrix(self) -> str:
         m = self.model
-        head = "".join(f"<th>{'<br>'.join(escape(p) for p in col.split('/'))}</th>"
-                       for col in m.matrix_cols)
+        cols = [tuple(col.split("/")) if col != NO_CELL else (NO_CELL, "", "")
+                for col in m.matrix_cols]
+        head_rows = []
+        for depth, name in enumerate(("board", "profile", "broker")):
+            cells, index = [], 0
+            while index < len(cols):
+                span = 1
+                while (index + span < len(cols)
+                       and cols[index + span][: depth + 1] == cols[index][: depth + 1]):
+                    span += 1
+                value = cols[index][depth]
+                cells.append(f'<th colspan="{span}">{escape(value)}</th>')
+                index += span
+            head_rows.append(f'<tr><th class="group">{name}</th>{"".join(cells)}</tr>')
         body = []
         for row in m.matrix_rows:
             cells = []
@@ -252,82 +302,188 @@ class ReportRenderer:
                     cells.append('<td><span class="s none">not run</span></td>')
                     continue
                 now = statuses[-1]
+                parts = "".join(f'<span class="s {state}">{escape(text)}</span>'
+                                for state, text in now.parts) or '<span class="s none">' \
+                    "not run</span>"
                 strip = "".join(
                     f'<span class="{s.state}" title="{escape(r.label)}: {escape(s.text)}">'
-                    f"{ {'pass': 'P', 'fail': 'F', 'skip': 'S', 'none': '·'}[s.state]}</span>"
+                    f"{LETTER[s.state]}</span>"
                     for s, r in zip(statuses, m.rounds, strict=True)
                 )
-                cells.append(f'<td><span class="s {now.state}">{escape(now.text)}</span>'
-                             f'<br><span class="strip">{strip}</span></td>')
-            body.append(f"<tr><td>{escape(row)}</td>{''.join(cells)}</tr>")
+                cells.append(f"<td>{parts}<br><span class=\"strip\">{strip}</span></td>")
+            title = title_of(row)
+            label = (f'{escape(row)} <span class="title">{escape(title)}</span>' if title
+                     else escape(row))
+            body.append(f"<tr><td>{label}</td>{''.join(cells)}</tr>")
         return (
-            f'<section id="matrix"><h2>Matrix: spec item × backend / profile / broker '
-            f"(last {len(m.rounds)} rounds)</h2><div class=\"scroll\"><table class=\"matrix\">"
-            f"<tr><th>Spec</th>{head}</tr>{''.join(body)}</table></div>{self._key()}</section>"
+            f'<section id="matrix"><h2>Matrix: spec item × board / profile / broker '
+            f"(last {plural(len(m.rounds), 'round')})</h2><div class=\"scroll\">"
+            f'<table class="matrix">{"".join(head_rows)}{"".join(body)}</table></div>'
+            f"{self._key()}</section>"
         )
 
     def _trends(self) -> str:
         m = self.model
-        if not m.trends:
-            return ('<section id="trends"><h2>Device metric trends</h2><p class="empty">No '
-                    "device metrics recorded in these rounds.</p></section>")
+        heap = self._heap_chart()
+        if not m.trends and not heap:
+            return ('<p class="quiet" id="trends">No device metrics recorded in these '
+                    "rounds.</p>")
         labels = [time.strftime("%m-%d %H:%M", time.gmtime(r.started)) for r in m.rounds]
-        charts = "".join(
+        charts = heap + "".join(
             f"<div>{line_chart(t.title, t.unit, labels, t.series)}</div>" for t in m.trends
         )
         return (
-            '<section id="trends"><h2>Device metric trends (median per round, per '
-            f'backend / profile / broker)</h2><div class="charts">{charts}</div></section>'
+            '<section id="trends"><h2>Trends (median per round, per board / profile / '
+            f'broker)</h2><div class="charts">{charts}</div></section>'
         )
 
+    def _heap_chart(self) -> str:
+        """Free heap over messages in the latest round, from each cell's serial log."""
+        series: dict[str, dict[int, float]] = {}
+        for record in self.model.latest.results.values():
+            folder = run_folder(record)
+            if folder is None or record.cell in series:
+                continue
+            samples = _heap_samples(folder / SERIAL_LOG)
+            if samples:
+                series[record.cell or NO_CELL] = samples
+        if not series:
+            return ""
+        counts = sorted({c for s in series.values() for c in s})
+        index = {c: i for i, c in enumerate(counts)}
+        points = {cell: [(index[c], v) for c, v in sorted(s.items())]
+                  for cell, s in sorted(series.items())}
+        chart = line_chart("Free heap over messages (latest round)", "bytes",
+                           [str(c) for c in counts], points, x_title="messages sent")
+        return f"<div>{chart}</div>"
+
     def _runs(self) -> str:
+        latest = self.model.latest
+        cells: dict[int, str] = {}
+        for key, run in latest.run_of.items():
+            cells.setdefault(run.run_id, latest.results[key].cell)
         rows = "".join(
-            f"<tr><td>#{run.run_id}</td><td>{escape(_utc(run.started))}</td>"
-            f"<td>{(run.finished - run.started):.1f} s</td><td>{run.exit_status}</td>"
+            f"<tr><td>#{run.run_id}</td><td>{escape(cells.get(run.run_id) or '—')}</td>"
+            f"<td>{escape(_utc(run.started))}</td>"
+            f"<td>{_duration(run.finished - run.started)}</td><td>{run.exit_status}</td>"
             f'<td class="mono">{escape(run.command)}</td></tr>'
-            for run in self.model.latest.runs
+            for run in latest.runs
         )
         return (
-            '<section id="runs"><h2>Runs in the latest round</h2><table><tr><th>Run</th>'
-            f"<th>Started (UTC)</th><th>Took</th><th>Exit</th><th>Command</th></tr>{rows}"
-            "</table></section>"
+            f'<section id="runs"><h2>Runs in the latest round ({len(latest.runs)})</h2><table>'
+            "<tr><th>Run</th><th>Board / profile / broker</th><th>Started (UTC)</th>"
+            f"<th>Took</th><th>Exit</th><th>Command</th></tr>{rows}</table></section>"
         )
 
     # --- pieces --------------------------------------------------------------------------
-    def _links(self, record: TestRecord) -> str:
+    def _links(self, record: TestRecord, current: Round, run: RunRecord | None = None) -> str:
+        run = run or current.run_of.get(record.key)
         names = sorted(record.artifacts, key=lambda n: (
             ARTIFACT_ORDER.index(n) if n in ARTIFACT_ORDER else 99, n))
-        links = [
-            f'<a href="{escape(artifact_href(record.artifacts[n], self.out_dir))}">'
-            f"{escape(n.replace('_', ' '))}</a>"
-            for n in names
-        ]
+        links: list[str] = []
+        folder = run_folder(record)
+        if run is not None and run.pruned_at is not None:
+            when = time.strftime("%Y-%m-%d", time.gmtime(run.pruned_at))
+            return (f'<span class="gone" title="deleted by --hil-keep on {when}">artifacts '
+                    f"pruned {when}</span>") if names else ""
+        if folder is not None and folder in self.timelines:
+            href = artifact_href(str(self.timelines[folder]), self.out_dir)
+            links.append(f'<a href="{escape(href)}">timeline</a>')
+        for name in names:
+            label = escape(name.replace("_", " "))
+            path = record.artifacts[name]
+            if Path(path).exists():
+                links.append(f'<a href="{escape(artifact_href(path, self.out_dir))}">{label}</a>')
+            else:
+                links.append(f'<span class="gone" title="{escape(path)}">{label} (missing)</span>')
         return "".join(links) or '<span class="empty" title="no artifacts recorded">—</span>'
+
+    def _spec(self, record: TestRecord) -> str:
+        label = row_label(record)
+        title = title_of(record.spec_item)
+        return (f"<b>{escape(label)}</b>"
+                + (f'<span class="title" title="{escape(title)}"> {escape(title)}</span>'
+                   if title else ""))
+
+    @staticmethod
+    def _where(record: TestRecord) -> str:
+        if not record.cell:
+            return '<span class="empty">local</span>'
+        transport = f" · {escape(record.transport)}" if record.transport else ""
+        return escape(record.cell) + transport
 
     def _flaky_tag(self, record: TestRecord) -> str:
         flaky = any(f.record.key == record.key for f in self.model.flaky)
         return '<span class="tag" title="flips between pass and fail">FLAKY</span>' if flaky else ""
 
+    def _since(self, record: TestRecord) -> str:
+        """When a still-failing test last passed (or that it never did in the window)."""
+        for earlier in reversed(self.model.rounds[:-1]):
+            previous = earlier.results.get(record.key)
+            if previous is not None and previous.outcome == "passed":
+                return f'<div class="sub">last passed {escape(earlier.label)}</div>'
+        return '<div class="sub">failing in every round shown</div>' if self.model.previous \
+            else ""
+
     @staticmethod
     def _message(record: TestRecord) -> str:
-        return f'<div class="msg">{escape(record.message)}</div>' if record.message else ""
+        if not record.message:
+            return ""
+        klass = "msg" if record.bad else "reason"
+        first = escape(record.first_line)
+        rest = record.message.strip()
+        if "\n" not in rest:
+            return f'<div class="{klass}">{first}</div>'
+        return (f'<div class="{klass}">{first}</div><details class="more"><summary>whole '
+                f"message</summary><pre>{escape(rest)}</pre></details>")
 
     def _strip(self, outcomes: list[str | None]) -> str:
         spans = "".join(
             f'<span class="{STATE_OF[o]}" title="{escape(r.label)}: {escape(o or "not run")}">'
-            f"{LETTER[o]}</span>"
+            f"{LETTER[STATE_OF[o]]}</span>"
             for o, r in zip(outcomes, self.model.rounds, strict=True)
         )
         return f'<span class="strip">{spans}</span>'
 
     @staticmethod
     def _key() -> str:
-        return ('<div class="key">Key: P pass · F fail (E: error) · S skipped / xfailed · '
-                "· not run. Hover a square for its round.</div>")
+        return ('<div class="key">Key: P passed · F failed or error · S skipped or xfailed · '
+                "– not applicable · · not run. Hover a square for its round.</div>")
 
 
-def _badge(outcome: str) -> str:
-    return f'<span class="s {STATE_OF[outcome]}">{escape(outcome)}</span>'
+def _heap_samples(serial_log: Path) -> dict[int, float]:
+    """message count -> free bytes, from the run's ``Memory free`` lines."""
+    if not serial_log.is_file():
+        return {}
+    samples: dict[int, float] = {}
+    for line in serial_log.read_text(encoding="utf-8", errors="replace").splitlines():
+        match = MEMORY_FREE.match(line.partition(" ")[2].strip())
+        if match and int(match["free"]) >= 0:
+            samples[int(match["count"])] = float(match["free"])
+    return samples
+
+
+def _spec_key(record: TestRecord) -> tuple[object, ...]:
+    return (natural_key(row_label(record)), record.nodeid, record.cell)
+
+
+def _test_name(record: TestRecord) -> str:
+    """The test function (with its parameters) first, its file below it."""
+    path, _, name = record.nodeid.rpartition("::")
+    return (f'<span class="test-name">{escape(name or record.nodeid)}</span>'
+            + (f'<span class="test-file">{escape(path)}</span>' if path else ""))
+
+
+def _badge(status: str) -> str:
+    return f'<span class="s {STATE_OF[status]}">{escape(STATUS_WORDS.get(status, status))}</span>'
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    return f"{seconds / 60:.1f} min"
 
 
 def _utc(stamp: float) -> str:
@@ -335,7 +491,8 @@ def _utc(stamp: float) -> str:
 
 
 def render_report(model: ReportModel, out: Path, *, history_dir: Path) -> Path:
-    """Write the page to ``out`` (creating its folder) and return the path."""
+    """Write the page to ``out`` (creating its folder), and a timeline next to each run's
+    serial log; returns the page's path."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     html = ReportRenderer(model, out, history_dir=history_dir).render()

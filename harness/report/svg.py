@@ -51,6 +51,17 @@ def _marker(shape: str, x: float, y: float, colour: str, tip: str) -> str:
     return f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4" fill="{colour}">{title}</circle>'
 
 
+def _labelled(n: int, most: int = 8) -> list[int]:
+    """The x indices that get a label: about ``most`` evenly spaced, always the last."""
+    step = max(1, math.ceil(n / most))
+    picked = list(range(0, n, step))
+    if picked and picked[-1] != n - 1:
+        if n - 1 - picked[-1] < step and len(picked) > 1:
+            picked.pop()  # too close to the last one: its label would overlap
+        picked.append(n - 1)
+    return picked
+
+
 def line_chart(
     title: str,
     unit: str,
@@ -59,9 +70,11 @@ def line_chart(
     *,
     width: int = 640,
     plot_height: int = 200,
+    x_title: str = "round (UTC start time)",
 ) -> str:
     """One chart as an ``<svg>`` element. ``series`` maps a name to (x index, value) points."""
-    left, right, top, bottom = 64, 20, 44, 46
+    # The right margin holds half of the last x label, so it is never clipped.
+    left, right, top, bottom = 64, 44, 44, 46
     legend_rows = math.ceil(len(series) / 2)
     height = top + plot_height + bottom + 20 * legend_rows
     plot_w = width - left - right
@@ -97,15 +110,14 @@ def line_chart(
         f'<text transform="translate(14 {top + plot_height / 2:.0f}) rotate(-90)" '
         f'class="axis-label" text-anchor="middle">{escape(unit)}</text>'
     )
-    step = max(1, math.ceil(n / 8))  # at most ~8 x labels
-    for i in range(0, n, step):
+    for i in _labelled(n, max(2, int(plot_w // 88))):
         x = sx(i)
         out.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{base}" y2="{base + 4}" class="axis"/>')
         label = x_labels[i] if i < len(x_labels) else str(i)
         out.append(f'<text x="{x:.1f}" y="{base + 17}" class="tick" text-anchor="middle">'
                    f"{escape(label)}</text>")
     out.append(f'<text x="{left + plot_w / 2:.0f}" y="{base + 36}" class="axis-label" '
-               f'text-anchor="middle">run (UTC start time)</text>')
+               f'text-anchor="middle">{escape(x_title)}</text>')
     for k, (name, points) in enumerate(series.items()):
         colour, dash = PALETTE[k % len(PALETTE)], DASHES[k % len(DASHES)]
         shape = MARKERS[k % len(MARKERS)]

@@ -138,6 +138,9 @@ def test_a_second_run_with_a_defect_shows_a_new_failure_with_its_log_link(
     pytester.runpytest(*PLUGIN, "--hil-history", str(history)).assert_outcomes(
         passed=1, failed=1)
 
+    (pytester.path / "results" / "s7").mkdir(parents=True)
+    for name in ("serial.log", "tap.txt"):
+        (pytester.path / "results" / "s7" / name).write_text("")
     out = pytester.path / "report" / "index.html"
     outcome = build_report(history, out)
     assert outcome.model.regressed

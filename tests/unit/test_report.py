@@ -96,7 +96,7 @@ def test_matrix_cells_count_outcomes_per_spec_item_and_cell(tmp_path: Path) -> N
     ])
     model = _model(tmp_path)
     assert model.matrix_cols == ["emu/v1.22/amqtt", "emu/v1.24/amqtt"]
-    assert [s.text for s in model.matrix[("S2", "emu/v1.24/amqtt")]] == ["pass 1/1", "FAIL 1/1"]
+    assert [s.text for s in model.matrix[("S2", "emu/v1.24/amqtt")]] == ["1 passed", "1 failed"]
 
 
 def test_trends_take_the_median_per_round_and_cell(tmp_path: Path) -> None:
@@ -107,14 +107,17 @@ def test_trends_take_the_median_per_round_and_cell(tmp_path: Path) -> None:
         [_record("S2", "passed", metrics={"connect_ms": 50})],
     ])
     model = _model(tmp_path)
-    [trend] = model.trends
-    assert (trend.metric, trend.unit) == ("connect_ms", "ms")
+    [trend] = [t for t in model.trends if t.metric == "connect_ms"]
+    assert trend.unit == "ms"
     assert trend.series == {"emu/v1.22/amqtt": [(0, 20.0), (1, 50.0)]}
 
 
 def _regression_history(tmp_path: Path) -> tuple[Path, Path]:
     history_dir, logs = tmp_path / "hist", tmp_path / "results" / "cell"
     metrics = {"connect_ms": 12.0, "tls_handshake_ms": 300.0, "echo_rtt_p50_ms": 9.0}
+    logs.mkdir(parents=True)
+    for name in ("S7.serial.log", "S7.tap.txt"):
+        (logs / name).write_text("12:00:00.000 [harness] hard reset\n")
     _write(history_dir, [
         [_record("S7", "passed", metrics=metrics), _record("S9", "passed", metrics=metrics)],
         [_record("S7", "failed", logs=logs, metrics=metrics),
@@ -136,8 +139,8 @@ def test_the_page_shows_new_failures_with_relative_log_links_matrix_and_plots(
     assert 'href="../results/cell/S7.serial.log"' in section
     assert 'href="../results/cell/S7.tap.txt"' in section
     assert "1 new failure since" in html
-    assert 'id="matrix"' in html and "FAIL 1/1" in html and "pass 1/1" in html
-    assert html.count("<svg") == 3  # one plot per recorded metric
+    assert 'id="matrix"' in html and "1 failed" in html and "1 passed" in html
+    assert html.count("<svg") == 4  # one plot per recorded metric, and the suite duration
     assert "MQTT connect time" in html and ">ms</text>" in html
 
 
@@ -145,8 +148,8 @@ def test_the_page_loads_nothing_from_outside(tmp_path: Path) -> None:
     history_dir, _ = _regression_history(tmp_path)
     html = render_report(_model(history_dir), tmp_path / "r.html",
                          history_dir=history_dir).read_text()
-    assert "<script" not in html and "<link" not in html and "@import" not in html
-    assert " src=" not in html and "url(" not in html
+    assert "<script src" not in html and "<link" not in html and "@import" not in html
+    assert " src=" not in html and "url(" not in html and "fetch(" not in html
     external = re.findall(r'(?:href|src)="(https?:[^"]*)"', html)
     assert external == []
 
@@ -158,17 +161,33 @@ def test_artifact_links_are_relative_to_the_page(tmp_path: Path) -> None:
 
 def test_summary_names_the_verdict_and_each_new_failure(tmp_path: Path) -> None:
     history_dir, _ = _regression_history(tmp_path)
-    text = render_summary(_model(history_dir), report_link="report.html")
-    assert text.splitlines()[0].startswith("## ❌ HIL report: 1 new failure since")
+    site = tmp_path / "site"
+    text = render_summary(_model(history_dir), report=site / "report.html",
+                          summary=site / "summary.md")
+    first = text.splitlines()[0]
+    assert first.startswith("## ❌ HIL: 1 new failure since")
+    assert first.endswith("[full report](report.html)")
     assert "### New failures (1)" in text
-    assert "- **S7** `tests/hil/test_s7.py::test_s7[tls]` [emu/v1.22/amqtt]" in text
-    assert "Full report: report.html" in text
+    [row] = [line for line in text.splitlines() if line.startswith("| **S7**")]
+    assert "`test_s7[tls]`" in row and "emu/v1.22/amqtt" in row
+    assert "S7 check failed: echo missing" in row  # the message's first line
+    assert "[serial log](../results/cell/S7.serial.log)" in row
+
+
+def test_summary_links_go_under_a_base_url_when_given(tmp_path: Path) -> None:
+    history_dir, _ = _regression_history(tmp_path)
+    site = tmp_path / "site"
+    text = render_summary(_model(history_dir), report=tmp_path / "report.html",
+                          summary=site / "summary.md", base_url="https://ci.example/hil/")
+    assert "[full report](https://ci.example/hil/report.html)" in text
+    assert "[serial log](https://ci.example/hil/results/cell/S7.serial.log)" in text
+    assert str(tmp_path) not in text  # no local absolute path
 
 
 def test_summary_of_a_clean_round_says_all_passed(tmp_path: Path) -> None:
     _write(tmp_path, [[_record("S2", "passed")], [_record("S2", "passed")]])
     text = render_summary(_model(tmp_path))
-    assert text.startswith("## ✅ HIL report: All 1 test passed")
+    assert text.startswith("## ✅ HIL: The 1 test passed")
     assert "New failures" not in text
 
 
@@ -244,7 +263,7 @@ def test_a_chart_has_axes_tick_labels_units_and_a_legend_entry_per_series() -> N
                       "emu/v1.24/mosquitto": [(0, 14.0), (2, 15.0)]})
     assert svg.startswith("<svg") and svg.endswith("</svg>")
     assert svg.count('class="axis"') >= 2
-    assert ">ms</text>" in svg and "run (UTC start time)" in svg
+    assert ">ms</text>" in svg and "round (UTC start time)" in svg
     assert ">11-02</text>" in svg
     y_ticks = re.findall(r">\d+</text>", svg[: svg.index('class="axis"')])
     assert y_ticks == [">0</text>", ">5</text>", ">10</text>", ">15</text>"]  # reach the top

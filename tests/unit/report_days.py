@@ -1,0 +1,216 @@
+"""Histories shaped like real nightlies, for the report's browser test and the docs
+screenshots: a red day (a regression, a fix, a flaky test, a test failing for days,
+skipped profiles, a not-applicable check, a device program that starts leaking heap) and a
+green day. Each run leaves a run folder with a serial log and a tap trace, written in the
+formats the rig writes, so links and timelines are real.
+
+    python -m tests.unit.report_days docs/   # writes docs/report-red-day.png, -green-day.png
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from harness.report.history import History, RunRecord, TestRecord
+
+DAY = 86400.0
+FIRST_NIGHT = 1_795_000_000.0  # 2026-11-18, 02:00 UTC-ish
+CELLS = (("v1.22", "amqtt"), ("v1.22", "mosquitto"))
+SKIPPED_PROFILES = ("v1.23", "v1.24", "v1.25")
+TESTS = (
+    ("S1", "test_connection.py::test_s1_wifi_waits_then_reports_ip", "messaging"),
+    ("S2", "test_connection.py::test_s2_connect_packet_is_mqtt311_with_configured_identity",
+     "messaging"),
+    ("S3", "test_connection.py::test_s3_connected_line_follows_connack_0", "messaging"),
+    ("S4", "test_messaging.py::test_s4_retained_message_reaches_callback_set_before_subscribe",
+     "messaging"),
+    ("S6", "test_messaging.py::test_s6_publishes_consecutive_json_counter", "messaging"),
+    ("S7", "test_messaging.py::test_s7_echo_in_order_on_serial_and_at_observer", "messaging"),
+    ("S8", "test_messaging.py::test_s8_foreign_message_printed", "messaging"),
+    ("S9", "test_tls.py::test_s9_tls_connects_and_offers_sni", "tls-sni"),
+    ("S10", "test_tls.py::test_s10_device_without_sni_rejected_and_diagnosed", "tls-no-sni"),
+    ("S11", "test_connection.py::test_s11_wrong_credentials_not_authorized",
+     "auth-wrong-password"),
+)
+S7_FAILURE = (
+    "S7 violated — expected: every published payload is printed as Received, in order\n"
+    "  seen: no Received line for '{\"msg\": 3}' (the device printed Send for it)\n"
+    "  diagnosis: the device connected to the broker\n"
+    "  serial lines that matter:\n"
+    "    | Send '{\"msg\": 3}' to topic 'hil/n/messaging'\n"
+    "    | Send '{\"msg\": 4}' to topic 'hil/n/messaging'\n"
+    "  serial log tail:\n"
+    "    | Send '{\"msg\": 4}' to topic 'hil/n/messaging'"
+)
+S11_FAILURE = (
+    "S11 violated — expected: wrong credentials give CONNACK 4 or 5, reported on serial\n"
+    "  seen: the device printed no error after CONNACK 5\n"
+    "  diagnosis: not authorized: the broker answered CONNACK 5 (not authorized)\n"
+    "  serial lines that matter:\n"
+    "    | (no such lines)"
+)
+S8_FLAKE = "S8 violated — expected: the foreign message is printed\n  seen: no Received line"
+
+
+def write_day(history_dir: Path, results: Path, *, red: bool, nights: int = 8) -> None:
+    """Write ``nights`` nightly rounds; the last one is the day shown."""
+    with History.for_writing(history_dir) as history:
+        for night in range(nights):
+            last = night == nights - 1
+            for cell_index, (profile, broker) in enumerate(CELLS):
+                started = FIRST_NIGHT + night * DAY + cell_index * 300
+                stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(started))
+                session = results / broker / f"{stamp}-n{night}"
+                records = [_record(spec, test, scenario, night, nights, profile, broker, red,
+                                   session, started)
+                           for spec, test, scenario in TESTS]
+                records += _s12(profile, broker, session)
+                finished = started + 140 + night * 3 + (40 if red and last else 0)
+                history.record_run(
+                    RunRecord(started=started, finished=finished, batch=f"nightly-{night}",
+                              exit_status=1 if any(r.bad for r in records) else 0,
+                              harness_rev="4f2a9c1e07bd", host="ci-runner-3",
+                              command=f"pytest tests/hil -m hil --hil-profile {profile} "
+                                      f"--hil-broker {broker}"),
+                    records)
+                leak = red and night >= nights - 3
+                for scenario in {s for _, _, s in TESTS}:
+                    _write_run_folder(session / f"01-{scenario}", started, scenario,
+                                      failing=red and last and broker == "mosquitto",
+                                      leak=leak)
+
+
+def _record(spec: str, test: str, scenario: str, night: int, nights: int, profile: str,
+            broker: str, red: bool, session: Path, started: float) -> TestRecord:
+    last = night == nights - 1
+    outcome, message = "passed", ""
+    if spec == "S7" and broker == "mosquitto" and red and last:
+        outcome, message = "failed", S7_FAILURE
+    elif spec == "S4" and broker == "amqtt" and red and night == nights - 2:
+        outcome, message = "failed", "S4 violated — expected: the retained message is printed"
+    elif spec == "S8" and broker == "amqtt" and red and night % 2 == 1:
+        outcome, message = "failed", S8_FLAKE
+    elif spec == "S11" and broker == "mosquitto" and red and night >= nights - 4:
+        outcome, message = "failed", S11_FAILURE
+    elif spec == "S10" and broker == "amqtt":
+        outcome, message = "skipped", ("not applicable: the seed program always uses "
+                                       "sni=True; scenario 'tls-no-sni' needs sni=False")
+    folder = session / f"01-{scenario}"
+    metrics: dict[str, float] = {}
+    if spec == "S7":
+        leak = red and night >= nights - 3
+        metrics = {
+            "boot_to_connected_ms": 3050 + night * 9 + (420 if red and last else 0),
+            "connect_ms": 4.1 + (night % 3) * 0.4 + (1 if broker == "mosquitto" else 0),
+            "tls_handshake_ms": 180 + night * 2,
+            "echo_rtt_p50_ms": 2.4 + (night % 2) * 0.3,
+            "heap_free_bytes": 96_000 - (4_800 * 6 if leak else 0),
+            "heap_loss_bytes_per_message": 4_800.0 if leak else 6.0,
+        }
+    return TestRecord(
+        nodeid=f"tests/hil/{test}", outcome=outcome, duration=0.9 if spec != "S1" else 5.4,
+        spec_item=spec, backend="emu", device="emu", profile=profile, broker=broker,
+        transport="tls" if scenario.startswith("tls") else "plain",
+        device_rev="device_src@1cc9504a1d", message=message,
+        artifacts={"serial_log": str(folder / "serial.log"),
+                   "tap_trace": str(folder / "tap.jsonl"),
+                   "broker_log": str(session.parent / "broker.log")},
+        metrics=metrics,
+    )
+
+
+def _s12(profile: str, broker: str, session: Path) -> list[TestRecord]:
+    node = "tests/hil/test_firmware.py::test_s12_firmware_generation_connects_over_tls_with_sni"
+    records = [TestRecord(nodeid=f"{node}[v1.22]", outcome="passed", duration=1.2,
+                          spec_item="S12", backend="emu", device="emu", profile=profile,
+                          broker=broker, transport="tls")]
+    for other in SKIPPED_PROFILES:
+        records.append(TestRecord(
+            nodeid=f"{node}[{other}]", outcome="skipped", duration=0.01, spec_item="S12",
+            backend="emu", device="emu", profile=profile, broker=broker, transport="tls",
+            message=f"firmware profile {other} unavailable: umqtt.simple 1.4.0 is not on the "
+                    "package index; give a micropython-lib checkout with --hil-micropython-lib"))
+    return records
+
+
+def _write_run_folder(folder: Path, started: float, scenario: str, *, failing: bool,
+                      leak: bool) -> None:
+    """A serial log (local clock-of-day stamps) and a tap trace (epoch stamps)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    topic = "hil/n/messaging"
+    lines: list[tuple[float, str]] = [(0.0, "[harness] hard reset"),
+                                      (0.01, "ets Jun  8 2016 00:22:57")]
+    lines += [(0.05 + i, "Waiting for connection...") for i in range(3)]
+    lines += [(3.0, "Connected on 192.168.4.23"), (3.05, 'Connected to MQTT Broker "broker.test"')]
+    tap: list[dict[str, object]] = [
+        {"kind": "open", "conn": 1, "t": 3.01, "detail": "from 127.0.0.1:52240"},
+        {"kind": "packet", "dir": "c2b", "type": "CONNECT", "t": 3.02, "fields": {
+            "client_id": "hil-dut-1", "username": "emqx", "password_present": True,
+            "password_length": 6, "keepalive": 30, "protocol_level": 4, "clean_session": True}},
+        {"kind": "packet", "dir": "b2c", "type": "CONNACK", "t": 3.04,
+         "fields": {"return_code": 0, "return_text": "accepted"}},
+        {"kind": "packet", "dir": "c2b", "type": "SUBSCRIBE", "t": 3.06,
+         "fields": {"packet_id": 1, "topics": [{"filter": topic, "qos": 0}]}},
+        {"kind": "packet", "dir": "b2c", "type": "SUBACK", "t": 3.07,
+         "fields": {"packet_id": 1, "return_codes": [0]}},
+    ]
+    heap = 96_000
+    for n in range(6):
+        t = 3.1 + n * 0.3
+        payload = json.dumps({"msg": n})
+        tap.append({"kind": "packet", "dir": "c2b", "type": "PUBLISH", "t": t,
+                    "fields": {"topic": topic, "qos": 0, "retain": False, "payload": payload}})
+        lines.append((t + 0.001, f"Send '{payload}' to topic '{topic}'"))
+        if failing and n >= 3:
+            tap.append({"kind": "fault", "conn": 1, "t": t + 0.002,
+                        "detail": "drop b2c PUBLISH (injected)"})
+            continue
+        tap.append({"kind": "packet", "dir": "b2c", "type": "PUBLISH", "t": t + 0.004,
+                    "fields": {"topic": topic, "qos": 0, "retain": False, "payload": payload}})
+        lines.append((t + 0.006, f"Received '{payload}' from topic '{topic}'"))
+        heap -= 4_800 if leak else 16
+        lines.append((t + 0.01, f"Memory free: {heap} bytes after {n + 1} messages"))
+    lines.append((5.2, "[harness] the harness stops the program (Ctrl-C)"))
+    tap.append({"kind": "close", "conn": 1, "t": 5.25, "detail": "client closed"})
+    with (folder / "serial.log").open("w") as out:
+        for offset, text in lines:
+            stamp = started + offset
+            out.write(time.strftime("%H:%M:%S", time.localtime(stamp))
+                      + f".{int(stamp % 1 * 1000):03d} {text}\n")
+    with (folder / "tap.jsonl").open("w") as out:
+        for seq, record in enumerate(tap, 1):
+            offset = float(str(record.pop("t")))
+            record.update(seq=seq, time=started + offset)
+            record.setdefault("conn", 1)
+            out.write(json.dumps(record) + "\n")
+    broker_log = folder.parent.parent / "broker.log"
+    broker_log.parent.mkdir(parents=True, exist_ok=True)
+    broker_log.write_text("broker log\n")
+
+
+def main(argv: list[str]) -> int:
+    import tempfile
+
+    from harness.report.cli import build_report
+    from tests.unit.chromium import browser
+
+    docs = Path(argv[0] if argv else "docs")
+    with tempfile.TemporaryDirectory(prefix="report-days-") as tmp, browser() as chromium:
+        for name, red in (("red", True), ("green", False)):
+            root = Path(tmp) / name
+            write_day(root / "history", root / "site" / "results", red=red)
+            page = build_report(root / "history", root / "site" / "index.html").html
+            log = chromium.open(page)
+            if log.errors() or log.network_requests():
+                print(f"{name}: {log.errors()} {log.network_requests()}", file=sys.stderr)
+                return 1
+            shot = chromium.screenshot(docs / f"report-{name}-day.png")
+            print(f"wrote {shot}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
