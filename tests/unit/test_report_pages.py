@@ -95,13 +95,14 @@ def _run_folder(tmp_path: Path) -> Path:
     folder.mkdir(parents=True)
     t0 = time.mktime((2026, 12, 1, 23, 59, 59, 0, 0, -1))  # the run crosses midnight
     serial = [(0.0, "[harness] hard reset"), (0.5, "Connected on 192.168.4.23"),
-              (1.2, "Send '{\"msg\": 0}' to topic 't'"), (1.4, "Traceback (most recent call last):")]
+              (1.2, "Send '{\"msg\": 0}' to topic 't'"),
+              (1.4, "Traceback (most recent call last):")]
     with (folder / "serial.log").open("w") as out:
         out.write("23:59:00.000 an earlier run's line\n")
         for offset, text in serial:
             stamp = t0 + offset
             out.write(time.strftime("%H:%M:%S", time.localtime(stamp))
-                      + f".{int(round(stamp % 1 * 1000)):03d} {text}\n")
+                      + f".{min(999, round(stamp % 1 * 1000)):03d} {text}\n")
     tap = [
         {"kind": "open", "conn": 1, "time": t0 + 0.6, "detail": "from 127.0.0.1:5"},
         {"kind": "sni", "conn": 1, "time": t0 + 0.7, "detail": "broker.test"},
