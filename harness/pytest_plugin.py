@@ -103,6 +103,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "unit: a fast test of the harness's own parts")
     config.addinivalue_line("markers", "spec(item): the spec item (S1..S12) a HIL test checks")
     _validate_device_option(option_value(config, "hil_device") or "emu")
+    _validate_firmware_option(config)
     check_settings_loaded(config)
     sigterm = SigtermAsInterrupt()
     sigterm.install()
@@ -123,6 +124,20 @@ def _validate_device_option(value: str) -> None:
         factory_for(value)
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
+
+
+def _validate_firmware_option(config: pytest.Config) -> None:
+    firmware = option_value(config, "hil_firmware")
+    if firmware is None:
+        return
+    device = option_value(config, "hil_device") or "emu"
+    if factory_for(device).runs_profiles:
+        raise pytest.UsageError(
+            f"--hil-firmware {firmware} cannot apply to --hil-device {device}: the emulated "
+            "board runs a firmware profile; choose it with --hil-profile, or drop --hil-firmware")
+    if not _resolve(config.invocation_params.dir, firmware).is_file():
+        raise pytest.UsageError(f"--hil-firmware {firmware} does not exist; give the path of "
+                                "a MicroPython .bin image")
 
 
 # --- session objects --------------------------------------------------------------

@@ -55,6 +55,22 @@ def test_bad_device_value_is_a_usage_error(pytester: pytest.Pytester) -> None:
     _one_line_failure(result, "--hil-device 'rfc2217://host-without-port' is not understood")
 
 
+def test_firmware_with_the_emulated_board_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(HIL_TEST)
+    image = pytester.path / "fw.bin"
+    image.write_bytes(b"\xe9" + bytes(63))
+    result = pytester.runpytest(f"--hil-firmware={image}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    _one_line_failure(result, f"--hil-firmware {image} cannot apply to --hil-device emu")
+
+
+def test_missing_firmware_file_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(HIL_TEST)
+    result = pytester.runpytest("--hil-firmware=/nope.bin", "--hil-device=rfc2217://h:1")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    _one_line_failure(result, "--hil-firmware /nope.bin does not exist")
+
+
 def test_environment_variable_sets_the_option(pytester: pytest.Pytester,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HIL_DEVICE", "rfc2217://nope")
