@@ -13,9 +13,12 @@ import sys
 import time
 from pathlib import Path
 
-from harness.errors import ConfigError
+from harness.errors import ConfigError, HistoryError
+from harness.report import cli as report_cli
+from harness.report.history import History
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+PYTEST_USAGE_ERROR = 4  # pytest.ExitCode.USAGE_ERROR
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -27,6 +30,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--broker", default="amqtt", help="amqtt, mosquitto or a URL")
     parser.add_argument("--device-src", default="device_src",
                         help="device program folder, or 'seed' for the seed guide's program")
+    parser.add_argument("--keep", type=int, metavar="N",
+                        help="keep the run folders of the newest N rounds, prune older ones "
+                        "(pytest --hil-keep; default: keep all)")
     parser.add_argument("pytest_args", nargs=argparse.REMAINDER,
                         help="extra pytest arguments after --")
 
@@ -36,41 +42,55 @@ def run(args: argparse.Namespace) -> int:
     if not tests.is_dir():
         raise ConfigError(f"the HIL suite is not at {tests}; run this from a checkout of the "
                           "harness repository")
+    if args.keep is not None and args.keep < 1:
+        raise ConfigError(f"--keep must be at least 1 round, got {args.keep}")
     results: Path = args.results.resolve()
-    results.mkdir(parents=True, exist_ok=True)
+    existed = results.exists()
     history = results / "history"
     junit = results / "junit.xml"
+    report = results / "report.html"
+    summary = results / "summary.md"
     extra = [a for a in args.pytest_args if a != "--"]
+    keep = ["--hil-keep", str(args.keep)] if args.keep is not None else []
     command = [
         sys.executable, "-m", "pytest", str(tests), "-m", "hil", "-p", "no:cacheprovider",
         f"--hil-device={args.device}", f"--hil-profile={args.profile}",
         f"--hil-broker={args.broker}", f"--hil-device-src={args.device_src}",
         f"--hil-results={results}", f"--hil-history={history}", f"--junitxml={junit}",
         "-o", "junit_family=xunit1",  # keeps the hil.* properties in the JUnit XML
-        *extra,
+        *keep, *extra,
     ]
-    print(f"harness run: HIL suite on {args.device} (profile {args.profile}) against "
-          f"{args.broker}; artifacts in {results}", flush=True)
-    started = time.monotonic()
+    runs_before = _recorded_runs(history)
+    started_wall, started = time.time(), time.monotonic()
     outcome = subprocess.call(command, cwd=REPO_ROOT)
     elapsed = time.monotonic() - started
-    report = results / "report.html"
-    summary = results / "summary.md"
+    if outcome == PYTEST_USAGE_ERROR or _recorded_runs(history) == runs_before:
+        # pytest said what was wrong; nothing was recorded, so there is nothing to report.
+        if not existed and results.is_dir() and not any(results.iterdir()):
+            results.rmdir()
+        return outcome
     rendered = _render_report(history, report, summary)
-    print(f"harness run: suite finished in {elapsed:.1f} s (pytest exit {outcome})")
-    print(f"  JUnit XML : {junit}")
-    if rendered:
-        print(f"  report    : {report}")
-        print(f"  summary   : {summary}")
+    print(f"harness run: HIL suite on {args.device} (profile {args.profile}) against "
+          f"{args.broker} finished in {elapsed:.1f} s (pytest exit {outcome})")
+    written = [("JUnit XML", junit)] + ([("report", report), ("summary", summary)]
+                                        if rendered else [])
+    for label, path in written:
+        if path.is_file() and path.stat().st_mtime >= started_wall - 1:
+            print(f"  {label:<10}: {path}")
+    print(f"  {'artifacts':<10}: {results / 'runs'}")
     return outcome
 
 
-def _render_report(history: Path, report: Path, summary: Path) -> bool:
+def _recorded_runs(history: Path) -> int:
+    """Runs in the results history so far (0 when there is none)."""
     try:
-        from harness.report import cli as report_cli
-    except ImportError:
-        print("harness run: the report module is not installed; skipping the report")
-        return False
+        with History.for_reading(history) as opened:
+            return opened.run_count()
+    except HistoryError:
+        return 0
+
+
+def _render_report(history: Path, report: Path, summary: Path) -> bool:
     code = report_cli.main(["--history", str(history), "--out", str(report),
                             "--summary", str(summary)])
     return code == 0

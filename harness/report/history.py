@@ -146,8 +146,8 @@ class RunRecord:
 class Pruning:
     """What :meth:`History.prune` did, and which artifact files are now unreferenced."""
 
-    paths: set[str] = field(default_factory=set)
-    pruned_rounds: int = 0
+    stale: set[str] = field(default_factory=set)  # artifacts of runs newly marked pruned
+    forgotten: set[str] = field(default_factory=set)  # artifacts of runs no longer recorded
     forgotten_runs: int = 0
 
 
@@ -298,41 +298,48 @@ class History:
         return int(self._conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0])
 
     def prune(self, keep_artifacts: int, keep_rows: int) -> Pruning:
-        """Forget all but the newest ``keep_rows`` rounds, and mark the runs of all but the
-        newest ``keep_artifacts`` rounds as pruned. Returns what the caller should delete
-        from disk: the artifact paths of every run newly marked or forgotten."""
+        """Mark the runs of all but the newest ``keep_artifacts`` rounds as pruned, and
+        forget all but the newest ``keep_rows`` rounds. Returns the artifact paths the
+        caller should now replace by a "pruned" note (``stale``) or delete (``forgotten``)."""
         if keep_artifacts < 1 or keep_rows < keep_artifacts:
             raise HistoryError(
                 f"keep {keep_artifacts} rounds of artifacts and {keep_rows} of history: both "
-                "must be at least 1, and history at least as many as artifacts")
+                "must be at least 1, and history at least as many as artifacts",
+                hint="check --hil-keep and --hil-keep-history")
         pruning = Pruning()
         with self._write() as conn:
             ranked = [row[0] for row in conn.execute(
-                "SELECT batch FROM runs GROUP BY batch ORDER BY MAX(started) DESC")]
-            old = ranked[keep_artifacts:]
-            forget = set(ranked[keep_rows:])
-            marks = ",".join("?" * len(old))
-            rows = conn.execute(
-                "SELECT runs.id, runs.batch, results.artifacts FROM runs JOIN results ON"
-                f" results.run_id = runs.id WHERE runs.batch IN ({marks}) AND runs.id NOT IN"
-                " (SELECT run_id FROM pruned) AND results.artifacts != '{}'", old,
-            ).fetchall()
-            for _, _, artifacts in rows:
-                pruning.paths.update(_json_dict(artifacts).values())
+                "SELECT batch FROM runs GROUP BY batch ORDER BY MAX(started) DESC, batch")]
+            stale = ranked[keep_artifacts:keep_rows]
+            forget = ranked[keep_rows:]
+            pruning.stale = self._paths(conn, stale, unpruned_only=True)
+            pruning.forgotten = self._paths(conn, forget, unpruned_only=False)
             now = time.time()
             conn.executemany(
                 "INSERT OR IGNORE INTO pruned (run_id, at) SELECT id, ? FROM runs WHERE batch = ?",
-                [(now, batch) for batch in old if batch not in forget])
+                [(now, batch) for batch in stale])
             for batch in forget:
-                ids = [row[0] for row in conn.execute(
-                    "SELECT id FROM runs WHERE batch = ?", (batch,))]
-                pruning.forgotten_runs += len(ids)
-                for run_id in ids:
+                for (run_id,) in conn.execute("SELECT id FROM runs WHERE batch = ?",
+                                              (batch,)).fetchall():
+                    pruning.forgotten_runs += 1
                     conn.execute("DELETE FROM results WHERE run_id = ?", (run_id,))
                     conn.execute("DELETE FROM pruned WHERE run_id = ?", (run_id,))
                     conn.execute("DELETE FROM runs WHERE id = ?", (run_id,))
-            pruning.pruned_rounds = len(old)
         return pruning
+
+    @staticmethod
+    def _paths(conn: sqlite3.Connection, batches: Sequence[str], *,
+               unpruned_only: bool) -> set[str]:
+        paths: set[str] = set()
+        for batch in batches:
+            rows = conn.execute(
+                "SELECT results.artifacts FROM runs JOIN results ON results.run_id = runs.id"
+                " WHERE runs.batch = ? AND results.artifacts != '{}'"
+                + (" AND runs.id NOT IN (SELECT run_id FROM pruned)" if unpruned_only else ""),
+                (batch,)).fetchall()
+            for (artifacts,) in rows:
+                paths.update(str(v) for v in _json_dict(artifacts).values())
+        return paths
 
     def _results_of(self, run_id: int) -> Iterator[TestRecord]:
         rows = self._conn.execute(

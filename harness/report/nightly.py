@@ -134,6 +134,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="rounds shown in the report")
     parser.add_argument("--fail-on-regression", action="store_true",
                         help="exit 1 when a test that passed last round fails now")
+    parser.add_argument("--keep", type=int, metavar="N",
+                        help="keep the run folders of the newest N rounds and the history of "
+                        "10 x N; older ones are pruned (pytest --hil-keep)")
+    parser.add_argument("--base-url", default="", metavar="URL",
+                        help="where the report's folder is published; the summary links there")
     parser.add_argument("--dry-run", action="store_true",
                         help="print the cells and their pytest commands, run nothing")
 
@@ -204,9 +209,13 @@ def run(args: argparse.Namespace) -> int:
     suite = args.suite or (DEFAULT_SUITE if DEFAULT_SUITE.is_dir() else None)
     if suite is not None and not suite.exists():
         raise ConfigError(f"--suite {suite} does not exist; give the folder of the HIL tests")
+    if args.keep is not None and args.keep < 1:
+        raise ConfigError(f"--keep must be at least 1 round, got {args.keep}")
+    keep = ["--hil-keep", str(args.keep)] if args.keep is not None else []
     runner = NightlyRunner(cells, history=args.history.resolve(), results=results.resolve(),
                            cell_timeout=args.cell_timeout,
-                           suite=suite.resolve() if suite else None, extra=args.pytest_arg)
+                           suite=suite.resolve() if suite else None,
+                           extra=[*keep, *args.pytest_arg])
     if args.dry_run:
         for cell in cells:
             print(f"{cell.name}\t{shlex.join(runner.command_for(cell)[1:])}")
@@ -215,7 +224,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--cell-timeout must be positive, got {args.cell_timeout:g}")
     ensure_writable(args.history)
     codes = runner.run_all()
-    outcome = build_report(args.history, args.out, summary=summary, last=args.last)
+    outcome = build_report(args.history, args.out, summary=summary, last=args.last,
+                           base_url=args.base_url)
     broken = [c.name for c, code in codes.items() if code is None or code not in SUITE_RAN]
     print(f"nightly: {outcome.model.verdict} — report {outcome.html}, summary {summary}")
     if broken:

@@ -24,9 +24,12 @@ import pytest
 from harness.errors import HarnessError, HistoryError
 from harness.redact import redact
 from harness.report.history import History, RunRecord, TestRecord, ensure_writable
+from harness.report.retention import apply_retention
 
 ENV_HISTORY = "HIL_HISTORY"
 ENV_BATCH = "HIL_HISTORY_BATCH"
+ENV_KEEP = "HIL_KEEP"
+ENV_KEEP_HISTORY = "HIL_KEEP_HISTORY"
 # Enough for a check's whole message (expected, seen, diagnosis, quoted lines, paths); the
 # report shows its first line and keeps the rest one click away.
 _MESSAGE_LIMIT = 4000
@@ -57,7 +60,25 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="group this run with others into one report round, e.g. a nightly's matrix "
         f"cells (env {ENV_BATCH}; default: the run is a round of its own)",
     )
+    group.addoption(
+        "--hil-keep",
+        dest="hil_keep",
+        default=None,
+        metavar="N",
+        help="keep the run folders (serial logs, tap traces) of the newest N rounds; older "
+        f"ones are replaced by a 'pruned' note (ini hil_keep, env {ENV_KEEP}; default: keep all)",
+    )
+    group.addoption(
+        "--hil-keep-history",
+        dest="hil_keep_history",
+        default=None,
+        metavar="M",
+        help="with --hil-keep: keep the results of the newest M rounds in the history "
+        f"(ini hil_keep_history, env {ENV_KEEP_HISTORY}; default 10 x N)",
+    )
     parser.addini("hil_history", "default for --hil-history", default="")
+    parser.addini("hil_keep", "default for --hil-keep", default="")
+    parser.addini("hil_keep_history", "default for --hil-keep-history", default="")
 
 
 @pytest.hookimpl(trylast=True)
@@ -70,6 +91,9 @@ def pytest_configure(config: pytest.Config) -> None:
         or str(config.getini("hil_history") or "")
     )
     if not directory:
+        if config.getoption("hil_keep", None) or config.getoption("hil_keep_history", None):
+            raise pytest.UsageError("--hil-keep prunes the results history; give it one with "
+                                    "--hil-history DIR")
         return
     path = Path(directory)
     if not path.is_absolute():
@@ -79,9 +103,18 @@ def pytest_configure(config: pytest.Config) -> None:
     except HistoryError as exc:
         raise pytest.UsageError(str(exc)) from exc
     batch = config.getoption("hil_history_batch", None) or os.environ.get(ENV_BATCH, "")
+    keep = _rounds(config, "hil_keep", ENV_KEEP)
+    keep_history = _rounds(config, "hil_keep_history", ENV_KEEP_HISTORY)
+    if keep_history is not None and keep is None:
+        raise pytest.UsageError("--hil-keep-history needs --hil-keep N (the rounds whose run "
+                                "folders are kept)")
+    if keep is not None and keep_history is not None and keep_history < keep:
+        raise pytest.UsageError(f"--hil-keep-history {keep_history} is less than --hil-keep "
+                                f"{keep}; the history must hold at least the kept rounds")
     recorder = HistoryRecorder(
         path, batch=batch, command=_redacted_command(config.invocation_params.args),
         base_dir=Path(config.invocation_params.dir), session_context=_session_context(config),
+        keep=keep, keep_history=keep_history,
     )
     config.stash[recorder_key] = recorder
     config.pluginmanager.register(recorder, "hil-history-recorder")
@@ -101,8 +134,11 @@ class HistoryRecorder:
     """Folds pytest reports into :class:`TestRecord`s and writes them as one run."""
 
     def __init__(self, directory: Path, *, batch: str, command: str, base_dir: Path,
-                 session_context: dict[str, str] | None = None) -> None:
+                 session_context: dict[str, str] | None = None, keep: int | None = None,
+                 keep_history: int | None = None) -> None:
         self.directory = directory
+        self.keep = keep
+        self.keep_history = keep_history
         # The session's device/profile/broker, for HIL tests that failed before their
         # fixtures recorded any context (a rig that did not start still lands in its cell).
         self.session_context = session_context or {}
@@ -153,15 +189,20 @@ class HistoryRecorder:
             command=self.command,
         )
         records = self.records()
+        retention = ""
         try:
             with History.for_writing(self.directory) as history:
                 run_id = history.record_run(run, records)
+                if self.keep is not None:
+                    done = apply_retention(history, self.keep, self.keep_history)
+                    retention = f"; {done.describe()}" if done.describe() else ""
         except HistoryError as exc:
             self.failed_to_record = True
             self.status_line = f"hil history: NOT recorded: {exc}"
             return
         self.status_line = (
             f"hil history: recorded {len(records)} results as run #{run_id} in {self.directory}"
+            f"{retention}"
         )
 
     def _record(self, nodeid: str, pending: _Pending) -> TestRecord:
@@ -225,6 +266,22 @@ def _crash_message(report: pytest.TestReport | pytest.CollectReport) -> str:
     # pytest.fail() puts "Failed: " before the check's own first line.
     text = "\n".join(line.rstrip() for line in text.strip().splitlines()).removeprefix("Failed: ")
     return text if len(text) <= _MESSAGE_LIMIT else text[: _MESSAGE_LIMIT - 1] + "…"
+
+
+def _rounds(config: pytest.Config, name: str, env: str) -> int | None:
+    """A round count option (CLI, env, ini), checked: a whole number of at least 1."""
+    value = config.getoption(name, None) or os.environ.get(env) or config.getini(name) or None
+    if value is None:
+        return None
+    flag = "--" + name.replace("_", "-")
+    try:
+        rounds = int(str(value))
+    except ValueError:
+        rounds = 0
+    if rounds < 1:
+        raise pytest.UsageError(f"{flag} {value!r} is not a number of rounds; give a whole "
+                                f"number of at least 1, e.g. {flag} 30")
+    return rounds
 
 
 def _option(config: pytest.Config, name: str) -> str | None:
