@@ -68,6 +68,10 @@ class DeviceLost(DeviceError):
     """The port vanished or stopped answering mid-session."""
 
 
+class ProgramStopped(DeviceError):
+    """The device program ended (crashed, or returned to the REPL) before what was awaited."""
+
+
 class FlashError(DeviceError):
     """Firmware flashing failed or the image does not fit the board."""
 

@@ -14,7 +14,10 @@ import contextlib
 import hashlib
 import io
 import json
+import re
+import select
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,8 +42,21 @@ from harness.errors import (
 #: How a backend performs a hard reset, given the open serial line.
 HardReset = Callable[[serial.Serial], None]
 
-_READER_POLL_S = 0.05  # reader wake-up period; bounds how long pausing the reader takes
-_REPL_READ_TIMEOUT_S = 1.0  # per-read timeout while mpremote drives the line
+REPL_PROMPT = ">>> "  # MicroPython's friendly-REPL prompt, at the start of a line
+
+_READER_POLL_S = 0.05  # reader wake-up period; bounds how long closing the reader takes
+_URL_POLL_S = 0.005  # ports without a file descriptor (rfc2217://) are polled this often
+_URL_PROBE_S = 0.5  # ... and read once this often even when idle, to notice a lost link
+_REPL_READ_TIMEOUT_S = 0.25  # per-read timeout while mpremote drives the line
+_BANNER_WAIT_S = 1.0  # leaving the raw REPL: the banner and prompt come back this fast
+# A MicroPython board answers Ctrl-C with a prompt within milliseconds. A port that, this
+# long after the first Ctrl-C of a session, has shown no sign of MicroPython and is silent
+# or prints garbage is not MicroPython: no need to wait out the whole REPL timeout.
+_ANSWER_WINDOW_S = 2.0
+_QUIET_S = 1.0  # "silent": no byte from the port for this long
+_MICROPYTHON_SIGNS = (REPL_PROMPT.encode(), b"raw REPL", b"MicroPython",
+                      b"Traceback (most recent call last)", b"KeyboardInterrupt")
+_BOOTLOADER_SIGNS = (b"waiting for download", b"DOWNLOAD_BOOT")
 _SKIP_NAMES = {"__pycache__", ".git", ".DS_Store"}
 
 # Runs on the board in one raw-REPL exec: the sha256 of each file, or None if absent.
@@ -109,10 +125,14 @@ class Device:
         self._hard_reset = hard_reset
         self._baudrate = baudrate
         self._transport: SerialTransport | None = None
-        self._io_lock = threading.Lock()  # held by the reader per read, and by REPL users
+        # Held by REPL users for their whole exchange, and by the reader only while it
+        # copies bytes that are already waiting: it waits for bytes without it.
+        self._io_lock = threading.Lock()
         self._stop = threading.Event()
         self._reader: threading.Thread | None = None
         self._lost: str | None = None
+        self._last_rx = time.monotonic()  # when the port last sent anything
+        self._answered = False  # the board has shown it runs MicroPython
 
     # --- lifecycle ---------------------------------------------------------------
     def open(self) -> Device:
@@ -156,16 +176,41 @@ class Device:
     def _read_forever(self) -> None:
         assert self._transport is not None
         line = self._transport.serial
+        try:
+            fd: int | None = line.fileno()
+        except (AttributeError, OSError, serial.SerialException):
+            fd = None  # rfc2217:// and socket:// ports: polled
+        idle_since = time.monotonic()
         while not self._stop.is_set():
-            with self._io_lock:
-                try:
-                    data = line.read(max(1, line.in_waiting))
-                except (serial.SerialException, OSError, TypeError) as exc:
-                    if not self._stop.is_set():
-                        self._lost = f"{type(exc).__name__}: {exc}"
-                        self.log.mark(f"serial port lost: {self._lost}")
-                    return
+            try:
+                probe = False
+                if fd is not None:
+                    readable, _, _ = select.select([fd], [], [], _READER_POLL_S)
+                    if not readable:
+                        continue
+                elif not line.in_waiting:
+                    probe = time.monotonic() - idle_since > _URL_PROBE_S
+                    if not probe:
+                        time.sleep(_URL_POLL_S)
+                        continue
+                with self._io_lock:
+                    # Only bytes already waiting; a REPL user may have taken them meanwhile.
+                    waiting = line.in_waiting
+                    if waiting:
+                        data = line.read(waiting)
+                    elif probe or (fd is not None and _still_readable(fd)):
+                        # Readable with nothing to read is a hang-up: read() says which.
+                        data = line.read(1)
+                    else:
+                        data = b""
+            except (serial.SerialException, OSError, TypeError, ValueError) as exc:
+                if not self._stop.is_set():
+                    self._lost = f"{type(exc).__name__}: {exc}"
+                    self.log.mark(f"serial port lost: {self._lost}")
+                return
+            idle_since = time.monotonic()
             if data:
+                self._last_rx = idle_since
                 self.log.append(data)
 
     def check_alive(self) -> None:
@@ -191,8 +236,9 @@ class Device:
             transport.serial.timeout = _REPL_READ_TIMEOUT_S
             try:
                 seen = bytearray()
+                answer = None if self._answered else _AnswerWatch(seen, self._last_rx)
                 try:
-                    with _recording_reads(transport.serial, seen), \
+                    with _recording_reads(transport.serial, seen, answer), \
                             contextlib.redirect_stdout(io.StringIO()):  # mpremote prints junk
                         transport.enter_raw_repl(soft_reset=False, timeout_overall=timeout)
                 except TransportError as exc:
@@ -200,10 +246,26 @@ class Device:
                 except (serial.SerialException, OSError) as exc:
                     self._lost = str(exc)
                     raise self._require_transport_error() from exc
+                self._answered = True
                 yield transport
                 transport.exit_raw_repl()
+                self._collect_banner(transport.serial)
             finally:
                 transport.serial.timeout = _READER_POLL_S
+
+    def _collect_banner(self, line: serial.Serial) -> None:
+        """Read what leaving the raw REPL prints (banner, prompt) into the log now, so it
+        cannot arrive after a later mark and pass for output of what follows."""
+        deadline = Deadline(_BANNER_WAIT_S, "the friendly prompt after the raw REPL")
+        tail = b""
+        with contextlib.suppress(serial.SerialException, OSError):
+            while not deadline.expired:
+                data = line.read(max(1, line.in_waiting))
+                if data:
+                    self.log.append(data)
+                    tail = (tail + data)[-len(REPL_PROMPT) - 2:]
+                    if tail.endswith(REPL_PROMPT.encode()):
+                        return
 
     def _require_transport_error(self) -> DeviceLost:
         return DeviceLost(f"serial port {self.port} was lost ({self._lost}); reconnect the board")
@@ -297,7 +359,7 @@ class Device:
         line = self._require_transport().serial
         position = self.log.mark("soft reset")
         line.write(b"\r\x03\x03")
-        self.log.expect(r">>> ", deadline.remaining(), since=position,
+        self.log.expect(re.escape(REPL_PROMPT), deadline.remaining(), since=position,
                         what="the '>>> ' prompt after Ctrl-C")
         line.write(b"\x04")
         self.log.expect_exact("soft reboot", deadline.remaining(), since=position)
@@ -307,7 +369,8 @@ class Device:
         """Stop the running program (Ctrl-C) and wait for the friendly prompt."""
         position = self.log.position()
         self._require_transport().serial.write(b"\r\x03\x03")
-        self.log.expect(r">>> ", timeout, since=position, what="the '>>> ' prompt after Ctrl-C")
+        self.log.expect(re.escape(REPL_PROMPT), timeout, since=position,
+                        what="the '>>> ' prompt after Ctrl-C")
 
     def expect(self, pattern: str, timeout: float, *, since: int = 0) -> str:
         """Wait for ``pattern`` (regex) in the serial log; returns the matched text."""
@@ -316,21 +379,74 @@ class Device:
         return self.log.expect(pattern, timeout, since=since).group(0)
 
 
+def _still_readable(fd: int) -> bool:
+    readable, _, _ = select.select([fd], [], [], 0)
+    return bool(readable)
+
+
+class _NoAnswer(TransportError):  # type: ignore[misc]
+    """The port has shown it is not a MicroPython REPL; stop waiting for one."""
+
+
+class _AnswerWatch:
+    """Decides early, from what the port printed, that it is not MicroPython: after
+    ``_ANSWER_WINDOW_S`` with no sign of MicroPython, a port that is silent or prints
+    garbage will not answer; a ROM bootloader's banner says so at once."""
+
+    def __init__(self, seen: bytearray, last_rx: float) -> None:
+        self._seen = seen
+        self._start = time.monotonic()
+        self._last_rx = last_rx
+        self._length = 0
+
+    def check(self) -> None:
+        now = time.monotonic()
+        if len(self._seen) != self._length:
+            self._length = len(self._seen)
+            self._last_rx = now
+        data = bytes(self._seen)
+        if any(sign in data for sign in _BOOTLOADER_SIGNS):
+            raise _NoAnswer("the ROM bootloader answered")
+        if any(sign in data for sign in _MICROPYTHON_SIGNS) or now - self._start < _ANSWER_WINDOW_S:
+            return
+        if now - self._last_rx >= _QUIET_S:
+            raise _NoAnswer("the port is silent")
+        if not _looks_like_text(data[-256:]):
+            raise _NoAnswer("the port prints garbage")
+
+
+def _looks_like_text(data: bytes) -> bool:
+    printable = sum(1 for byte in data if 32 <= byte < 127 or byte in (9, 10, 13))
+    return printable >= 0.9 * len(data)
+
+
 @contextlib.contextmanager
-def _recording_reads(line: serial.Serial, into: bytearray) -> Iterator[None]:
-    """Copy every byte mpremote reads from ``line`` into ``into`` (for diagnosis)."""
-    original = line.read
+def _recording_reads(line: serial.Serial, into: bytearray,
+                     answer: _AnswerWatch | None = None) -> Iterator[None]:
+    """Copy every byte mpremote reads from ``line`` into ``into`` (for diagnosis), and let
+    ``answer`` end the wait early when those bytes show no REPL will come."""
+    original_read, original_waiting = line.read, line.inWaiting
 
     def read(size: int = 1) -> bytes:
-        data: bytes = original(size)
+        data: bytes = original_read(size)
         into.extend(data)
+        if answer is not None:
+            answer.check()
         return data
 
+    def in_waiting() -> int:
+        if answer is not None:
+            answer.check()
+        count: int = original_waiting()
+        return count
+
     line.read = read
+    line.inWaiting = in_waiting
     try:
         yield
     finally:
-        del line.read  # back to the class's method
+        del line.read  # back to the class's methods
+        del line.inWaiting
 
 
 def _parse_literal(output: bytes) -> list[str | None]:

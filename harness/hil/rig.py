@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import itertools
-import re
 import time
 import uuid
 from dataclasses import dataclass, field, replace
@@ -30,8 +29,9 @@ from harness.checks.evidence import (
 )
 from harness.deadline import Deadline
 from harness.device.device import Device
-from harness.errors import ExpectTimeout, HarnessError
+from harness.errors import ExpectTimeout, HarnessError, ProgramStopped
 from harness.hil.collect import evidence_from_tap
+from harness.hil.follow import RunFollower
 from harness.hil.programs import CA_PATH_ON_DEVICE, DeviceProgram
 from harness.hil.scenario import FOREIGN_PAYLOAD, RETAINED_PAYLOAD, Scenario
 from harness.hil.targets import Target
@@ -40,10 +40,7 @@ WRONG_PASSWORD = "not-the-password"
 
 _CONNECT_TIMEOUT_S = 20.0  # Wi-Fi delay + TLS handshake on a loaded 2-core runner
 _REFUSAL_SETTLE_S = 8.0  # how long a refused device gets to give up and print its error
-_SEND_LINE = r"^Send '.*' to topic '.*'$"
-_RECEIVED_LINE = r"^Received '.*' from topic '.*'$"
-_CONNECTED_OR_STOPPED = re.compile(
-    r'^(Connected to MQTT Broker ".*"|ERROR .*|Traceback \(most recent call last\):)$', re.M)
+_RETRY_GRACE_S = 1.5  # after its error, how long a retrying program gets to show it retries
 
 
 class NotApplicable(Exception):
@@ -142,6 +139,8 @@ class Rig:
                 self._wait_for_echoes(scenario, topic, mark)
             else:
                 self._wait_for_refusal(mark)
+        except ProgramStopped as exc:
+            notes.append(f"run ended early: {exc.message}")  # a crash, named as one
         except ExpectTimeout as exc:
             # Not fatal: the checks say which spec items the device got wrong, unless
             # the port itself is gone.
@@ -193,39 +192,37 @@ class Rig:
                          metrics=run_metrics(evidence))
 
     def _sends(self, mark: int) -> list[str]:
-        return [m.group(0) for m in re.finditer(SEND.pattern, self.device.log.text(mark), re.M)]
+        return [line.text for line in self.device.log.lines(mark) if SEND.match(line.text)]
 
     def _wait_for_echoes(self, scenario: Scenario, topic: str, mark: int) -> None:
         """Follow the device's loop by its line structure, not by payload numbers, so a
         device with a wrong counter still gets the foreign message (S8 stays independent
-        of S6)."""
-        log = self.device.log
-        outcome = log.expect(_CONNECTED_OR_STOPPED, _CONNECT_TIMEOUT_S + (scenario.wifi_delay),
-                             since=mark, what="'Connected to MQTT Broker \"...\"'")
-        if not outcome.group(0).startswith("Connected"):
-            raise ExpectTimeout(f"the device stopped before connecting: {outcome.group(0)!r}")
+        of S6). Every wait also ends when the program stops (a crash, or the prompt)."""
+        run = RunFollower(self.device.log, mark)
+        run.until(lambda r: r.connected, _CONNECT_TIMEOUT_S + scenario.wifi_delay,
+                  "'Connected to MQTT Broker \"...\"'")
         per_message = scenario.publish_interval + 5.0
         if scenario.foreign:
-            self._wait_for_lines(_SEND_LINE, 2, 2 * per_message, mark, "a second Send line")
+            run.until(lambda r: r.sends >= 2, 2 * per_message, "a second Send line")
             self.target.observer.publish(topic, FOREIGN_PAYLOAD)
-            log.expect_exact(f"Received '{FOREIGN_PAYLOAD}'", 2 * per_message, since=mark)
-        self._wait_for_lines(_SEND_LINE, scenario.publishes, per_message * scenario.publishes,
-                             mark, f"{scenario.publishes} Send lines")
+            run.until(lambda r: FOREIGN_PAYLOAD in r.received, 2 * per_message,
+                      f"'Received {FOREIGN_PAYLOAD!r}'")
+        run.until(lambda r: r.sends >= scenario.publishes, per_message * scenario.publishes,
+                  f"{scenario.publishes} Send lines")
         # One Received line per loop iteration: the last iteration has completed.
-        self._wait_for_lines(_RECEIVED_LINE, scenario.publishes, per_message, mark,
-                             f"{scenario.publishes} Received lines")
-
-    def _wait_for_lines(self, line: str, count: int, timeout: float, mark: int,
-                        what: str) -> None:
-        pattern = f"(?:{line}[\\s\\S]*?){{{count - 1}}}{line}" if count > 1 else line
-        self.device.log.expect(re.compile(pattern, re.M), timeout, since=mark, what=what)
+        run.until(lambda r: len(r.received) >= scenario.publishes, per_message,
+                  f"{scenario.publishes} Received lines")
 
     def _wait_for_refusal(self, mark: int) -> None:
-        """A refused device prints its error and stops at the REPL, or keeps retrying."""
-        with contextlib.suppress(Exception):
-            self.device.log.expect(r"^>>> |Traceback|ERROR", _REFUSAL_SETTLE_S, since=mark)
+        """A refused device prints its error and stops at the REPL (or keeps retrying):
+        the wait ends at the prompt that follows the error."""
+        run = RunFollower(self.device.log, mark)
+        with contextlib.suppress(ProgramStopped, ExpectTimeout):
+            run.until(lambda r: bool(r.errors) or r.crashed, _REFUSAL_SETTLE_S,
+                      "an ERROR line or a traceback")
+        if (run.errors or run.crashed) and not run.stopped:
             # Give a retrying program a moment to show what it does next.
-            self.device.log.expect(r"^>>> ", 1.5, since=mark)
+            run.until_stopped(_RETRY_GRACE_S)
 
     def _device_ip(self) -> str | None:
         """What ``ifconfig()[0]`` says on the board (S1 compares against it)."""

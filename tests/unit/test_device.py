@@ -3,6 +3,7 @@ and a port that vanishes is reported as lost instead of hanging."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -88,3 +89,24 @@ def test_ctrl_c_returns_to_the_repl_even_if_the_interpreter_dies_handling_it(
     after = device.log.text(stop)
     assert "main started" not in after, "Ctrl-C must not reboot into main.py again"
     assert "SW_CPU_RESET" not in after
+
+
+def test_the_reader_waits_for_bytes_without_holding_the_io_lock(device: Device) -> None:
+    """Deploy and exec take the lock the reader uses; an idle reader must not sit on it
+    through a blocking read (that cost ~50 ms per exec and ~100 ms per deploy)."""
+    waits = []
+    for _ in range(20):
+        started = time.monotonic()
+        with device._io_lock:
+            waits.append(time.monotonic() - started)
+        time.sleep(0.013)  # land anywhere in the reader's cycle
+    assert max(waits) < 0.01, waits
+
+
+def test_leaving_the_raw_repl_leaves_its_prompt_in_the_log_before_returning(
+        device: Device) -> None:
+    """What the board prints on leaving the raw REPL must be in the log by the time exec
+    returns, or a mark made next (a hard reset) would see it arrive afterwards."""
+    for _ in range(3):
+        device.exec("print(1)")
+        assert device.log.text().endswith(">>> ")

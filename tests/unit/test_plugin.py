@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import pty
 import threading
+import time
 import tty
 from collections.abc import Iterator
 from pathlib import Path
@@ -140,6 +141,7 @@ def fake_port() -> Iterator[tuple[str, list[bytes]]]:
 
 @pytest.mark.parametrize(("printed", "needle"), [
     (b"\x00\xff\xfe garbage \x81\x99", "no MicroPython REPL answered"),
+    (b"", "it printed nothing"),
     (b"rst:0x1 (POWERON_RESET),boot:0x3 (DOWNLOAD_BOOT(UART0/UART1/SDIO_REI_REO_V2))\r\n"
      b"waiting for download\r\n", "is in its ROM bootloader"),
 ])
@@ -151,10 +153,15 @@ def test_a_port_that_is_not_micropython_is_diagnosed(
     monkeypatch.setenv("HIL_WIFI_SSID", "lab")
     monkeypatch.setenv("HIL_WIFI_PASSWORD", "secret-wifi")
     pytester.makepyfile(HIL_TEST)
+    started = time.monotonic()
     result = pytester.runpytest(f"--hil-device={port}", f"--hil-results={pytester.path / 'res'}",
                                 f"--hil-device-src={REPO / 'device_src'}", "-p", "no:cacheprovider")
+    elapsed = time.monotonic() - started
     result.assert_outcomes(errors=1)
     _one_line_failure(result, needle)
+    # Garbage or silence is diagnosed in about 2 s, not the 10 s REPL timeout (the rest
+    # is the session's broker and PKI set-up).
+    assert elapsed < 7, f"took {elapsed:.1f} s to decide the port is not MicroPython"
 
 
 def test_hil_outcome_carries_spec_item_and_artifacts_in_junit(

@@ -1,0 +1,121 @@
+"""Following a device program's run on its serial line, line by line, each line once.
+
+The rig waits on what the device prints, and every wait ends at the line that settles it:
+the last awaited ``Send``/``Received`` line, or the program's end — a traceback, or the
+REPL prompt that a returning or crashing program leaves behind — whichever comes first.
+Counting lines as they complete keeps a wait over thousands of messages linear in the log.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from harness.checks.evidence import BROKER_CONNECTED, RECEIVED, SEND, TRACEBACK
+from harness.device.device import REPL_PROMPT
+from harness.device.serial_log import SerialLog
+from harness.errors import ExpectTimeout, ProgramStopped
+
+ERROR_PREFIX = "ERROR "  # the device_src contract's failure lines (README, console lines)
+# After a traceback starts, the REPL prompt follows within milliseconds on a real board;
+# this bounds the wait for the rest of the traceback when no prompt comes (a program that
+# reboots itself, say).
+_TRACEBACK_GRACE_S = 2.0
+_TRACEBACK_KEEP = 40  # traceback lines kept; the last is the exception's
+
+
+class RunFollower:
+    """What the device has printed since a position, counted as the lines complete."""
+
+    def __init__(self, log: SerialLog, since: int) -> None:
+        self._log = log
+        self._cursor = log.cursor(since)
+        self.connected = False
+        self.sends = 0
+        self.received: list[str] = []  # payloads of the Received lines, in order
+        self.errors: list[str] = []  # the program's own "ERROR ..." lines
+        self.traceback: list[str] = []  # the first traceback's lines, once one starts
+        self._traceback_at: float | None = None
+        self._in_traceback = False
+        self.ended = False  # the REPL prompt is back: the program no longer runs
+
+    @property
+    def crashed(self) -> bool:
+        return bool(self.traceback)
+
+    @property
+    def stopped(self) -> bool:
+        """The program will print nothing more: it is at the prompt, or it crashed and the
+        prompt did not follow within the grace period."""
+        return self.ended or (self._traceback_at is not None
+                              and time.monotonic() - self._traceback_at > _TRACEBACK_GRACE_S)
+
+    def stop_reason(self) -> str:
+        """The run's end in words, for the evidence notes and failure messages."""
+        if self.crashed:
+            last = (self.traceback[-1] if len(self.traceback) > 1 and not self._in_traceback
+                    else "(the exception line did not follow)")
+            return f"the device program crashed: {last}"
+        if self.errors:
+            return f"the device program stopped after: {self.errors[-1]}"
+        return "the device program ended (back at the REPL prompt)"
+
+    def _take(self) -> None:
+        for line in self._cursor.read():
+            text = line.text
+            if self._in_traceback:
+                # "  File ..." lines, then the exception's own line, not indented.
+                if len(self.traceback) < _TRACEBACK_KEEP:
+                    self.traceback.append(text)
+                else:  # a deep one: keep its start and its last line
+                    self.traceback[-1] = text
+                self._in_traceback = text.startswith((" ", "\t"))
+                continue
+            if text.startswith(REPL_PROMPT):
+                self.ended = True
+            elif SEND.match(text):
+                self.sends += 1
+            elif match := RECEIVED.match(text):
+                self.received.append(match["payload"])
+            elif BROKER_CONNECTED.match(text):
+                self.connected = True
+            elif text.startswith(ERROR_PREFIX):
+                self.errors.append(text)
+            elif TRACEBACK.match(text) and self._traceback_at is None:
+                self.traceback.append(text)
+                self._traceback_at = time.monotonic()
+                self._in_traceback = True
+        partial = self._cursor.partial
+        if partial is not None and partial.startswith(REPL_PROMPT):
+            self.ended = True
+
+    def until(self, done: Callable[[RunFollower], bool], timeout: float, what: str) -> None:
+        """Wait until ``done(self)``; raise :class:`ProgramStopped` as soon as the program
+        has stopped without it, :class:`ExpectTimeout` when ``timeout`` runs out."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self._take()
+            if done(self):
+                return
+            if self.stopped:
+                raise ProgramStopped(f"{self.stop_reason()}, before {what}")
+            remaining = deadline - time.monotonic()
+            if self._traceback_at is not None:  # wake up for the grace period's end
+                remaining = min(remaining, self._traceback_at + _TRACEBACK_GRACE_S
+                                - time.monotonic() + 0.01)
+            if remaining <= 0 and time.monotonic() >= deadline:
+                raise ExpectTimeout(
+                    f"timed out after {timeout:g} s waiting for {what} on the serial line; "
+                    f"last lines:\n{self._log.tail()}")
+            self._cursor.wait(max(0.0, remaining))
+
+    def until_stopped(self, timeout: float) -> bool:
+        """Wait for the program to stop (a refused device prints its error and returns
+        to the REPL); False if it still runs after ``timeout``."""
+        try:
+            self.until(lambda follower: False, timeout, "the program to stop")
+        except ProgramStopped:
+            return True
+        except ExpectTimeout:
+            return False
+        return True  # pragma: no cover - done() never holds

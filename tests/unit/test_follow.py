@@ -1,0 +1,148 @@
+"""The rig's waits on the device's lines (harness.hil.follow): each wait ends at the line
+that settles it — the awaited line, or the program's end (a crash or the prompt) — and
+never holds the log's lock while it decides."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from harness.device.serial_log import SerialLog
+from harness.errors import ExpectTimeout, ProgramStopped
+from harness.hil.follow import RunFollower
+
+pytestmark = pytest.mark.unit
+
+TOPIC = "hil/t"
+CONNECTED = b'Connected to MQTT Broker "broker.test"\r\n'
+
+
+def send(n: int) -> bytes:
+    return f"Send '{{\"msg\": {n}}}' to topic '{TOPIC}'\r\n".encode()
+
+
+def received(payload: str) -> bytes:
+    return f"Received '{payload}' from topic '{TOPIC}'\r\n\r\n".encode()
+
+
+def later(log: SerialLog, delay: float, *chunks: bytes) -> threading.Timer:
+    timer = threading.Timer(delay, lambda: [log.append(chunk) for chunk in chunks])
+    timer.start()
+    return timer
+
+
+def test_counts_sends_and_receives_and_returns_at_the_last_awaited_line() -> None:
+    log = SerialLog()
+    mark = log.mark("hard reset")
+    timer = later(log, 0.05, CONNECTED, send(0), received('{"msg": 0}'), send(1),
+                  received('{"msg": 1}'))
+    run = RunFollower(log, mark)
+    started = time.monotonic()
+    run.until(lambda r: len(r.received) >= 2, 10, "2 Received lines")
+    assert time.monotonic() - started < 2
+    assert run.connected and run.sends == 2 and run.received == ['{"msg": 0}', '{"msg": 1}']
+    timer.join()
+
+
+TRACEBACK = (b"Traceback (most recent call last):\r\n"
+             b'  File "main.py", line 30, in subscribe\r\n'
+             b"AssertionError: \r\n"
+             b"MicroPython v1.22.2 on 2024-02-22; Generic ESP32 module with ESP32\r\n"
+             b'Type "help()" for more information.\r\n>>> ')
+
+
+def test_a_crash_ends_the_wait_at_once_and_is_reported_as_a_crash() -> None:
+    log = SerialLog()
+    mark = log.mark("hard reset")
+    log.append(CONNECTED + TRACEBACK)
+    run = RunFollower(log, mark)
+    started = time.monotonic()
+    with pytest.raises(ProgramStopped) as info:
+        run.until(lambda r: r.sends >= 4, 30, "4 Send lines")
+    assert time.monotonic() - started < 0.5, "a crashed device must not be waited for"
+    assert "crashed" in info.value.message
+    assert "AssertionError" in info.value.message
+    assert "before 4 Send lines" in info.value.message
+
+
+def test_a_traceback_without_a_prompt_ends_the_wait_after_a_short_grace() -> None:
+    log = SerialLog()
+    mark = log.mark("hard reset")
+    log.append(TRACEBACK.split(b"MicroPython")[0])
+    run = RunFollower(log, mark)
+    started = time.monotonic()
+    with pytest.raises(ProgramStopped, match="crashed"):
+        run.until(lambda r: r.sends >= 4, 30, "4 Send lines")
+    assert time.monotonic() - started < 3
+
+
+def test_an_error_line_and_the_prompt_end_a_refused_run() -> None:
+    log = SerialLog()
+    mark = log.mark("hard reset")
+    timer = later(log, 0.05, b"Connected on 192.168.4.2\r\n",
+                  b"ERROR tls: certificate verification failed: expired\r\n",
+                  b"MicroPython v1.22.2\r\n>>> ")
+    run = RunFollower(log, mark)
+    started = time.monotonic()
+    assert run.until_stopped(8)
+    assert time.monotonic() - started < 1
+    assert run.errors == ["ERROR tls: certificate verification failed: expired"]
+    assert "stopped after: ERROR tls" in run.stop_reason()
+    timer.join()
+
+
+def test_a_prompt_before_the_reset_mark_does_not_count() -> None:
+    log = SerialLog()
+    log.append(b">>> ")
+    mark = log.mark("hard reset")
+    run = RunFollower(log, mark)
+    assert not run.until_stopped(0.05)
+
+
+def test_the_timeout_names_what_was_awaited() -> None:
+    log = SerialLog()
+    mark = log.mark("hard reset")
+    log.append(CONNECTED + send(0))
+    with pytest.raises(ExpectTimeout, match="waiting for 3 Send lines"):
+        RunFollower(log, mark).until(lambda r: r.sends >= 3, 0.1, "3 Send lines")
+
+
+def test_deciding_does_not_hold_the_lock_the_serial_reader_needs() -> None:
+    log = SerialLog()
+    mark = log.mark("hard reset")
+    log.append(CONNECTED)
+    deciding = threading.Event()
+
+    def slow_decision(run: RunFollower) -> bool:
+        deciding.set()
+        time.sleep(0.5)  # a slow check, as a regex over a long log used to be
+        return True
+
+    waiter = threading.Thread(target=RunFollower(log, mark).until,
+                              args=(slow_decision, 5, "anything"))
+    waiter.start()
+    assert deciding.wait(5)
+    started = time.monotonic()
+    log.append(send(0))
+    assert time.monotonic() - started < 0.1, "append waited for the decision"
+    waiter.join()
+
+
+def test_counting_a_thousand_messages_costs_the_same_per_message_as_ten() -> None:
+    def cost(messages: int) -> float:
+        log = SerialLog()
+        mark = log.mark("hard reset")
+        run = RunFollower(log, mark)
+        log.append(CONNECTED)
+        started = time.process_time()
+        for n in range(messages):
+            log.append(send(n))
+            log.append(received(f'{{"msg": {n}}}'))
+            run.until(lambda r, n=n: len(r.received) > n, 1, "the echo")
+        return (time.process_time() - started) / messages
+
+    cost(50)  # warm up
+    small, large = min(cost(100) for _ in range(3)), min(cost(3000) for _ in range(3))
+    assert large < 1.5 * small, (small, large)
