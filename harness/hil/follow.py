@@ -32,6 +32,10 @@ class RunFollower:
         self._cursor = log.cursor(since)
         self.connected = False
         self.sends = 0
+        # Loop iterations completed: one starts at its Send line and ends at the Received
+        # line its wait_msg() printed, or at the next Send line (a message not printed).
+        self.completed = 0
+        self._iteration_open = False
         self.received: list[str] = []  # payloads of the Received lines, in order
         self.errors: list[str] = []  # the program's own "ERROR ..." lines
         self.traceback: list[str] = []  # the first traceback's lines, once one starts
@@ -75,8 +79,12 @@ class RunFollower:
                 self.ended = True
             elif SEND.match(text):
                 self.sends += 1
+                self.completed += self._iteration_open
+                self._iteration_open = True
             elif match := RECEIVED.match(text):
                 self.received.append(match["payload"])
+                self.completed += self._iteration_open
+                self._iteration_open = False
             elif BROKER_CONNECTED.match(text):
                 self.connected = True
             elif text.startswith(ERROR_PREFIX):

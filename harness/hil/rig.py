@@ -209,9 +209,9 @@ class Rig:
                       f"'Received {FOREIGN_PAYLOAD!r}'")
         run.until(lambda r: r.sends >= scenario.publishes, per_message * scenario.publishes,
                   f"{scenario.publishes} Send lines")
-        # One Received line per loop iteration: the last iteration has completed.
-        run.until(lambda r: len(r.received) >= scenario.publishes, per_message,
-                  f"{scenario.publishes} Received lines")
+        # The last awaited iteration is complete: its wait_msg() has printed what came.
+        run.until(lambda r: r.completed >= scenario.publishes, per_message,
+                  f"the Received line after Send line {scenario.publishes}")
 
     def _wait_for_refusal(self, mark: int) -> None:
         """A refused device prints its error and stops at the REPL (or keeps retrying):

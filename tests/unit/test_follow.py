@@ -146,3 +146,18 @@ def test_counting_a_thousand_messages_costs_the_same_per_message_as_ten() -> Non
     cost(50)  # warm up
     small, large = min(cost(100) for _ in range(3)), min(cost(3000) for _ in range(3))
     assert large < 1.5 * small, (small, large)
+
+
+def test_an_iteration_ends_at_its_received_line_or_the_next_send() -> None:
+    """Extra deliveries (a retained message twice) add Received lines before the loop: they
+    must not end the wait before the last awaited iteration has printed its echo."""
+    log = SerialLog()
+    mark = log.mark("hard reset")
+    log.append(CONNECTED + received("retained-hello") + received("retained-hello")
+               + send(0) + received("retained-hello") + send(1) + send(2))
+    run = RunFollower(log, mark)
+    with pytest.raises(ExpectTimeout):
+        run.until(lambda r: r.completed >= 3, 0.05, "iteration 3")
+    assert run.completed == 2 and len(run.received) == 3
+    log.append(received('{"msg": 1}'))
+    run.until(lambda r: r.completed >= 3, 1, "iteration 3")
