@@ -25,6 +25,12 @@ class HarnessError(Exception):
         super().__init__(message if hint is None else f"{message} — {hint}")
 
 
+# --- programs the harness runs -------------------------------------------------------
+class ProcessFailed(HarnessError):
+    """A program the harness ran exited non-zero or did not finish in time. The message
+    holds the command, the exit code and the tail of the program's output."""
+
+
 # --- user input -------------------------------------------------------------------
 class ConfigError(HarnessError):
     """A bad option, path, URL or file given by the user."""

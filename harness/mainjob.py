@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+from harness import lifetime
 from harness.errors import ConfigError, HistoryError
 from harness.report import cli as report_cli
 from harness.report.history import History
@@ -62,7 +63,15 @@ def run(args: argparse.Namespace) -> int:
     ]
     runs_before = _recorded_runs(history)
     started_wall, started = time.time(), time.monotonic()
-    outcome = subprocess.call(command, cwd=REPO_ROOT)
+    suite = lifetime.spawn(command, cwd=REPO_ROOT)
+    try:
+        outcome = suite.wait()
+    except BaseException:  # Ctrl-C reaches pytest too (same process group): let it clean up
+        try:
+            suite.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            lifetime.stop(suite)
+        raise
     elapsed = time.monotonic() - started
     if outcome == PYTEST_USAGE_ERROR or _recorded_runs(history) == runs_before:
         # pytest said what was wrong; nothing was recorded, so there is nothing to report.

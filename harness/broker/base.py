@@ -5,16 +5,14 @@ from __future__ import annotations
 import abc
 import atexit
 import errno
-import shutil
 import socket
-import tempfile
 import time
-import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypedDict, Unpack
 
+from harness import lifetime
 from harness.errors import BrokerError, PortInUse
 
 if TYPE_CHECKING:
@@ -61,8 +59,9 @@ def pick_free_port(host: str) -> int:
         return int(probe.getsockname()[1])
 
 
-# Started brokers: one a script forgot to stop still leaves no process or temp dir behind.
-_LIVE: weakref.WeakSet[Broker] = weakref.WeakSet()
+# Started brokers, held until stopped: one a script dropped without stop() is still stopped
+# at exit (and if the process is killed, harness.lifetime ends its process and folder).
+_LIVE: set[Broker] = set()
 
 
 @atexit.register
@@ -96,7 +95,7 @@ class Broker(abc.ABC):
         if workdir is not None:
             self.workdir = workdir
         elif self.needs_workdir:
-            self.workdir = Path(tempfile.mkdtemp(prefix=f"hil-{self.name}-"))
+            self.workdir = lifetime.temp_dir(f"hil-{self.name}-")
         else:
             self.workdir = Path.cwd()
         self._started = False
@@ -150,7 +149,7 @@ class Broker(abc.ABC):
         finally:
             self._started = False
             if self._own_workdir:
-                shutil.rmtree(self.workdir, ignore_errors=True)
+                lifetime.remove_dir(self.workdir)
 
     @property
     def username(self) -> str | None:

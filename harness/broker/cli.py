@@ -7,15 +7,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import signal
-import tempfile
 import threading
 from contextlib import ExitStack
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from harness import lifetime
 from harness.broker.base import open_broker
 from harness.broker.pki import DEFAULT_NAMES, TestPki
 from harness.broker.tap import Tap, TapTls
@@ -137,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
     users = {args.user: args.password} if args.user else None
     secrets = [args.password] if args.password else []
     own_workdir = args.workdir is None
-    workdir: Path = Path(tempfile.mkdtemp(prefix="hil-broker-")) if own_workdir else args.workdir
+    workdir: Path = lifetime.temp_dir("hil-broker-") if own_workdir else args.workdir
     try:
         with ExitStack() as stack:
             info = _start(args, stack, workdir, users, secrets)
@@ -153,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         if own_workdir:
-            shutil.rmtree(workdir, ignore_errors=True)
+            lifetime.remove_dir(workdir)
 
 
 def _start(

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Unpack
 
+from harness import lifetime
 from harness.broker.base import (
     BrokerEvent,
     LocalBroker,
@@ -128,11 +129,10 @@ class MosquittoBroker(LocalBroker):
             encoding="utf-8",
         )
         path.chmod(0o644)
-        result = subprocess.run(
-            [str(passwd_program), "-U", str(path)], capture_output=True, text=True, check=False
-        )
+        result = lifetime.run([str(passwd_program), "-U", str(path)], timeout=30, check=False,
+                              text=True)
         if result.returncode != 0:
-            raise BrokerError(f"mosquitto_passwd failed: {result.stderr.strip() or result.stdout}")
+            raise BrokerError(f"mosquitto_passwd failed: {result.stdout.strip()}")
         return path
 
     def _write_config(self, port: int, tls_port: int | None, password_file: Path | None) -> Path:
@@ -172,7 +172,7 @@ class MosquittoBroker(LocalBroker):
                 tls_port = self._wanted_tls_port or pick_free_port(self.host)
             config = self._write_config(port, tls_port, password_file)
             with self._log_path.open("ab") as log_file:
-                self._process = subprocess.Popen(
+                self._process = lifetime.spawn(
                     [str(program), "-v", "-c", str(config)],
                     stdout=log_file,
                     stderr=subprocess.STDOUT,
@@ -210,14 +210,8 @@ class MosquittoBroker(LocalBroker):
 
     def _kill(self) -> None:
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+        if process is not None:
+            lifetime.stop(process)
 
     def _stop(self) -> None:
         self._kill()

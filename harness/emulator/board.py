@@ -20,11 +20,8 @@ import contextlib
 import os
 import queue
 import selectors
-import shutil
 import signal
 import struct
-import sys
-import tempfile
 import threading
 import time
 from collections.abc import Mapping
@@ -32,6 +29,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from harness import lifetime
 from harness.deadline import Deadline
 from harness.emulator import interpreter
 from harness.emulator.boot import (
@@ -66,15 +64,8 @@ DEFAULT_HEAP_KIB = 112
 RUNTIME_HEAP_KIB = 52
 
 
+# Removed by stop(), or by harness.lifetime's reaper if the owner dies first.
 SCRATCH_PREFIX = "esp32-emu-"
-
-
-def sweep_stale_scratch() -> None:
-    """Remove scratch dirs of boards whose process died without cleaning up (SIGKILL)."""
-    for path in Path(tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}*-*"):
-        pid = path.name.removeprefix(SCRATCH_PREFIX).split("-", 1)[0]
-        if pid.isdigit() and not Path(f"/proc/{pid}").exists() and sys.platform == "linux":
-            shutil.rmtree(path, ignore_errors=True)
 
 
 # An interpreter that dies this soon after a Ctrl-C died handling it (see _on_exit).
@@ -176,8 +167,7 @@ class EmulatedBoard:
         prepare_flash(self.flash_dir, erase=self._erase)
         self._umqtt_dir(self.profile)  # fetch/check umqtt now: its error is the user's line
         try:
-            sweep_stale_scratch()
-            self._tmp = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-"))
+            self._tmp = lifetime.temp_dir(SCRATCH_PREFIX)
             self._line = SerialLine()
             self._wake_r, self._wake_w = os.pipe()
             if self._rfc2217_port is not None:
@@ -268,7 +258,7 @@ class EmulatedBoard:
                 with contextlib.suppress(OSError):
                     os.close(fd)
         if self._tmp is not None:
-            shutil.rmtree(self._tmp, ignore_errors=True)
+            lifetime.remove_dir(self._tmp)
 
     def __enter__(self) -> EmulatedBoard:
         self.start()
@@ -404,8 +394,7 @@ class EmulatedBoard:
                           mode=mode, cause=cause, wifi=self._wifi, hosts=self._hosts,
                           mac=self._mac, skip_boot=skip_boot)
         ctl_read, ctl_write = os.pipe()
-        argv = interpreter.command(parent_pid=os.getpid(),
-                                   heap_kib=self.heap_kib + RUNTIME_HEAP_KIB,
+        argv = interpreter.command(heap_kib=self.heap_kib + RUNTIME_HEAP_KIB,
                                    config=config, ctl_fd=ctl_write)
         child = BootProcess(argv, ctl_read, ctl_write)
         self._child = child

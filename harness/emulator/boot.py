@@ -10,6 +10,7 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from harness import lifetime
 from harness.emulator.profiles import Profile
 from harness.emulator.scenario import WifiScenario
 
@@ -36,7 +37,7 @@ class BootProcess:
     """One boot: an interpreter process and its pipes."""
 
     def __init__(self, argv: list[str], ctl_read: int, ctl_write: int) -> None:
-        self.proc = subprocess.Popen(
+        self.proc = lifetime.spawn(
             argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             pass_fds=(ctl_write,), start_new_session=True, bufsize=0)
         os.close(ctl_write)

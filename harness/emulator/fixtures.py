@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from harness import lifetime
 from harness.emulator.board import EmulatedBoard
 
 BoardFactory = Callable[..., EmulatedBoard]
@@ -21,8 +22,9 @@ BoardFactory = Callable[..., EmulatedBoard]
 
 def mpremote(port: str, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
     """Run the unmodified mpremote CLI against ``port``; the result, whatever the exit code."""
-    return subprocess.run([sys.executable, "-m", "mpremote", "connect", port, *args],
-                          capture_output=True, text=True, timeout=timeout, check=False)
+    return lifetime.run([sys.executable, "-m", "mpremote", "connect", port, *args],
+                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                        timeout=timeout, check=False)
 
 
 @pytest.fixture

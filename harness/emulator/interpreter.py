@@ -19,19 +19,12 @@ from harness.errors import InterpreterMissing
 MPY_DIR = Path(__file__).resolve().parent / "mpy"
 RUNTIME = MPY_DIR / "board_runtime.py"
 
-# Runs in the child. On Linux it asks to be killed with its supervisor thread, so a board
-# never outlives the process that started it (SIGKILL included).
+# Runs in the child (started with harness.lifetime.spawn, so it dies with its owner).
 _LAUNCHER = """\
 import sys
-if sys.platform == "linux":
-    import ctypes
-    ctypes.CDLL(None).prctl(1, 9)
-    import os
-    if os.getppid() != int(sys.argv[1]):
-        sys.exit(0)
-sys.path.append(sys.argv[2])
+sys.path.append(sys.argv[1])
 import micropython_run
-sys.exit(micropython_run.run_main(["micropython"] + sys.argv[3:]))
+sys.exit(micropython_run.run_main(["micropython"] + sys.argv[2:]))
 """
 
 
@@ -64,7 +57,7 @@ def executable() -> Path:
     return Path(found)
 
 
-def command(*, parent_pid: int, heap_kib: int, config: Path, ctl_fd: int) -> list[str]:
+def command(*, heap_kib: int, config: Path, ctl_fd: int) -> list[str]:
     """argv for one boot."""
-    return [sys.executable, "-I", "-S", "-c", _LAUNCHER, str(parent_pid), str(extension_dir()),
+    return [sys.executable, "-I", "-S", "-c", _LAUNCHER, str(extension_dir()),
             "-X", f"heapsize={heap_kib}K", str(RUNTIME), str(config), str(ctl_fd)]

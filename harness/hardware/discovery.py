@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from harness.errors import PortNotFound
+from harness import lifetime
+from harness.errors import PortNotFound, ProcessFailed
 
 URL_SCHEMES = ("rfc2217://", "socket://", "loop://")
 ESPRESSIF_VID = 0x303A
@@ -242,11 +243,11 @@ def _ask_lsof(target: str, *, lsof: str | None = None,
     lsof = lsof or shutil.which("lsof")
     if lsof is None:
         return None
-    runner = run or subprocess.run
+    runner = run or lifetime.run
     try:
-        result = runner([lsof, "-F", "pc", "--", target], capture_output=True, text=True,
-                        timeout=5, check=False)
-    except (OSError, subprocess.TimeoutExpired):
+        result = runner([lsof, "-F", "pc", "--", target], stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE, text=True, timeout=5, check=False)
+    except (OSError, ProcessFailed):
         return None
     pid = name = None
     for line in result.stdout.splitlines():

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import serial
 
+from harness import lifetime
 from harness.deadline import Deadline
 from harness.errors import BootloaderStuck, DeadlineExceeded, DeviceLost, FlashError
 from harness.hardware.image import FirmwareFile, load_firmware
@@ -183,7 +184,7 @@ def run_esptool(args: Sequence[str], *, deadline: Deadline, progress: Progress,
                 command: Sequence[str] | None = None) -> tuple[int, str]:
     """Run esptool, streaming its lines to ``progress``; kill it at the deadline."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "NO_COLOR": "1"}
-    proc = subprocess.Popen([*(command or esptool_command()), *args], stdout=subprocess.PIPE,
+    proc = lifetime.spawn([*(command or esptool_command()), *args], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
                             start_new_session=True)
     assert proc.stdout is not None

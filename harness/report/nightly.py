@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness import lifetime
 from harness.broker.mosquitto_broker import mosquitto_installed
 from harness.deadline import Deadline
 from harness.errors import ConfigError
@@ -173,7 +174,7 @@ class NightlyRunner:
     def _run_one(self, cell: Cell, command: list[str]) -> int | None:
         env = dict(os.environ, HIL_HISTORY_BATCH=self.batch)
         deadline = Deadline(self.cell_timeout, f"the pytest run of cell {cell.name}")
-        process = subprocess.Popen(command, env=env, start_new_session=True)
+        process = lifetime.spawn(command, env=env, start_new_session=True)
         try:
             return process.wait(timeout=deadline.remaining())
         except subprocess.TimeoutExpired:

@@ -21,7 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.errors import HarnessError, HistoryError
+from harness import lifetime
+from harness.errors import HarnessError, HistoryError, ProcessFailed
 from harness.redact import redact
 from harness.report.history import History, RunRecord, TestRecord, ensure_writable
 from harness.report.retention import apply_retention
@@ -345,11 +346,12 @@ def _harness_rev() -> str:
     """The git revision of the harness checkout, or "" outside a git checkout."""
     here = Path(__file__).resolve().parent
     try:
-        done = subprocess.run(
+        done = lifetime.run(
             ["git", "describe", "--always", "--dirty", "--abbrev=12"],
-            cwd=here, capture_output=True, text=True, timeout=10, check=False,
+            cwd=here, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, timeout=10,
+            check=False,
         )
-    except (OSError, subprocess.TimeoutExpired):
+    except (OSError, ProcessFailed):
         return ""
     return done.stdout.strip() if done.returncode == 0 else ""
 

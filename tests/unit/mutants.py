@@ -24,6 +24,8 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness import lifetime
+
 REPO = Path(__file__).resolve().parents[2]
 DEVICE_SRC = REPO / "device_src"
 TEST_ITEM = re.compile(r"test_s(\d+)_")
@@ -184,7 +186,7 @@ def run_hil_suite(device_src: Path, results: Path, timeout_s: float = SUITE_TIME
     env = {k: v for k, v in os.environ.items() if k not in ENV_DROPPED}
     started = time.monotonic()
     # Own session: on a timeout the whole tree (pytest, emulator, brokers) is killed.
-    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE,
+    process = lifetime.spawn(command, cwd=REPO, env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, start_new_session=True)
     try:
         output, _ = process.communicate(timeout=timeout_s)

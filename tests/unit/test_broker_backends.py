@@ -4,7 +4,6 @@ broker events, clean stop. mosquitto tests skip (with the install command) if ab
 from __future__ import annotations
 
 import socket
-import subprocess
 import sys
 import threading
 from collections.abc import Iterator
@@ -15,6 +14,7 @@ import pytest
 from paho.mqtt import client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from harness import lifetime
 from harness.broker import Broker, Observer, ObserverError, TestPki, open_broker
 from harness.broker.mosquitto_broker import INSTALL_HINT, find_mosquitto
 from harness.deadline import Deadline
@@ -168,7 +168,7 @@ def test_a_forgotten_broker_leaves_nothing_behind_at_exit(backend: str, tmp_path
         "pid = b._process.pid if hasattr(b, '_process') else 0\n"
         "print(pid, b.workdir, b.port, flush=True)\n"
     )  # exits without stop()
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+    result = lifetime.run([sys.executable, "-c", script], capture_output=True, text=True,
                             timeout=60, check=True)  # fmt: skip
     pid, workdir, port = result.stdout.split()
     assert not Path(workdir).exists()

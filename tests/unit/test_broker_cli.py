@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from harness import lifetime
 from harness.broker import Observer
 from harness.broker.cli import PASSWORD_ENV
 from harness.broker.mosquitto_broker import find_mosquitto
@@ -27,7 +28,7 @@ def start_cli(tmp_path: Path, *args: str,
               env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], Path]:
     out = tmp_path / "cli.out"
     with out.open("wb") as sink:
-        process = subprocess.Popen(
+        process = lifetime.spawn(
             [sys.executable, "-m", "harness", "broker", *args],
             stdout=sink, stderr=subprocess.STDOUT, cwd=tmp_path,
             env={**os.environ, **(env or {})},
@@ -91,7 +92,7 @@ def test_cli_serves_tls_with_sni_and_cleans_up(
 
 
 def run_cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+    return lifetime.run(
         [sys.executable, "-m", "harness", "broker", *args],
         capture_output=True, text=True, timeout=60, cwd=tmp_path, check=False,
     )  # fmt: skip

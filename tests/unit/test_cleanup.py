@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from harness import lifetime
 from harness.deadline import Deadline
 
 pytestmark = [
@@ -40,7 +41,7 @@ def tagged_processes(tag: str) -> list[str]:
 def start_suite(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen[bytes], str]:
     tag = f"HIL_CLEANUP_TAG={uuid.uuid4().hex}"
     env = {**os.environ, "HIL_CLEANUP_TAG": tag.split("=")[1]}
-    process = subprocess.Popen(
+    process = lifetime.spawn(
         [sys.executable, "-m", "pytest", str(REPO / "tests" / "hil" / "test_messaging.py"),
          "-m", "hil", "-p", "no:cacheprovider", f"--hil-results={tmp_path}",
          f"--hil-device-src={REPO / 'device_src'}", "--hil-broker=mosquitto", *extra],

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +14,7 @@ import pytest
 import serial
 import trustme
 
+from harness import lifetime
 from harness.deadline import Deadline
 from harness.emulator import AccessPoint, EmulatedBoard, WifiScenario
 from tests.unit.test_device_program_rig import DEVICE_SRC, Mosquitto, TlsFront
@@ -63,7 +63,7 @@ def deploy(port: str, settings: dict[str, object], tmp_path: Path,
     settings_file.write_text(json.dumps(settings))
     files = [str(path) for path in sorted(DEVICE_SRC.glob("*.py"))] + [str(settings_file)]
     files += [str(path) for path in extra]
-    out = subprocess.run([sys.executable, "-m", "mpremote", "connect", port, "cp", *files,
+    out = lifetime.run([sys.executable, "-m", "mpremote", "connect", port, "cp", *files,
                           ":"], capture_output=True, text=True, timeout=120, check=False)
     assert out.returncode == 0, out.stdout + out.stderr
 

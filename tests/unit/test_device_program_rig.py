@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from harness import lifetime
 from harness.broker.mosquitto_broker import find_mosquitto
 from harness.deadline import Deadline
 from harness.emulator import interpreter
@@ -177,7 +178,7 @@ class DeviceRun:
     def __init__(self, flash: Flash, heap: str = "256K") -> None:
         self.lines: list[str] = []
         self._queue: queue.Queue[str | None] = queue.Queue()
-        self.proc = subprocess.Popen(
+        self.proc = lifetime.spawn(
             [str(MICROPYTHON), "-X", f"heapsize={heap}", "-c",
              LAUNCHER.format(flash=str(flash.root))],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -261,14 +262,14 @@ class Mosquitto:
             pwfile = workdir / "passwd"
             pwfile.touch()
             for user, password in users.items():
-                subprocess.run([str(passwd_program), "-b", str(pwfile), user, password],
+                lifetime.run([str(passwd_program), "-b", str(pwfile), user, password],
                                check=True, capture_output=True, timeout=30)
             conf += [f"password_file {pwfile}", "allow_anonymous false"]
         else:
             conf.append("allow_anonymous true")
         (workdir / "mosquitto.conf").write_text("\n".join(conf) + "\n")
         self._log = (workdir / "mosquitto.log").open("wb")
-        self.proc = subprocess.Popen([str(program), "-c", str(workdir / "mosquitto.conf")],
+        self.proc = lifetime.spawn([str(program), "-c", str(workdir / "mosquitto.conf")],
                                      stdout=self._log, stderr=subprocess.STDOUT)
         try:
             wait_listening(self.port, f"mosquitto to listen on port {self.port}")

@@ -6,7 +6,6 @@ whose code is not on the package registry (1.4.x, 1.6+)."""
 from __future__ import annotations
 
 import datetime
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from typing import Any
 import pytest
 import trustme
 
+from harness import lifetime
 from tests.unit.test_device_program_rig import (
     DEVICE_SRC,
     MICROPYTHON,
@@ -203,7 +203,7 @@ def test_each_umqtt_generation_gets_its_call_form_and_sni_as_configured(
         tmp_path: Path) -> None:
     script = tmp_path / "fakes.py"
     script.write_text(FAKES.replace("SRC_DIR", repr(str(DEVICE_SRC))))
-    out = subprocess.run([str(MICROPYTHON), str(script)], capture_output=True, text=True,
+    out = lifetime.run([str(MICROPYTHON), str(script)], capture_output=True, text=True,
                          timeout=60, check=False)
     assert out.returncode == 0, out.stdout + out.stderr
     assert out.stdout.splitlines() == [

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from harness import lifetime
 from harness.deadline import Deadline
 from harness.emulator import EmulatedBoard, umqtt_source
 from harness.emulator.fixtures import mpremote
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.unit
 
 
 def emulate(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "harness", "emulate", *args],
+    return lifetime.spawn([sys.executable, "-m", "harness", "emulate", *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, **(env or {})})
 
@@ -40,7 +41,7 @@ def test_cli_runs_a_board_until_sigterm_and_leaves_nothing(tmp_path: Path) -> No
     scratch.mkdir()
     flash.mkdir()
     (flash / "main.py").write_text("print('main says hi')\n")
-    (scratch / "esp32-emu-999999-left-by-a-killed-run").mkdir()  # swept at start
+    (scratch / "esp32-emu-999999-of-another-run").mkdir()  # not ours: must stay
     proc = emulate("--flash", str(flash), "--port-file", str(port_file),
                    env={"TMPDIR": str(scratch)})
     try:
@@ -57,8 +58,29 @@ def test_cli_runs_a_board_until_sigterm_and_leaves_nothing(tmp_path: Path) -> No
             proc.kill()
             proc.wait()
     assert not port_file.exists()
-    assert list(scratch.iterdir()) == []  # its own temp dir and the stale one are gone
-    assert not any(Path(f"/proc/{pid}").exists() for pid in children)
+    # its own temp dir is gone; another process's folder is never touched
+    assert [path.name for path in scratch.iterdir()] == ["esp32-emu-999999-of-another-run"]
+    Deadline(10, "the board's children to exit").poll(  # its reaper ends just after it
+        lambda: True if not any(Path(f"/proc/{pid}").exists() for pid in children) else None,
+        interval=0.05)
+
+
+def test_cli_killed_with_sigkill_leaves_no_process_or_folder(tmp_path: Path) -> None:
+    flash, port_file, scratch = tmp_path / "flash", tmp_path / "port", tmp_path / "tmp"
+    scratch.mkdir()
+    proc = emulate("--flash", str(flash), "--port-file", str(port_file),
+                   env={"TMPDIR": str(scratch)})
+    try:
+        Deadline(30, "the port file").poll(lambda: True if port_file.exists() else None)
+        children = descendants(proc.pid)
+        assert children and list(scratch.iterdir()), "a running board has a child and a folder"
+    finally:
+        proc.kill()  # no handler, no finalizer runs
+        proc.wait()
+    Deadline(10, "the board's interpreter and scratch folder to go").poll(
+        lambda: True if not list(scratch.iterdir())
+        and not any(Path(f"/proc/{pid}").exists() for pid in children) else None,
+        interval=0.05)
 
 
 def test_cli_erase_wipes_the_flash(tmp_path: Path) -> None:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 
 import pytest
 import serial
 
+from harness import lifetime
 from harness.deadline import Deadline
 from harness.emulator.fixtures import BoardFactory, board_factory, mpremote
 
@@ -58,7 +58,7 @@ def test_esptool_talks_to_the_rom_over_rfc2217(board_factory: BoardFactory) -> N
     pytest.importorskip("harness.emulator.rom")
     board = board_factory(rfc2217_port=0)
     assert board.rfc2217_url is not None
-    result = subprocess.run(
+    result = lifetime.run(
         [sys.executable, "-m", "esptool", "--chip", "esp32", "--no-stub",
          "--port", board.rfc2217_url, "read-mac"],
         capture_output=True, text=True, timeout=120, check=False)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from harness import lifetime
 from harness.deadline import Deadline
 from harness.errors import PortNotFound
 from harness.hardware.discovery import bridge_name, list_boards, port_holder, resolve_port
@@ -94,7 +95,7 @@ def test_port_holder_names_the_process_holding_a_port(tmp_path: Path) -> None:
     path = os.ttyname(device)
     os.close(device)
     ready = tmp_path / "ready"
-    holder = subprocess.Popen(
+    holder = lifetime.spawn(
         [sys.executable, "-c",
          "import sys,time,pathlib; f=open(sys.argv[1],'rb'); "
          "pathlib.Path(sys.argv[2]).touch(); time.sleep(60)", path, str(ready)])

@@ -6,7 +6,6 @@ import argparse
 import json
 import os
 import pty
-import subprocess
 import sys
 import threading
 import tty
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from harness import lifetime
 from harness.deadline import Deadline
 from harness.errors import PortBusy, PortNotFound
 from harness.hardware import cli
@@ -84,7 +84,7 @@ def test_a_busy_port_names_the_process_holding_it(tmp_path: Path) -> None:
     controller, device = pty.openpty()
     path = os.ttyname(device)
     ready = tmp_path / "ready"
-    holder = subprocess.Popen([
+    holder = lifetime.spawn([
         sys.executable, "-c",
         "import sys,time,pathlib,serial; s=serial.Serial(sys.argv[1], exclusive=True); "
         "pathlib.Path(sys.argv[2]).touch(); time.sleep(60)", path, str(ready)])

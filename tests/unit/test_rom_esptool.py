@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from harness import lifetime
 from harness.emulator.firmware_image import build_merged_firmware, profile_from_flash
 from harness.emulator.rom import FlashStore, RomBootloader
 
@@ -66,7 +67,7 @@ def rom(tmp_path: Path) -> Iterator[RomSocketServer]:
 
 
 def esptool(url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+    return lifetime.run(
         [sys.executable, "-m", "esptool", "--port", url, "--no-stub", "--after", "no-reset",
          *args],
         capture_output=True, text=True, timeout=ESPTOOL_TIMEOUT_S, check=False)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from harness import lifetime
 from harness.emulator.firmware_image import (
     FLASH_FILE_NAME,
     build_app_image,
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.unit
 def test_esptool_accepts_the_synthetic_app_image(tmp_path: Path) -> None:
     image = tmp_path / "app.bin"
     image.write_bytes(build_app_image("v1.23.0"))
-    result = subprocess.run([sys.executable, "-m", "esptool", "image-info", str(image)],
+    result = lifetime.run([sys.executable, "-m", "esptool", "image-info", str(image)],
                             capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Checksum: 0x" in result.stdout and "(valid)" in result.stdout

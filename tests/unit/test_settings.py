@@ -4,12 +4,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from harness import lifetime
 from harness.errors import HarnessError, SettingsError
 from harness.redact import redact
 from harness.settings import SCHEMA, DeviceSettings, schema_markdown, validate
@@ -122,7 +122,7 @@ def test_device_loader_accepts_and_refuses_the_same_settings(tmp_path: Path) -> 
     script = tmp_path / "check.py"
     script.write_text(DEVICE_CHECK.replace("SRC_DIR", repr(str(DEVICE_SRC)))
                       .replace("CASES", repr(json.dumps(cases))))
-    out = subprocess.run([str(MICROPYTHON), str(script)], capture_output=True, text=True,
+    out = lifetime.run([str(MICROPYTHON), str(script)], capture_output=True, text=True,
                          timeout=60, check=False)
     assert out.returncode == 0, out.stdout + out.stderr
     *verdicts, schema_line = out.stdout.splitlines()
