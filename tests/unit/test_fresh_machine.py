@@ -4,13 +4,13 @@ with the install hint, never error."""
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
+from harness import lifetime
 from harness.broker.mosquitto_broker import INSTALL_HINT
 
 pytestmark = pytest.mark.unit
@@ -37,7 +37,7 @@ def test_mosquitto_tests_skip_with_the_install_hint_when_mosquitto_is_hidden(
         tmp_path: Path) -> None:
     junit = tmp_path / "junit.xml"
     env = {**os.environ, "PATH": path_without(tmp_path / "bin", "mosquitto")}
-    done = subprocess.run(
+    done = lifetime.run(
         [sys.executable, "-m", "pytest", "-m", "mosquitto", "-p", "no:cacheprovider", "-q",
          f"--junitxml={junit}", f"--basetemp={tmp_path / 'base'}", "tests/unit"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
