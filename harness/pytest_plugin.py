@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from harness import parallel
 from harness.checks.findings import Finding
 from harness.device.backends import factory_for
 
@@ -33,7 +34,7 @@ from harness.hil.targets import Target, TargetOptions, options_from_env
 from harness.pytest_guards import SigtermAsInterrupt, check_settings_loaded
 from harness.spec_items import NOT_APPLICABLE
 
-pytest_plugins = ["harness.report.pytest_history"]
+pytest_plugins = ["harness.report.pytest_history", "harness.parallel"]
 
 SEED_DOCUMENT_DEFAULT = "../shared/seeds/000_1d65173659e48ce4.txt"
 
@@ -164,15 +165,28 @@ def target_options(config: pytest.Config, **overrides: object) -> TargetOptions:
         device=option_value(config, "hil_device") or "emu",
         profile=option_value(config, "hil_profile") or "v1.22",
         broker=option_value(config, "hil_broker") or "amqtt",
-        workdir=results / "session",
+        workdir=results / _per_worker("session"),
         broker_host=option_value(config, "hil_broker_host"),
         broker_name=option_value(config, "hil_broker_name"),
         micropython_lib=Path(lib) if lib else None,
         firmware=Path(firmware) if firmware else None,
     )
+    options.worker, options.worker_count = parallel.worker_id(), parallel.worker_count()
     for key, value in overrides.items():
         setattr(options, key, value)
     return options_from_env(options)
+
+
+def _per_worker(name: str) -> str:
+    """Each pytest-xdist worker's rig gets folders of its own (board flash, PKI, broker)."""
+    worker = parallel.worker_id()
+    return f"{name}-{worker}" if worker else name
+
+
+def _session_dir(config: pytest.Config, runs: Path) -> Path:
+    """The session's artifact folder, shared by every xdist worker (one subfolder each)."""
+    folder = runs / parallel.session_name(config)
+    return folder / parallel.worker_id() if parallel.worker_id() else folder
 
 
 class _SessionRig:
@@ -194,7 +208,9 @@ class _SessionRig:
                 options = target_options(self.config)
                 self.target = Target(options).start()
                 self.target.device.deploy(files=program.program_files())
-                self.rig = Rig(self.target, program, options.workdir.parent / "runs")
+                runs = options.workdir.parent / "runs"
+                self.rig = Rig(self.target, program, runs,
+                               session_dir=_session_dir(self.config, runs))
             except HarnessError as exc:
                 self.error = str(exc)
             if self.error is not None:  # outside `except`: no chained traceback
@@ -304,7 +320,7 @@ class _ProfileRigs:
             return main
         if profile not in self.rigs:
             options = target_options(self.config, profile=profile)
-            options.workdir = options.workdir.parent / f"session-{profile}"
+            options.workdir = options.workdir.parent / _per_worker(f"session-{profile}")
             try:
                 target = Target(options).start()
             except HarnessError as exc:
@@ -313,7 +329,9 @@ class _ProfileRigs:
             self.targets.append(target)
             program = main.program
             target.device.deploy(files=program.program_files())
-            self.rigs[profile] = Rig(target, program, options.workdir.parent / f"runs-{profile}")
+            runs = options.workdir.parent / f"runs-{profile}"
+            self.rigs[profile] = Rig(target, program, runs,
+                                     session_dir=_session_dir(self.config, runs))
         return self.rigs[profile]
 
     @property

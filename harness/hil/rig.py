@@ -56,12 +56,15 @@ class RunResult:
 
 
 class Rig:
-    def __init__(self, target: Target, program: DeviceProgram, results_dir: Path) -> None:
+    def __init__(self, target: Target, program: DeviceProgram, results_dir: Path, *,
+                 session_dir: Path | None = None) -> None:
         self.target = target
         self.program = program
         self.session_id = uuid.uuid4().hex[:8]
-        # One folder per session, so artifacts linked from earlier reports stay valid.
-        self.results_dir = results_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-{self.session_id}"
+        # One folder per session, so artifacts linked from earlier reports stay valid
+        # (``session_dir``: one the caller names, e.g. shared by pytest-xdist workers).
+        self.results_dir = session_dir or (
+            results_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-{self.session_id}")
         self._runs: dict[str, RunResult] = {}
         self.lost: str | None = None  # why the device is gone, once it is
         self._counter = itertools.count(1)

@@ -1,0 +1,203 @@
+"""pytest-xdist support: ``pytest -m hil -n N`` runs the suite on N boards at once.
+
+* Each worker brings up a board of its own (the device backend picks a distinct one; see
+  :mod:`harness.device.backends.pool`) with its own broker side, and writes its artifacts
+  into one session folder the controller names, one subfolder per worker.
+* Tests that read the same scenario run go to the same worker, so each scenario runs once
+  per session whichever worker holds its tests. The plugin schedules ``-n`` runs itself
+  (``pytest_xdist_make_scheduler``): a test's group is the scenario it passes to
+  ``hil_run`` (found in its code), or the ``hil_scenario("name")`` marker; every other test
+  is scheduled by module, as ``--dist loadscope`` does, so module-scoped fixtures are built
+  once. Node ids are not changed (``--dist loadgroup`` would append ``@group``), so JUnit
+  and history names are the same with and without ``-n``. An explicit ``--dist`` other than
+  ``load`` is honoured.
+
+Workers tell the controller their groups through small JSON files in a folder the
+controller creates and removes; xdist's own channel carries only node ids.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.hil import scenario as scenarios
+from harness.hil.scenario import Scenario
+
+MARKER = "hil_scenario"
+_GROUPS_DIR = "hil_groups_dir"
+_SESSION = "hil_session"
+_GROUP_PREFIX = "hil-run:"
+
+groups_dir_key = pytest.StashKey[Path]()
+session_key = pytest.StashKey[str]()
+
+
+# --- who am I ---------------------------------------------------------------------------
+def worker_id() -> str:
+    """This process's xdist worker id ("gw0"), or "" outside xdist."""
+    return os.environ.get("PYTEST_XDIST_WORKER", "")
+
+
+def worker_count() -> int:
+    value = os.environ.get("PYTEST_XDIST_WORKER_COUNT", "")
+    return int(value) if value.isdigit() else 1
+
+
+def session_name(config: pytest.Config) -> str:
+    """One name for the whole run, the same in every worker: ``<time>-<id>``."""
+    workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
+    if workerinput is not None and _SESSION in workerinput:
+        return str(workerinput[_SESSION])
+    if session_key not in config.stash:
+        config.stash[session_key] = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
+    return config.stash[session_key]
+
+
+# --- controller side --------------------------------------------------------------------
+def _distributing(config: pytest.Config) -> bool:
+    return (not hasattr(config, "workerinput")
+            and str(config.getoption("dist", "no") or "no") != "no"
+            and bool(config.getoption("tx", None)))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", f"{MARKER}(name): the scenario run a HIL test reads "
+                            "(found automatically when the test passes it to hil_run)")
+    if _distributing(config):
+        config.stash[groups_dir_key] = Path(tempfile.mkdtemp(prefix="hil-xdist-groups-"))
+        session_name(config)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    folder = config.stash.get(groups_dir_key, None)
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    config: pytest.Config = node.config
+    if groups_dir_key in config.stash:
+        node.workerinput[_GROUPS_DIR] = str(config.stash[groups_dir_key])
+    node.workerinput[_SESSION] = session_name(config)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    if config.getvalue("dist") != "load" or groups_dir_key not in config.stash:
+        return None  # the user chose a distribution mode: theirs
+    from xdist.scheduler import LoadScopeScheduling
+
+    folder = config.stash[groups_dir_key]
+
+    class ScenarioScheduling(LoadScopeScheduling):  # type: ignore[misc]
+        """LoadScope with scopes = scenario runs (HIL tests) or modules (the rest)."""
+
+        _groups: dict[str, str] | None = None
+
+        def _reschedule(self, node: Any) -> None:
+            # xdist holds back a worker's last queued test until more work arrives, so a
+            # worker needs one test in reserve; unlike LoadScope's reserve of two, which
+            # parks several one-test scenario runs on one busy worker while others idle.
+            if node.shutting_down:
+                return
+            if not self.workqueue:
+                node.shutdown()
+                return
+            if self._pending_of(self.assigned_work[node]) > 1:
+                return
+            self._assign_work_unit(node)
+
+        def _split_scope(self, nodeid: str) -> str:
+            if self._groups is None:
+                self._groups = read_groups(folder)
+            group = self._groups.get(nodeid)
+            return _GROUP_PREFIX + group if group else str(super()._split_scope(nodeid))
+
+    return ScenarioScheduling(config, log)
+
+
+def read_groups(folder: Path) -> dict[str, str]:
+    groups: dict[str, str] = {}
+    for path in sorted(folder.glob("*.json")):
+        try:
+            groups.update(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError):
+            continue  # a worker that died mid-write: its tests fall back to module scopes
+    return groups
+
+
+# --- worker side ------------------------------------------------------------------------
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Before the worker reports its collection, write down which run each test reads."""
+    workerinput: dict[str, Any] | None = getattr(session.config, "workerinput", None)
+    if workerinput is None or _GROUPS_DIR not in workerinput:
+        return
+    profile = _session_profile(session.config)
+    groups = scenario_groups(session.items, profile)
+    target = Path(workerinput[_GROUPS_DIR]) / f"{workerinput.get('workerid', 'gw')}.json"
+    partial = target.with_suffix(".partial")
+    partial.write_text(json.dumps(groups), encoding="utf-8")
+    partial.replace(target)
+
+
+def _session_profile(config: pytest.Config) -> str:
+    from harness.pytest_plugin import option_value
+
+    return option_value(config, "hil_profile") or "v1.22"
+
+
+def scenario_groups(items: list[pytest.Item], session_profile: str) -> dict[str, str]:
+    """``{nodeid: group}`` for tests that read a scenario run; tests reading several runs
+    merge those runs into one group (they must share a worker)."""
+    parent: dict[str, str] = {}
+
+    def find(key: str) -> str:
+        while parent.setdefault(key, key) != key:
+            key = parent[key]
+        return key
+
+    per_item: dict[str, list[str]] = {}
+    for item in items:
+        keys = [_run_key(name, item, session_profile) for name in scenarios_read(item)]
+        if keys:
+            per_item[item.nodeid] = keys
+            for key in keys[1:]:
+                parent[find(key)] = find(keys[0])
+    return {nodeid: find(keys[0]) for nodeid, keys in per_item.items()}
+
+
+def _run_key(name: str, item: pytest.Item, session_profile: str) -> str:
+    """A run is a scenario on one rig; rigs other than the session's are per profile."""
+    callspec = getattr(item, "callspec", None)
+    profile = callspec.params.get("profile") if callspec is not None else None
+    return f"{profile}/{name}" if profile and profile != session_profile else name
+
+
+def scenarios_read(item: pytest.Item) -> list[str]:
+    """The names of the scenarios a test reads: its marker, else the Scenario constants its
+    code refers to (``scenario.MESSAGING``, or a Scenario imported into its module)."""
+    marker = item.get_closest_marker(MARKER)
+    if marker is not None:
+        return [str(arg) for arg in marker.args]
+    function = getattr(item, "function", None)
+    code = getattr(function, "__code__", None)
+    if code is None:
+        return []
+    module_globals = getattr(function, "__globals__", {})
+    names: list[str] = []
+    for name in code.co_names:
+        value = module_globals.get(name, getattr(scenarios, name, None))
+        if isinstance(value, Scenario) and value.name not in names:
+            names.append(value.name)
+    return names

@@ -1,0 +1,98 @@
+"""pytest-xdist: the HIL suite on several emulated boards at once, each scenario run once,
+results and history complete, node ids unchanged."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from harness.hil import scenario
+from harness.parallel import scenario_groups, scenarios_read
+
+pytestmark = pytest.mark.unit
+
+REPO = Path(__file__).resolve().parents[2]
+ENV_DROPPED = ("HIL_DEVICE", "HIL_BROKER", "HIL_PROFILE", "HIL_DEVICE_SRC", "HIL_RESULTS",
+               "HIL_HISTORY", "PYTEST_ADDOPTS", "PYTEST_XDIST_WORKER",
+               "PYTEST_XDIST_WORKER_COUNT")
+
+
+def _reads_messaging() -> None:
+    scenario.MESSAGING.name  # noqa: B018 - the reference is what is being detected
+
+
+def _reads_two() -> None:
+    (scenario.TLS_SNI, scenario.AUTH_WRONG)  # noqa: B018
+
+
+def _reads_auth() -> None:
+    scenario.AUTH_WRONG  # noqa: B018
+
+
+def _reads_nothing() -> None:
+    return None
+
+
+def _item(nodeid: str, function: Any, profile: str | None = None) -> Any:
+    callspec = SimpleNamespace(params={"profile": profile}) if profile else None
+    return SimpleNamespace(nodeid=nodeid, function=function, callspec=callspec,
+                           get_closest_marker=lambda name: None)
+
+
+def test_tests_are_grouped_by_the_scenario_run_they_read() -> None:
+    assert scenarios_read(_item("a", _reads_messaging)) == ["messaging"]
+    groups = scenario_groups([
+        _item("a", _reads_messaging), _item("b", _reads_two), _item("c", _reads_auth),
+        _item("d", _reads_nothing), _item("e", _reads_two, profile="v1.22"),
+        _item("f", _reads_two, profile="v1.25"),
+    ], "v1.22")
+    assert groups["a"] == "messaging"
+    # b reads two runs, so they share a worker; c reads one of them and joins the group.
+    assert groups["b"] == groups["c"] == groups["e"]
+    assert "d" not in groups
+    assert groups["f"] != groups["b"]  # another profile is another rig, another run
+
+
+def _run(args: list[str], results: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ENV_DROPPED}
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "tests/hil", "-m", "hil", "-q", "-p", "no:cacheprovider",
+         "--hil-device", "emu", "--hil-results", str(results), *args],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
+
+
+def test_the_hil_suite_on_two_boards_runs_each_scenario_once(tmp_path: Path) -> None:
+    junit = tmp_path / "junit.xml"
+    done = _run(["-n", "2", "--junitxml", str(junit), "-o", "junit_family=xunit1",
+                 "--hil-history", str(tmp_path / "history")], tmp_path / "results")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+
+    # One session folder; each scenario ran exactly once, on whichever worker held it.
+    sessions = list((tmp_path / "results" / "runs").iterdir())
+    assert len(sessions) == 1
+    runs = [run.name.split("-", 1)[1] for run in sessions[0].glob("gw*/*")]
+    assert sorted(runs) == sorted(set(runs)), runs
+    assert {"messaging", "tls-sni", "auth-wrong-password"} <= set(runs)
+    assert {p.name for p in sessions[0].iterdir()} == {"gw0", "gw1"}
+
+    # JUnit: node ids as without -n, and every result names the board it ran on.
+    cases = list(ET.parse(junit).getroot().iter("testcase"))
+    assert cases and not [c for c in cases if "@" in c.get("name", "")]
+    boards = {p.get("value") for c in cases for p in c.iter("property")
+              if p.get("name") == "hil.device"}
+    assert boards == {"emu:gw0", "emu:gw1"}
+
+    # History: one session with every result, each naming its board.
+    with sqlite3.connect(tmp_path / "history" / "hil-history.sqlite3") as db:
+        assert db.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 1
+        rows = db.execute("SELECT outcome, device FROM results").fetchall()
+    assert len(rows) == len(cases)
+    assert {device for outcome, device in rows if outcome == "passed"} == boards
