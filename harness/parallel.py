@@ -19,7 +19,6 @@ controller creates and removes; xdist's own channel carries only node ids.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 import time
@@ -42,14 +41,16 @@ session_key = pytest.StashKey[str]()
 
 
 # --- who am I ---------------------------------------------------------------------------
-def worker_id() -> str:
-    """This process's xdist worker id ("gw0"), or "" outside xdist."""
-    return os.environ.get("PYTEST_XDIST_WORKER", "")
+def worker_id(config: pytest.Config) -> str:
+    """This session's xdist worker id ("gw0"), or "" outside xdist. Read from the config,
+    not the environment: a pytest run inside a worker (pytester) is not that worker."""
+    workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
+    return str(workerinput.get("workerid", "")) if workerinput is not None else ""
 
 
-def worker_count() -> int:
-    value = os.environ.get("PYTEST_XDIST_WORKER_COUNT", "")
-    return int(value) if value.isdigit() else 1
+def worker_count(config: pytest.Config) -> int:
+    workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
+    return int(workerinput.get("workercount", 1)) if workerinput is not None else 1
 
 
 def session_name(config: pytest.Config) -> str:

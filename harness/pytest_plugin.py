@@ -165,28 +165,30 @@ def target_options(config: pytest.Config, **overrides: object) -> TargetOptions:
         device=option_value(config, "hil_device") or "emu",
         profile=option_value(config, "hil_profile") or "v1.22",
         broker=option_value(config, "hil_broker") or "amqtt",
-        workdir=results / _per_worker("session"),
+        workdir=results / _per_worker(config, "session"),
         broker_host=option_value(config, "hil_broker_host"),
         broker_name=option_value(config, "hil_broker_name"),
         micropython_lib=Path(lib) if lib else None,
         firmware=Path(firmware) if firmware else None,
     )
-    options.worker, options.worker_count = parallel.worker_id(), parallel.worker_count()
+    options.worker = parallel.worker_id(config)
+    options.worker_count = parallel.worker_count(config)
     for key, value in overrides.items():
         setattr(options, key, value)
     return options_from_env(options)
 
 
-def _per_worker(name: str) -> str:
+def _per_worker(config: pytest.Config, name: str) -> str:
     """Each pytest-xdist worker's rig gets folders of its own (board flash, PKI, broker)."""
-    worker = parallel.worker_id()
+    worker = parallel.worker_id(config)
     return f"{name}-{worker}" if worker else name
 
 
 def _session_dir(config: pytest.Config, runs: Path) -> Path:
     """The session's artifact folder, shared by every xdist worker (one subfolder each)."""
     folder = runs / parallel.session_name(config)
-    return folder / parallel.worker_id() if parallel.worker_id() else folder
+    worker = parallel.worker_id(config)
+    return folder / worker if worker else folder
 
 
 class _SessionRig:
@@ -320,7 +322,8 @@ class _ProfileRigs:
             return main
         if profile not in self.rigs:
             options = target_options(self.config, profile=profile)
-            options.workdir = options.workdir.parent / _per_worker(f"session-{profile}")
+            folder = _per_worker(self.config, f"session-{profile}")
+            options.workdir = options.workdir.parent / folder
             try:
                 target = Target(options).start()
             except HarnessError as exc:
