@@ -132,6 +132,34 @@ class Trend:
     series: dict[str, list[tuple[int, float]]]
 
 
+# A metric shift worth a line at the top: the latest value differs from the median of up
+# to BASELINE_ROUNDS earlier rounds by more than SHIFT_RATIO and more than the unit's floor.
+BASELINE_ROUNDS = 7
+SHIFT_RATIO = 0.5
+SHIFT_FLOOR = {"ms": 200.0, "bytes": 1024.0, "s": 10.0}
+
+
+@dataclass
+class Shift:
+    """A device metric that moved a lot in the latest round, in one cell."""
+
+    trend: Trend
+    cell: str
+    before: float  # median of the earlier rounds
+    now: float
+    since: str  # label of the first round of the new level
+
+    @property
+    def text(self) -> str:
+        verb = "rose" if self.now > self.before else "fell"
+        return (f"{self.trend.title} {verb} from {_fmt(self.before)} to {_fmt(self.now)} "
+                f"{self.trend.unit}")
+
+
+def _fmt(value: float) -> str:
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
 @dataclass
 class ReportModel:
     rounds: list[Round]
@@ -144,6 +172,7 @@ class ReportModel:
     matrix: dict[tuple[str, str], list[CellStatus]]
     trends: list[Trend]
     damage: list[str]
+    shifts: list[Shift] = field(default_factory=list)
 
     @property
     def latest(self) -> Round:
@@ -198,11 +227,12 @@ def analyse(history: LoadedHistory) -> ReportModel:
         if r.bad and r.key not in {c.record.key for c in new_failures}
     ]
     rows, cols, matrix = _matrix(rounds)
+    trends = _trends(rounds)
     return ReportModel(
         rounds=rounds, new_failures=new_failures, fixes=fixes,
         still_failing=sorted(still, key=_spec_order), flaky=_flakes(rounds),
-        matrix_rows=rows, matrix_cols=cols, matrix=matrix, trends=_trends(rounds),
-        damage=list(history.damage),
+        matrix_rows=rows, matrix_cols=cols, matrix=matrix, trends=trends,
+        damage=list(history.damage), shifts=_shifts(trends, rounds),
     )
 
 
@@ -300,6 +330,30 @@ def _trends(rounds: list[Round]) -> list[Trend]:
         }
         trends.append(Trend(metric, title, unit, series))
     return trends
+
+
+def _shifts(trends: list[Trend], rounds: list[Round]) -> list[Shift]:
+    last = len(rounds) - 1
+    found: list[Shift] = []
+    for trend in trends:
+        if trend.metric in ("messages_sent", "messages_received"):
+            continue  # set by the scenario, not by the firmware
+        floor = SHIFT_FLOOR.get(trend.unit, 0.0)
+        for cell, points in trend.series.items():
+            if len(points) < 2 or points[-1][0] != last:
+                continue
+            earlier = [v for _, v in points[-1 - BASELINE_ROUNDS:-1]]
+            before, now = statistics.median(earlier), points[-1][1]
+            change = abs(now - before)
+            if change <= floor or change <= SHIFT_RATIO * max(abs(before), 1e-9):
+                continue
+            # The new level began at the first of the trailing rounds closer to it.
+            start = len(points) - 1
+            while start > 0 and abs(points[start - 1][1] - now) < abs(points[start - 1][1]
+                                                                      - before):
+                start -= 1
+            found.append(Shift(trend, cell, before, now, rounds[points[start][0]].label))
+    return found
 
 
 def _run_cells(current: Round) -> list[tuple[RunRecord, str]]:

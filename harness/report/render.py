@@ -36,6 +36,7 @@ from harness.spec_items import title_of
 
 LETTER = {"pass": "P", "fail": "F", "skip": "S", "na": "–", "none": "·"}
 ARTIFACT_ORDER = ("serial_log", "tap_trace", "broker_log")
+SHORT_LABEL = {"serial_log": "serial", "tap_trace": "tap", "broker_log": "broker"}
 RUN_ARTIFACTS = ("serial_log", "tap_trace")  # these live in the scenario run's own folder
 STATUS_WORDS = {NOT_APPLICABLE_STATUS: "not applicable"}
 
@@ -84,8 +85,8 @@ class ReportRenderer:
             self._header(),
             self._damage(),
             self._what_changed(),
-            self._every_test(),
             self._matrix(),
+            self._every_test(),
             self._trends(),
             self._runs(),
             f"<footer>Generated {escape(_utc(time.time()))} UTC from "
@@ -179,6 +180,10 @@ class ReportRenderer:
             sections.append(self._flaky())
         else:
             quiet.append(f"no flaky tests in the last {plural(len(m.rounds), 'round')}")
+        if m.shifts:
+            sections.append(self._shifts())
+        elif m.previous:
+            quiet.append("no device metric shifted")
         if not m.previous:
             quiet.insert(0, "first recorded round: nothing to compare with")
         line = (f'<p class="quiet" id="changes">{escape("; ".join(quiet).capitalize())}.</p>'
@@ -238,6 +243,19 @@ class ReportRenderer:
             f"{rows}</table>{self._key()}</section>"
         )
 
+    def _shifts(self) -> str:
+        rows = "".join(
+            f"<tr><td><b>{escape(x.text)}</b></td><td>{escape(x.cell)}</td>"
+            f"<td>{escape(x.since)}</td></tr>"
+            for x in self.model.shifts
+        )
+        return (
+            f'<section id="shifts"><h2>Device metric shifts ({len(self.model.shifts)})</h2>'
+            "<table><tr><th>What moved (latest round against the median of the rounds "
+            "before)</th><th>Board / profile / broker</th><th>New level since</th></tr>"
+            f'{rows}</table><div class="key">The trends below show each one.</div></section>'
+        )
+
     def _every_test(self) -> str:
         latest = self.model.latest
         records = sorted(latest.results.items(), key=lambda kv: _spec_key(kv[1]))
@@ -262,7 +280,8 @@ class ReportRenderer:
                 f'<td class="num">{_duration(r.duration)}</td>'
                 f"<td>{self._where(r)}</td>"
                 f"<td>{self._message(r)}</td>"
-                f'<td class="links">{self._links(r, latest, latest.run_of.get(key))}</td></tr>')
+                f'<td class="links">{self._links(r, latest, latest.run_of.get(key), short=True)}'
+                "</td></tr>")
         return (
             f'<section id="tests"><h2>Every test of the latest round ({len(records)})</h2>'
             f'<form id="tests-filter" class="filters" onsubmit="return false">{boxes}'
@@ -302,7 +321,7 @@ class ReportRenderer:
                     cells.append('<td><span class="s none">not run</span></td>')
                     continue
                 now = statuses[-1]
-                parts = "".join(f'<span class="s {state}">{escape(text)}</span>'
+                parts = " ".join(f'<span class="s {state}">{escape(text)}</span>'
                                 for state, text in now.parts) or '<span class="s none">' \
                     "not run</span>"
                 strip = "".join(
@@ -376,7 +395,8 @@ class ReportRenderer:
         )
 
     # --- pieces --------------------------------------------------------------------------
-    def _links(self, record: TestRecord, current: Round, run: RunRecord | None = None) -> str:
+    def _links(self, record: TestRecord, current: Round, run: RunRecord | None = None, *,
+               short: bool = False) -> str:
         run = run or current.run_of.get(record.key)
         names = sorted(record.artifacts, key=lambda n: (
             ARTIFACT_ORDER.index(n) if n in ARTIFACT_ORDER else 99, n))
@@ -390,7 +410,7 @@ class ReportRenderer:
             href = artifact_href(str(self.timelines[folder]), self.out_dir)
             links.append(f'<a href="{escape(href)}">timeline</a>')
         for name in names:
-            label = escape(name.replace("_", " "))
+            label = escape(name.replace("_", " ") if not short else SHORT_LABEL.get(name, name))
             path = record.artifacts[name]
             if Path(path).exists():
                 links.append(f'<a href="{escape(artifact_href(path, self.out_dir))}">{label}</a>')

@@ -90,9 +90,9 @@ table.matrix { width: auto; }
   padding: 2px 6px; }
 .filters select { max-width: 300px; }
 #tests-table { table-layout: fixed; min-width: 1100px; }
-#tests-table col.spec { width: 190px; } #tests-table col.outcome { width: 118px; }
+#tests-table col.spec { width: 170px; } #tests-table col.outcome { width: 118px; }
 #tests-table col.time { width: 66px; } #tests-table col.cell { width: 150px; }
-#tests-table col.links { width: 150px; } #tests-table col.message { width: 24%; }
+#tests-table col.links { width: 130px; } #tests-table col.message { width: 24%; }
 td .title { display:block; color: var(--muted); font-size: 12.5px; }
 #tests-table td .title { white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
 td.num { text-align: right; white-space: nowrap; }

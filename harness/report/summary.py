@@ -77,6 +77,8 @@ def render_summary(model: ReportModel, *, report: Path | None = None,
         ("Still failing", [_item(r) for r in model.still_failing]),
         ("Fixed", [_item(c.record) for c in model.fixes]),
         ("Flaky", [f"{_item(f.record)} — {plural(f.flips, 'flip')}" for f in model.flaky]),
+        ("Device metric shifts", [f"- {x.text} [{x.cell}], new level since {x.since}"
+                                  for x in model.shifts]),
     ]
     for title, items in lists:
         if items:

@@ -126,8 +126,9 @@ def _checks(checks: list[FailedCheck]) -> str:
     items = "".join(
         f"<li><b>{escape(c.item or 'test')}</b> {escape(c.title)} — "
         f'<span class="mono">{escape(c.nodeid)}</span><br>{escape(c.first_line)}'
-        + (f' <span class="qtag">{len(c.quoted)} quoted line'
-           f'{"s" if len(c.quoted) != 1 else ""} highlighted</span>' if c.quoted else "")
+        + (f' <a href="#q1" class="qtag">{len(c.quoted)} quoted line'
+           f'{"s" if len(c.quoted) != 1 else ""} highlighted: jump to the first</a>'
+           if c.quoted else "")
         + "</li>"
         for c in checks
     )
@@ -190,6 +191,7 @@ def _table(timeline: Timeline) -> str:
                   "quoted</label>")
     head = "".join(f'<th class="lane">{escape(LANES[lane])}</th>' for lane in lanes)
     rows: list[str] = []
+    quoted_rows = 0
     previous = timeline.start
     for event in timeline.events:
         if event.time - previous > GAP_S:
@@ -215,7 +217,10 @@ def _table(timeline: Timeline) -> str:
                                                                      "sni") else "")
             cells.append(f'<td class="{klass}">{text}{tags}</td>')
         offset = event.time - timeline.start
-        klass = ' class="q"' if event.quoted_by else ""
+        klass = ""
+        if event.quoted_by:
+            quoted_rows += 1
+            klass = f' class="q" id="q{quoted_rows}"'
         rows.append(f'<tr data-lane="{event.lane}"{klass}><td class="t" '
                     f'title="{escape(_utc(event.time))} UTC">+{offset:.3f}</td>'
                     f"{''.join(cells)}</tr>")

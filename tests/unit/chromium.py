@@ -67,10 +67,13 @@ class PageLog:
 class Chromium:
     """One headless browser process; use as a context manager."""
 
-    def __init__(self, binary: str, *, width: int = 1280, height: int = 900) -> None:
+    def __init__(self, binary: str, *, width: int = 1280, height: int = 900,
+                 profile: Path | None = None) -> None:
+        """``profile``: a fresh folder for the browser profile (one under pytest's tmp_path
+        survives even a killed run's clean-up); by default a temporary one."""
         self.binary = binary
         self.width, self.height = width, height
-        self._profile = tempfile.mkdtemp(prefix="hil-chromium-")
+        self._profile = str(profile) if profile else tempfile.mkdtemp(prefix="hil-chromium-")
         self._next_id = 0
         self._replies: dict[int, queue.Queue[dict[str, Any]]] = {}
         self._lock = threading.Lock()

@@ -17,6 +17,7 @@ from pathlib import Path
 from harness.report.history import History, RunRecord, TestRecord
 
 DAY = 86400.0
+SHOT_HEIGHT = 1500
 FIRST_NIGHT = 1_795_000_000.0  # 2026-11-18, 02:00 UTC-ish
 CELLS = (("v1.22", "amqtt"), ("v1.22", "mosquitto"))
 SKIPPED_PROFILES = ("v1.23", "v1.24", "v1.25")
@@ -207,8 +208,15 @@ def main(argv: list[str]) -> int:
             if log.errors() or log.network_requests():
                 print(f"{name}: {log.errors()} {log.network_requests()}", file=sys.stderr)
                 return 1
-            shot = chromium.screenshot(docs / f"report-{name}-day.png")
+            # The top of the page: what a reader sees first (verdict, changes, the table).
+            shot = chromium.screenshot(docs / f"report-{name}-day.png", clip=(0, SHOT_HEIGHT))
             print(f"wrote {shot}")
+            if red:
+                href = chromium.evaluate(
+                    "document.querySelector('#new-failures a[href$=\"timeline.html\"]').href")
+                chromium.open(Path(href.removeprefix("file://")))
+                shot = chromium.screenshot(docs / "report-timeline.png", clip=(0, SHOT_HEIGHT))
+                print(f"wrote {shot}")
     return 0
 
 

@@ -43,7 +43,7 @@ def test_every_test_of_the_latest_round_is_a_row_with_its_spec_title_and_reason(
     s7 = next(r for r in rows if "mosquitto" in r and 'data-spec="S7"' in r)
     assert s7.startswith('"failed"')
     assert SPEC_ITEMS["S7"].title in s7  # the description comes from harness.spec_items
-    assert "S7 violated" in s7 and ">timeline</a>" in s7 and ">serial log</a>" in s7
+    assert "S7 violated" in s7 and ">timeline</a>" in s7 and ">serial</a>" in s7
     skipped = [r for r in rows if r.startswith('"skipped"')]
     assert len(skipped) == 6 and all("firmware profile v1.2" in r for r in skipped)
     [na] = [r for r in rows if r.startswith('"n/a"')]
@@ -58,7 +58,7 @@ def test_skips_are_never_inside_a_pass_badge_and_not_applicable_is_its_own_count
     matrix = _section(html, "matrix")
     s12 = matrix[matrix.index("<tr><td>S12"):]
     s12 = s12[:s12.index("</tr>")]
-    assert '<span class="s pass">1 passed</span><span class="s skip">3 skipped</span>' in s12
+    assert '<span class="s pass">1 passed</span> <span class="s skip">3 skipped</span>' in s12
     assert '<span class="s na">1 n/a</span>' in matrix
     start = html.index('<div class="chips">')
     chips = html[start:html.index("</div>", start)]
@@ -159,3 +159,11 @@ def test_the_failure_links_a_timeline_that_highlights_the_quoted_lines(tmp_path:
     assert "Failing checks that point at this run (1)" in page
     assert page.count('class="q"') == 2  # the two Send lines S7 quoted
     assert "quoted by S7" in page and "fault: drop b2c PUBLISH" in page
+
+
+def test_a_program_that_starts_leaking_heap_is_named_at_the_top(tmp_path: Path) -> None:
+    html, _ = _render(tmp_path)
+    shifts = _section(html, "shifts")
+    assert "Heap lost per message (leak rate) rose from 6 to 4,800 bytes" in shifts
+    assert "emu/v1.22/amqtt" in shifts and "2026-11-23" in shifts
+    assert html.index('id="shifts"') < html.index('id="matrix"')
