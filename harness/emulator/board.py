@@ -5,10 +5,13 @@
 ``mpy/board_runtime.py`` (the REPL protocol, boot.py/main.py, the flash mount). One thread
 per board relays bytes with a selector loop:
 
-* user -> board: framed onto the child's stdin; a Ctrl-C while user code runs becomes
-  SIGINT instead (the ESP32 UART's interrupt character);
-* board -> user: bare ``\\n`` becomes ``\\r\\n`` like the ESP32's cooked stdout;
-* events from the child (a pipe): booted, running code, back at the REPL, hard reset.
+* user -> board: the bytes as sent, onto the child's stdin; the UART's interrupt
+  character (Ctrl-C while code runs, unless ``micropython.kbd_intr`` changed it) becomes
+  SIGINT instead, as the ESP32's UART driver turns it into KeyboardInterrupt;
+* board -> user: the child's stdout bytes as written (the firmware's text-path
+  ``\\n`` -> ``\\r\\n`` happens in the child, see mpy/_stdio.py);
+* events from the child, out of band on their own pipe: booted, running code, back at
+  the REPL, interrupt character, hard reset.
 
 A soft reset is a fresh interpreter process (clean heap and modules) started in the REPL
 mode that was active; the serial line stays open throughout.
@@ -21,10 +24,9 @@ import os
 import queue
 import selectors
 import signal
-import struct
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -34,6 +36,7 @@ from harness.deadline import Deadline
 from harness.emulator import interpreter
 from harness.emulator.boot import (
     CRASH_LIMIT,
+    CTRL_C,
     DEEPSLEEP_RESET,
     DEFAULT_MAC,
     DOWNLOAD_BANNER,
@@ -45,7 +48,6 @@ from harness.emulator.boot import (
     ROM_LINE,
     SPI_BOOT,
     BootProcess,
-    CookedOutput,
     write_boot_config,
 )
 from harness.emulator.flash import prepare_flash
@@ -93,6 +95,19 @@ class Pacer:
         return max(0.0, self._busy_until - now - UART_FIFO * 10 / self.baud)
 
 
+class _CallableSink:
+    """A plain function as an always-ready :class:`OutputSink`."""
+
+    def __init__(self, call: Callable[[bytes], None]) -> None:
+        self.call = call
+
+    def write(self, data: bytes) -> None:
+        self.call(data)
+
+    def has_room(self) -> bool:
+        return True
+
+
 class EmulatedBoard:
     """An ESP32 running MicroPython, driven through ``port`` by unmodified tools."""
 
@@ -138,7 +153,6 @@ class EmulatedBoard:
         self._crashes = 0
         self._last_sigint = -1e9  # when Ctrl-C last became SIGINT (monotonic)
         self._last_output = bytearray()  # tail for error messages
-        self._cooked = CookedOutput()
         self._sinks: list[OutputSink] = []
         self._tx_pace = Pacer(baud) if baud else None
         self._rx_pace = Pacer(baud) if baud else None
@@ -205,15 +219,20 @@ class EmulatedBoard:
     def set_hosts(self, mapping: Mapping[str, str]) -> None:
         self._hosts = dict(mapping)
 
-    def add_output_sink(self, sink: OutputSink) -> None:
-        """Also send board output to ``sink`` (the RFC2217 endpoint uses this); while it
-        has no room the board's writes wait, as for the pty."""
-        self._sinks.append(sink)
+    def add_output_sink(self, sink: OutputSink | Callable[[bytes], None]) -> None:
+        """Also send board output to ``sink`` (the RFC2217 endpoint uses this): an
+        :class:`OutputSink`, whose lack of room makes the board's writes wait as for the
+        pty, or a plain callable that takes every byte at once."""
+        if isinstance(sink, OutputSink):
+            self._sinks.append(sink)
+        else:
+            self._sinks.append(_CallableSink(sink))
         self.wake()
 
-    def remove_output_sink(self, sink: OutputSink) -> None:
-        with contextlib.suppress(ValueError):
-            self._sinks.remove(sink)
+    def remove_output_sink(self, sink: OutputSink | Callable[[bytes], None]) -> None:
+        for entry in list(self._sinks):
+            if entry is sink or getattr(entry, "call", None) is sink:
+                self._sinks.remove(entry)
         self.wake()
 
     def wake(self) -> None:
@@ -443,15 +462,30 @@ class EmulatedBoard:
             with contextlib.suppress(KeyError, ValueError):
                 self._selector.unregister(child.ctl)
             return
-        for code in events:
+        events = child.partial_event + events
+        child.partial_event = b""
+        index = 0
+        while index < len(events):
+            code = events[index]
+            index += 1
             if code == ord("B"):
                 child.booted = True
                 self._crashes = 0
                 self._booted.set()
-            elif code == ord("X"):
+            elif code == ord("X"):  # pyexec: interrupt char Ctrl-C while code runs
                 child.executing, child.sigint_sent = True, False
+                child.intr_char = CTRL_C
             elif code == ord("I"):
                 child.executing, child.sigint_sent = False, False
+                child.intr_char = None
+            elif code == ord("K"):  # micropython.kbd_intr(c)
+                if index >= len(events):
+                    child.partial_event = b"K"
+                    return
+                child.intr_char = events[index]
+                index += 1
+            elif code == ord("k"):  # micropython.kbd_intr(-1)
+                child.intr_char = None
             elif code in (ord("H"), ord("D")):
                 self._drain_output(child)
                 self._reboot(HARD_RESET if code == ord("H") else DEEPSLEEP_RESET)
@@ -460,7 +494,7 @@ class EmulatedBoard:
     def _drain_output(self, child: BootProcess) -> None:
         with contextlib.suppress(OSError):
             while data := os.read(child.stdout, 65536):
-                self._emit(self._cooked.feed(data))
+                self._emit(data)
 
     def _on_output(self) -> None:
         child = self._child
@@ -472,7 +506,7 @@ class EmulatedBoard:
         if self._tx_pace is not None:
             self._tx_pace.spend(len(data), time.monotonic())
         if data:
-            self._emit(self._cooked.feed(data))
+            self._emit(data)
             return
         self._on_exit(child)
 
@@ -522,17 +556,16 @@ class EmulatedBoard:
         child = self._child
         if child is None:
             return  # between boots the UART is not listening
-        if child.executing and b"\x03" in data:
+        intr = child.intr_char
+        if intr is not None and intr in data:
             # The UART interrupt character: consumed, and KeyboardInterrupt raised.
-            data = data.replace(b"\x03", b"")
+            data = data.replace(bytes((intr,)), b"")
             if not child.sigint_sent:
                 child.sigint_sent = True
                 self._last_sigint = time.monotonic()
                 with contextlib.suppress(ProcessLookupError):
                     child.proc.send_signal(signal.SIGINT)
-        for start in range(0, len(data), 65535):
-            chunk = data[start:start + 65535]
-            child.pending += struct.pack("<H", len(chunk)) + chunk
+        child.pending += data
         self._flush_input()
 
     def _flush_input(self) -> None:

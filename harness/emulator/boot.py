@@ -31,6 +31,7 @@ ROM_BOOT = {
 DOWNLOAD_BANNER = (ROM_LINE + b"rst:0x1 (POWERON_RESET),boot:0x3 "
                    b"(DOWNLOAD_BOOT(UART0/UART1/SDIO_REI_REO_V2))\r\nwaiting for download\r\n")
 CRASH_LIMIT = 3
+CTRL_C = 0x03
 
 
 class BootProcess:
@@ -47,7 +48,9 @@ class BootProcess:
         self.ctl = ctl_read
         for fd in (self.stdin, self.stdout, self.ctl):
             os.set_blocking(fd, False)
-        self.pending = bytearray()  # framed input not yet accepted by the pipe
+        self.pending = bytearray()  # serial input not yet accepted by the pipe
+        self.partial_event = b""  # an event split across reads of the event pipe
+        self.intr_char: int | None = None  # the UART interrupt character, while armed
         self.executing = False
         self.sigint_sent = False
         self.booted = False
@@ -63,31 +66,6 @@ class BootProcess:
             os.close(self.ctl)
 
 
-
-
-class CookedOutput:
-    """ESP32 stdout is cooked: every bare \\n goes out as \\r\\n (state kept across chunks)."""
-
-    def __init__(self) -> None:
-        self._prev = 0
-
-    def feed(self, data: bytes) -> bytes:
-        if not data:
-            return data
-        if b"\n" not in data:
-            self._prev = data[-1]
-            return data
-        out = bytearray()
-        prev = self._prev
-        for index, part in enumerate(data.split(b"\n")):
-            if index:
-                out += b"\n" if prev == 13 else b"\r\n"
-                prev = 10
-            if part:
-                out += part
-                prev = part[-1]
-        self._prev = prev
-        return bytes(out)
 
 
 def write_boot_config(path: Path, *, flash: Path, scratch: Path, module_dirs: Sequence[Path],

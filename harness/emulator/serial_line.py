@@ -24,7 +24,7 @@ import struct
 import sys
 import termios
 import tty
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 # What a USB-UART bridge plus the host driver hold for a reader that is not reading, on
 # top of the pty's own queue; past it the board's writes block.
@@ -35,6 +35,7 @@ _IN_CLOSE = 0x08 | 0x10  # IN_CLOSE_WRITE | IN_CLOSE_NOWRITE
 _EVENT = struct.Struct("iIII")
 
 
+@runtime_checkable
 class OutputSink(Protocol):
     """Somewhere board output goes (the pty, an RFC2217 client). ``write`` never blocks;
     ``has_room`` says whether the board may produce more (back-pressure)."""

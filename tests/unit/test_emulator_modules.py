@@ -113,15 +113,6 @@ def test_flashed_firmware_image_picks_the_profile(
     assert (state / firmware_image.FLASH_FILE_NAME).exists()
 
 
-def test_cooked_output_converts_bare_newlines_across_chunks() -> None:
-    from harness.emulator.boot import CookedOutput
-
-    cooked = CookedOutput()
-    assert cooked.feed(b"a\nb\r\n") == b"a\r\nb\r\n"
-    assert cooked.feed(b"x\r") + cooked.feed(b"\ny\n") == b"x\r\ny\r\n"
-    assert cooked.feed(b"\n\n") == b"\r\n\r\n"
-
-
 def test_auto_reset_circuit_samples_io0_after_the_en_delay() -> None:
     from harness.emulator.reset_circuit import EN_RC_DELAY_S, AutoResetCircuit
 

@@ -6,11 +6,14 @@
 # and run by this interpreter's own compiler with exec().
 #
 # The serial line is two pipes to the host-side supervisor (harness/emulator/board.py):
-#   stdin  <- frames: 2-byte little-endian length + that many serial bytes
-#             (framing lets us read exactly what arrived with blocking reads)
-#   stdout -> serial bytes (the supervisor turns bare "\n" into "\r\n" like the ESP32 UART)
-#   argv[2] -> an inherited pipe for one-byte events: B booted, X running user code,
-#             I back in the REPL, H/D hard reset / deep sleep requests (from machine.py)
+#   stdin  <- the UART's RX bytes, exactly as the host sent them
+#   stdout -> the UART's TX bytes, exactly as written (the firmware's \n -> \r\n on the
+#             text path is done here, in _stdio.py, as stdout_helpers.c does on the chip)
+#   argv[2] -> an inherited pipe for events, out of band: B booted, X running user code,
+#             I back in the REPL, K<c>/k interrupt character set/disabled (kbd_intr),
+#             H/D hard reset / deep sleep requests (from machine.py)
+# The REPL reads stdin one byte at a time, as readline.c does from the ring buffer, so
+# whatever it does not consume is left for the program's own sys.stdin reads.
 # Ctrl-C while user code runs arrives as SIGINT (KeyboardInterrupt), like the ESP32's
 # UART interrupt character; otherwise it arrives in-band as \x03.
 # Exit codes: 40 soft reset into the friendly REPL, 41 soft reset into the raw REPL.
@@ -57,6 +60,16 @@ def event(code):
     _ctl.write(code)
 
 
+# --- the board's stdio ----------------------------------------------------------------
+# On the board's sys, with its micropython.kbd_intr (importable like frozen modules).
+import _stdio  # noqa: E402
+
+_board_sys = __import__("_board_sys")
+_stdio.install(_board_sys)
+sys.modules["sys"] = _board_sys
+sys.modules["micropython"] = __import__("_board_micropython")
+
+
 # --- flash filesystem ----------------------------------------------------------------
 from _flashfs import FlashFS  # noqa: E402
 
@@ -84,7 +97,7 @@ def _print_exception(exc):
         for prefix in _host_prefixes:
             line = line.replace('"' + prefix + "/", '"')
         out.append(line)
-    _write("\n".join(out))
+    _stdio.write_cooked("\n".join(out))
 
 
 def execute(source, mode, filename="<stdin>"):
@@ -116,45 +129,15 @@ def run_file(name):
 
 
 # --- the serial line ----------------------------------------------------------------
-_buf = b""
-_pos = 0
-
-
-def _fill():
-    global _buf, _pos
-    header = _read(2)
-    if len(header) < 2:
-        sys.exit(0)  # the supervisor is gone: power off
-    _buf = _read(header[0] | header[1] << 8)
-    _pos = 0
+_rx_into = _stdio.raw_in.readinto
+_rx_one = bytearray(1)
 
 
 def getc():
-    global _pos
-    while _pos >= len(_buf):
-        _fill()
-    c = _buf[_pos]
-    _pos += 1
-    return c
-
-
-def take_until(stops):
-    # Everything up to (not including) the first byte in `stops`, then that byte.
-    global _pos
-    chunks = []
-    while True:
-        while _pos >= len(_buf):
-            _fill()
-        end = len(_buf)
-        for stop in stops:
-            at = _buf.find(stop, _pos)
-            if 0 <= at < end:
-                end = at
-        chunks.append(_buf[_pos:end])
-        if end < len(_buf):
-            _pos = end + 1
-            return b"".join(chunks), _buf[end]
-        _pos = end
+    # mp_hal_stdin_rx_chr: the next byte from the UART, waiting for it.
+    if not _rx_into(_rx_one):
+        sys.exit(0)  # the supervisor is gone: power off
+    return _rx_one[0]
 
 
 def board_input(prompt=""):
@@ -194,29 +177,22 @@ def soft_reset(raw):
 
 
 def _receive_paste(out):
-    # Raw-paste flow control: the device grants RAW_PASTE_WINDOW bytes at a time with
-    # \x01; \x04 ends the data, \x03 aborts. Returns False if aborted.
-    global _pos
+    # Raw-paste flow control (mp_reader_stdin_readbyte): the device grants
+    # RAW_PASTE_WINDOW bytes at a time with \x01; \x04 ends the data, \x03 aborts.
+    # Returns False if aborted.
     remain = RAW_PASTE_WINDOW
+    chunk = bytearray()
     while True:
-        while _pos >= len(_buf):
-            _fill()
-        end = min(len(_buf), _pos + remain)
-        stop = -1
-        for ctrl in (b"\x03", b"\x04"):
-            found = _buf.find(ctrl, _pos, end)
-            if found >= 0 and (stop < 0 or found < stop):
-                stop = found
-        if stop >= 0:
-            out.write(memoryview(_buf)[_pos:stop])
-            ctrl = _buf[stop]
-            _pos = stop + 1
-            _write("\x04")
-            return ctrl == 4
-        out.write(memoryview(_buf)[_pos:end])
-        remain -= end - _pos
-        _pos = end
+        c = getc()
+        if c == 3 or c == 4:
+            out.write(chunk)
+            _write_bytes(b"\x04")
+            return c == 4
+        chunk.append(c)
+        remain -= 1
         if remain == 0:
+            out.write(chunk)
+            chunk = bytearray()
             _write_bytes(b"\x01")
             remain = RAW_PASTE_WINDOW
 
@@ -237,7 +213,13 @@ def raw_paste():
     event(b"X")
     try:
         try:
-            execfile(PASTE_NAME, _globals)
+            if os.getcwd() == _flash.getcwd():
+                execfile(PASTE_NAME, _globals)  # PASTE_NAME resolves on the flash
+            else:  # the cwd is on another filesystem (mpremote mount): from memory
+                with _scratch.open("/paste.py", "rb") as spool:
+                    source = spool.read()
+                exec(compile(source, PASTE_NAME, "exec"), _globals)
+                source = None
             system_exit, exc = False, None
         except SystemExit:
             system_exit, exc = True, None
@@ -269,30 +251,37 @@ def raw_repl():
     _write("raw REPL; CTRL-B to exit\r\n")
     while True:
         _write(">")
-        line = b""
+        line = bytearray()
         while True:
-            chunk, ctrl = take_until((b"\x01", b"\x02", b"\x03", b"\x04"))
-            line += chunk
-            if ctrl == 1:
-                if len(line) == 2 and line[0] == 5 and line[1] == ord("A"):
-                    raw_paste()
+            c = getc()
+            if c > 4:
+                line.append(c)  # any other raw 8-bit value is code
+                continue
+            if c == 1:
+                if len(line) == 2 and line[0] == 5:  # Ctrl-E <cmd> Ctrl-A: raw-paste
+                    if line[1] == ord("A"):
+                        raw_paste()
+                    else:
+                        _write_bytes(b"R\x00")  # an unsupported command
                     break
                 _write("raw REPL; CTRL-B to exit\r\n")
-                line = b""
+                line = bytearray()
                 break
-            if ctrl == 2:
+            if c == 2:
                 _write("\r\n")
                 return
-            if ctrl == 3:
-                line = b""
+            if c == 3:
+                line = bytearray()
                 continue
-            # Ctrl-D: run what was sent, or soft reset on an empty buffer.
-            _write("OK")
-            if not line:
-                _write("\r\n")
-                soft_reset(True)
-            raw_repl_exec(line)
-            break
+            if c == 4:
+                # Ctrl-D: run what was sent, or soft reset on an empty buffer.
+                _write("OK")
+                if not line:
+                    _write("\r\n")
+                    soft_reset(True)
+                raw_repl_exec(bytes(line))
+                break
+            line.append(c)  # \x00
 
 
 def _needs_more(text):
@@ -349,7 +338,7 @@ def friendly_exec(source, mode):
 
 def paste_mode():
     _write("\r\npaste mode; Ctrl-C to cancel, Ctrl-D to finish\r\n=== ")
-    text = []
+    text = bytearray()
     while True:
         c = getc()
         if c == 3:
@@ -357,14 +346,13 @@ def paste_mode():
             return
         if c == 4:
             _write("\r\n")
-            friendly_exec("".join(text), "exec")
+            friendly_exec(bytes(text), "exec")
             return
+        text.append(c)  # \r stays in the source, as vstr_add_byte keeps it
         if c == 13:
             _write("\r\n=== ")
-            text.append("\n")
         else:
-            _write(chr(c))
-            text.append(chr(c))
+            _write_bytes(bytes((c,)))
 
 
 def friendly_repl():

@@ -1,0 +1,223 @@
+# The board's serial stdio, as an ESP32 has it. Runs ON the MicroPython unix interpreter.
+#
+# fd 0 and fd 1 of this process are the UART's raw RX and TX bytes (the supervisor adds and
+# removes nothing; its own traffic uses another pipe). What the firmware layers on top
+# (shared/runtime/sys_stdio_mphal.c, shared/runtime/stdout_helpers.c) is done here:
+#   sys.stdin          text: every byte read as is, except \r which reads as \n (stdio_read)
+#   sys.stdin.buffer   the raw bytes (the interpreter's own fd 0 stream)
+#   sys.stdout/stderr  text: every \n goes out as \r\n (mp_hal_stdout_tx_strn_cooked)
+#   sys.stdout.buffer  the raw bytes (the interpreter's own fd 1 stream)
+#   print(), sys.print_exception(), REPL results: cooked, as mp_plat_print is
+# Both stdin objects poll on fd 0 (select.poll), so nothing is ever read ahead.
+import io
+import sys as _real
+
+import builtins
+
+raw_in = _real.stdin.buffer
+raw_out = _real.stdout.buffer
+_real_print_exception = _real.print_exception
+
+_STREAM_CLOSE = 4  # MP_STREAM_* ioctl requests (py/stream.h)
+_STREAM_GET_FILENO = 10
+_EPERM = 1
+
+
+def write_cooked(data):
+    # mp_hal_stdout_tx_strn_cooked: each \n goes out as \r\n, whatever precedes it.
+    # Written piece by piece, so a large print costs no copies of the heap.
+    nl = "\n" if isinstance(data, str) else b"\n"
+    start = 0
+    while True:
+        end = data.find(nl, start)
+        if end < 0:
+            if start < len(data):
+                raw_out.write(data[start:] if start else data)
+            return
+        if end > start:
+            raw_out.write(data[start:end])
+        raw_out.write(b"\r\n")
+        start = end + 1
+
+
+class _Stdin(io.IOBase):
+    def __init__(self):
+        self._one = bytearray(1)
+
+    def _getc(self):
+        if not raw_in.readinto(self._one):
+            return -1
+        c = self._one[0]
+        return 10 if c == 13 else c
+
+    def _char(self):
+        # One UTF-8 character's bytes (a text stream counts characters).
+        c = self._getc()
+        if c < 0:
+            return b""
+        out = bytearray((c,))
+        more = 3 if c >= 0xF0 else 2 if c >= 0xE0 else 1 if c >= 0xC0 else 0
+        while more:
+            c = self._getc()
+            if c < 0:
+                break
+            out.append(c)
+            more -= 1
+        return out
+
+    def readinto(self, buf, size=-1):
+        view = memoryview(buf)
+        size = len(view) if size < 0 else min(size, len(view))
+        for i in range(size):
+            c = self._getc()
+            if c < 0:
+                return i
+            view[i] = c
+        return size
+
+    def read(self, size=-1):
+        out = bytearray()
+        count = 0
+        while size < 0 or count < size:
+            char = self._char()
+            if not char:
+                break
+            out += char
+            count += 1
+        return str(out, "utf-8")
+
+    def readline(self, limit=-1):
+        out = bytearray()
+        while limit < 0 or len(out) < limit:
+            c = self._getc()
+            if c < 0:
+                break
+            out.append(c)
+            if c == 10:
+                break
+        return str(out, "utf-8")
+
+    def readlines(self):
+        lines = []
+        while True:
+            line = self.readline()
+            if not line:
+                return lines
+            lines.append(line)
+
+    def write(self, *args):
+        raise OSError(_EPERM)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        line = self.readline()
+        if not line:
+            raise StopIteration
+        return line
+
+    def ioctl(self, request, arg):
+        if request == _STREAM_GET_FILENO:
+            return 0  # polled on fd 0 itself: readable exactly when the host sent bytes
+        if request == _STREAM_CLOSE:
+            return 0
+        return -1
+
+    def close(self):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *args):
+        pass
+
+    def __repr__(self):
+        return "<io.FileIO 0>"
+
+
+_Stdin.buffer = raw_in
+
+
+class _Stdout(io.IOBase):
+    def __init__(self, fd):
+        self._fd = fd
+
+    def write(self, data, offset=None, size=None):
+        # write(buf), write(buf, max_len), write(buf, off, max_len) as mp_stream_write
+        if size is None and offset is not None:
+            offset, size = 0, offset
+        if offset is not None:
+            data = bytes(memoryview(data if not isinstance(data, str) else data.encode())
+                         [offset:offset + size])
+        write_cooked(data)
+        return len(data)
+
+    def flush(self):
+        pass
+
+    def ioctl(self, request, arg):
+        if request == _STREAM_GET_FILENO:
+            return 1
+        if request == _STREAM_CLOSE:
+            return 0
+        return -1
+
+    def readinto(self, *args):
+        raise OSError(_EPERM)
+
+    def close(self):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *args):
+        pass
+
+    def __repr__(self):
+        return "<io.FileIO %d>" % self._fd
+
+
+_Stdout.buffer = raw_out
+
+stdin = _Stdin()
+stdout = _Stdout(1)
+stderr = _Stdout(2)
+
+
+def print_exception(exc, file=None):
+    if file is not None:
+        _real_print_exception(exc, file)
+        return
+    buf = io.StringIO()
+    _real_print_exception(exc, buf)
+    write_cooked(buf.getvalue())
+
+
+def board_print(*args, sep=" ", end="\n", file=None, **_ignored):
+    # builtins.print: one write of the whole line, to sys.stdout (cooked) by default.
+    write = (stdout if file is None else file).write
+    for index, arg in enumerate(args):
+        if index:
+            write(" " if sep is None else sep)
+        write(arg if isinstance(arg, str) else str(arg))
+    write("\n" if end is None else end)
+
+
+def repl_print(obj):
+    # What the compiler calls for each REPL expression statement (__repl_print__).
+    if obj is not None:
+        write_cooked(repr(obj) + "\n")
+        builtins._ = obj
+
+
+def install(board_sys):
+    # Give the board's sys module (sys.modules["sys"]) the board's stdio.
+    board_sys.stdin = stdin
+    board_sys.stdout = stdout
+    board_sys.stderr = stderr
+    board_sys.print_exception = print_exception
+    builtins.print = board_print
+    builtins.__repl_print__ = repl_print
