@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ports": ("harness.hardware.cli", "list attached ESP32 boards"),
     "flash": ("harness.hardware.flash_cli", "flash a MicroPython firmware image onto a board"),
     "report": ("harness.report.cli", "render the nightly regression report from a history"),
+    "timeline": ("harness.report.timeline_cli", "write the timeline page of one run folder"),
     "run": ("harness.mainjob", "the main job: the HIL suite on an emulated ESP32, with report"),
     "nightly": ("harness.report.nightly", "run the HIL matrix (profiles x brokers x boards), "
                 "record it and write the regression report"),

@@ -113,7 +113,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, type=Path, metavar="FILE.html",
                         help="where to write the report")
     parser.add_argument("--summary", type=Path, metavar="FILE.md",
-                        help="Markdown summary (default: next to --out, .md)")
+                        help="Markdown summary (default: summary.md next to --out)")
     parser.add_argument("--results", type=Path, metavar="DIR",
                         help="per-cell artifacts and JUnit XML (default: results/ next to --out)")
     parser.add_argument("--suite", type=Path, metavar="DIR",
@@ -206,7 +206,7 @@ def run(args: argparse.Namespace) -> int:
     brokers = args.broker or available_brokers()
     cells = plan_cells(["emu", *args.device], profiles, brokers)
     results: Path = args.results or args.out.parent / "results"
-    summary: Path = args.summary or args.out.with_suffix(".md")
+    summary: Path = args.summary or args.out.parent / "summary.md"
     suite = args.suite or (DEFAULT_SUITE if DEFAULT_SUITE.is_dir() else None)
     if suite is not None and not suite.exists():
         raise ConfigError(f"--suite {suite} does not exist; give the folder of the HIL tests")

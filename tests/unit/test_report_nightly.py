@@ -141,7 +141,7 @@ def test_a_nightly_records_all_cells_as_one_round_and_writes_the_report(
     assert len(batches) == 4 and len(set(batches)) == 2  # 2 cells per nightly round
     html = (tmp_path / "site" / "report.html").read_text()
     assert "1 new failure since" in html and "emu/v1.22/mosquitto" in html
-    summary = (tmp_path / "site" / "report.md").read_text()
+    summary = (tmp_path / "site" / "summary.md").read_text()
     assert "### New failures (1)" in summary and "| emu/v1.22/mosquitto |" in summary
     assert (tmp_path / "site" / "results" / "emu-v1.22-mosquitto" / "junit.xml").is_file()
 

@@ -167,3 +167,19 @@ def test_a_program_that_starts_leaking_heap_is_named_at_the_top(tmp_path: Path) 
     assert "Heap lost per message (leak rate) rose from 6 to 4,800 bytes" in shifts
     assert "emu/v1.22/amqtt" in shifts and "2026-11-23" in shifts
     assert html.index('id="shifts"') < html.index('id="matrix"')
+
+
+def test_the_timeline_command_writes_any_run_folders_page_with_its_failures(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    from harness.__main__ import main
+
+    write_day(tmp_path / "history", tmp_path / "results", red=True)
+    old = next((tmp_path / "results" / "amqtt").glob("*-n1")) / "01-messaging"  # S8 failed
+    assert main(["timeline", str(old), "--history", str(tmp_path / "history")]) == 0
+    page = (old / "timeline.html").read_text()
+    assert "Failing checks that point at this run (1)" in page and "S8 violated" in page
+    assert main(["timeline", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("harness timeline: error: ") and "holds no serial.log" in err
+    assert "\n" not in err
