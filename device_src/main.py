@@ -5,11 +5,15 @@
 # publish {"msg": n} -> wait_msg() -> sleep(publish_interval).
 # The console lines are the guide's, byte for byte; failures print "ERROR <area>: ...".
 # After a failure the program returns to the REPL (no reboot loop) unless "reconnect" is
-# true, in which case it retries with exponential backoff and resumes the counter.
+# true, in which case it retries with exponential backoff and jitter, and resumes the
+# counter. With "reconnect" and a keepalive, a connection that goes silent (a dead NAT
+# swallows bytes and never resets) is detected by a PINGREQ left unanswered, because
+# umqtt.simple's blocking wait_msg() alone would wait for ever.
 
 import gc
 import json
 import random
+import select
 import time
 
 import mqtt
@@ -17,7 +21,18 @@ import settings as config
 import wifi
 
 
+class Silent(Exception):
+    """The broker did not answer a PINGREQ: the connection is gone without an error."""
+
+
+class Inbox:
+    """Counts messages handed to the callback, so a PINGRESP is not taken for one."""
+
+    count = 0
+
+
 def on_message(topic, msg):
+    Inbox.count += 1
     try:
         payload = msg.decode()
     except UnicodeError:  # a foreign binary payload must not stop the device
@@ -54,12 +69,43 @@ def loop_publish(client, cfg, counter):
         client.publish(topic, msg)
         print("Send '{msg}' to topic '{topic}'".format(msg=msg, topic=topic))
         counter.value += 1  # counted once sent, so a resumed loop does not repeat it
-        client.wait_msg()
+        wait_msg(client, cfg)
         msg = None
         gc.collect()  # keep the heap flat over hours of looping
         if mem_every and counter.value % mem_every == 0:
             print("Memory free: {} bytes after {} messages".format(_mem_free(), counter.value))
         time.sleep(cfg["publish_interval"])
+
+
+def wait_msg(client, cfg):
+    """One incoming message, as the guide's client.wait_msg(). With reconnect and a
+    keepalive, silence is bounded: after keepalive/2 without a byte a PINGREQ goes out,
+    and a further keepalive/2 without any reply raises Silent (MQTT's own rule, a missed
+    PINGRESP; a server gives up after 1.5 x keepalive)."""
+    keepalive = cfg["keepalive"]
+    if not (cfg["reconnect"] and keepalive):
+        client.wait_msg()
+        return
+    poller = select.poll()
+    poller.register(client.sock, select.POLLIN)
+    half_ms = keepalive * 500
+    pinged = False
+    seen = Inbox.count
+    while Inbox.count == seen:
+        if poller.poll(half_ms):
+            client.wait_msg()  # a message, a PINGRESP, or an error if the peer went away
+            pinged = False
+        elif pinged:
+            raise Silent("no PINGRESP within {} s".format(keepalive))
+        else:
+            client.ping()
+            pinged = True
+
+
+def backoff(delay):
+    """The wait before the next attempt: ``delay`` +-30 % at random, so that boards that
+    lost the same broker do not all come back in the same instant."""
+    return delay * (0.7 + 0.6 * random.getrandbits(16) / 65535)
 
 
 def _mem_free():
@@ -97,7 +143,7 @@ def run(path=config.PATH):
             line, retry = "ERROR wifi: {}".format(exc), True
         except mqtt.ConnectError as exc:
             line, retry = exc.line(), exc.retry
-        except (OSError, mqtt.MQTTException, IndexError) as exc:
+        except (OSError, mqtt.MQTTException, IndexError, Silent) as exc:
             # A drop after connecting: umqtt raises OSError(-1) on EOF, OSError on a reset.
             line = "ERROR mqtt: connection lost after {} messages ({})".format(
                 counter.value, mqtt.exc_text(exc))
@@ -108,9 +154,10 @@ def run(path=config.PATH):
         print(line)
         if not (cfg["reconnect"] and retry):
             return
-        print("Reconnecting in {} s".format(delay))
+        wait = backoff(delay)
+        print("Reconnecting in {:.2f} s".format(wait))
         gc.collect()
-        time.sleep(delay)
+        time.sleep(wait)
         delay = min(delay * 2, cfg["reconnect_max_delay"])
 
 

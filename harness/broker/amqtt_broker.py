@@ -228,6 +228,17 @@ class AmqttBroker(LocalBroker):
         self._servers.clear()
         self._core = None
 
+    def _save_state(self) -> Any:
+        # amqtt keeps retained messages in memory only, and clears them on shutdown; a
+        # session belongs to a connection that the restart ends, so only these survive.
+        core = self._core
+        return dict(core._retained_messages) if core is not None else None
+
+    def _restore_state(self, state: Any) -> None:
+        if state and self._core is not None and self._loop is not None:
+            core = self._core
+            self._loop.call_soon(core._retained_messages.update, state)
+
     def _stop(self) -> None:
         loop, self._loop = self._loop, None
         if loop is not None:

@@ -207,6 +207,8 @@ class LocalBroker(Broker):
         self._port: int | None = None
         self._tls_port: int | None = None
         self._log_path: Path = self.workdir / f"{self.name}.log"
+        self._restart_ports: tuple[int, int] | None = None
+        self._saved_state: Any = None
 
     @property
     def port(self) -> int:
@@ -221,6 +223,42 @@ class LocalBroker(Broker):
     @property
     def log_path(self) -> Path:
         return self._log_path
+
+    # -- restart (a fault: the process goes away and comes back on the same ports) -------
+    def go_down(self, *, keep_state: bool = False) -> None:
+        """Stop serving, as a broker stopped for an upgrade; :meth:`come_back` restarts it
+        on the same ports. ``keep_state``: what the backend persists survives."""
+        if not self._started:
+            raise BrokerError(f"the {self.name} broker is not running", hint="start() it first")
+        self._restart_ports = (self.port, self.tls_port or 0)
+        self._saved_state = self._save_state() if keep_state else None
+        self._stop()
+        if not keep_state:
+            self._forget_state()
+
+    def come_back(self, timeout: float = 15.0) -> None:
+        """Start again after :meth:`go_down`, on the same ports (idempotent)."""
+        ports = self._restart_ports
+        if ports is None or self._port is not None:
+            return
+        wanted = (self._wanted_port, self._wanted_tls_port)
+        self._wanted_port, self._wanted_tls_port = ports
+        try:
+            self._start(timeout)
+        finally:
+            self._wanted_port, self._wanted_tls_port = wanted
+        self._restore_state(self._saved_state)
+        self._saved_state = None
+
+    def _save_state(self) -> Any:
+        """What survives a restart with ``keep_state`` (the backend's persistence)."""
+        return None
+
+    def _restore_state(self, state: Any) -> None:
+        """Put back what :meth:`_save_state` kept."""
+
+    def _forget_state(self) -> None:
+        """Drop persisted state, so the restarted broker starts empty."""
 
 
 def open_broker(

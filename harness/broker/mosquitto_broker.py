@@ -14,7 +14,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-from typing import Unpack
+from typing import Any, Unpack
 
 from harness import lifetime
 from harness.broker.base import (
@@ -39,6 +39,7 @@ _PUBLISH_LINE = re.compile(
     r"\(d(?P<dup>\d), q(?P<qos>\d), r(?P<retain>\d), m\d+, '(?P<topic>[^']*)'"
 )
 _ATTEMPTS = 3
+_DB_FILE = "mosquitto.db"
 
 
 def _search_path() -> str:
@@ -136,7 +137,11 @@ class MosquittoBroker(LocalBroker):
         return path
 
     def _write_config(self, port: int, tls_port: int | None, password_file: Path | None) -> Path:
-        lines = ["per_listener_settings false", "persistence false", "log_type all"]
+        # Persistence on, so a restart with keep_state finds its retained messages and
+        # sessions (mosquitto writes the database when it stops); _forget_state drops it.
+        lines = ["per_listener_settings false", "persistence true",
+                 f"persistence_location {self.workdir}/", f"persistence_file {_DB_FILE}",
+                 "log_type all"]
         if os.geteuid() == 0:
             # As root mosquitto drops to its own user before reading keys in our 0700 workdir.
             lines.append("user root")
@@ -163,6 +168,8 @@ class MosquittoBroker(LocalBroker):
         check_port_free(self.host, self._wanted_port)
         check_port_free(self.host, self._wanted_tls_port)
         self.workdir.mkdir(parents=True, exist_ok=True)
+        if self._saved_state is None:
+            self._forget_state()  # a fresh start never inherits an earlier run's database
         password_file = self._write_password_file(passwd_program) if self.users else None
         deadline = Deadline(timeout, "mosquitto to accept connections")
         for attempt in range(1, _ATTEMPTS + 1):
@@ -216,3 +223,9 @@ class MosquittoBroker(LocalBroker):
     def _stop(self) -> None:
         self._kill()
         self._port = self._tls_port = None
+
+    def _save_state(self) -> Any:
+        return True  # mosquitto saves its database itself when it stops
+
+    def _forget_state(self) -> None:
+        (self.workdir / _DB_FILE).unlink(missing_ok=True)

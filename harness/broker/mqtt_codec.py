@@ -209,6 +209,11 @@ class StreamDecoder:
         self.skipped_bytes = 0  # bytes ignored after a framing error
 
     @property
+    def buffered(self) -> int:
+        """Bytes held for an unfinished packet (fed, not yet decoded)."""
+        return len(self._buffer)
+
+    @property
     def desynchronized(self) -> bool:
         """True after a framing error: the rest of the stream is not decoded."""
         return self._broken

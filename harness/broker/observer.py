@@ -123,6 +123,9 @@ class Observer:
         self._connack: Any = None
         self._disconnect_reason: str | None = None
         self._running = False
+        self._filters: dict[str, int] = {}  # subscribed, to renew after a reconnect
+        self._connected = False
+        self._renewing: int | None = None  # mid of the renewing SUBSCRIBE until its SUBACK
         client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=self.client_id,
@@ -134,6 +137,8 @@ class Observer:
         self._tls = self._tls_context(ca_file, server_hostname) if ca_file is not None else None
         if self._tls is not None:
             client.tls_set_context(self._tls)
+        # A broker restart (a fault test) must cost the observer well under a second.
+        client.reconnect_delay_set(min_delay=0.1, max_delay=1)  # type: ignore[arg-type]
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe
@@ -151,21 +156,29 @@ class Observer:
         return context
 
     # -- paho callbacks (paho's network thread) --------------------------------------
-    def _on_connect(self, _c: Any, _u: Any, _flags: Any, reason_code: Any, _p: Any) -> None:
+    def _on_connect(self, client: Any, _u: Any, _flags: Any, reason_code: Any, _p: Any) -> None:
         with self._lock:
             self._connack = reason_code
+            self._connected = reason_code == 0
+            renew = list(self._filters.items()) if reason_code == 0 else []
+            if renew:  # a reconnect after the broker went away: its clean session forgot us
+                self._renewing = client.subscribe(renew)[1]
             self._lock.notify_all()
 
     def _on_disconnect(self, _c: Any, _u: Any, _flags: Any, reason_code: Any, _p: Any) -> None:
         with self._lock:
             self._disconnect_reason = str(reason_code)
+            self._connected = False
             self._lock.notify_all()
         if self._running and reason_code != 0:
             log.warning("observer %s disconnected: %s", self.client_id, reason_code)
 
     def _on_subscribe(self, _c: Any, _u: Any, mid: int, reason_codes: list[Any], _p: Any) -> None:
         with self._lock:
-            self._suback[mid] = list(reason_codes)
+            if mid == self._renewing:
+                self._renewing = None
+            else:
+                self._suback[mid] = list(reason_codes)
             self._lock.notify_all()
 
     def _on_message(self, _c: Any, _u: Any, message: Any) -> None:
@@ -222,6 +235,8 @@ class Observer:
     def subscribe(self, topic_filter: str, qos: int = 0, timeout: float = 10.0) -> None:
         """Subscribe and wait for the SUBACK; messages then land in :meth:`messages`."""
         self._client.message_callback_add(topic_filter, self._on_message)
+        with self._lock:
+            self._filters[topic_filter] = qos
         result, mid = self._client.subscribe(topic_filter, qos)
         if result != mqtt.MQTT_ERR_SUCCESS:
             raise ObserverError(
@@ -236,6 +251,16 @@ class Observer:
             codes = self._suback.pop(mid)
         if any(getattr(code, "is_failure", False) for code in codes):
             raise ObserverError(f"broker refused the subscription to {topic_filter!r}: {codes}")
+
+    def wait_ready(self, timeout: float = 10.0) -> None:
+        """Wait until connected with every subscription in place (after a broker restart
+        paho reconnects by itself and the subscriptions are renewed)."""
+        deadline = Deadline(timeout, "the observer to reconnect and resubscribe")
+        with self._lock:
+            while not self._connected or self._renewing is not None:
+                if deadline.expired:
+                    raise deadline.fail(self._disconnect_reason or "not connected")
+                self._lock.wait(deadline.remaining())
 
     def messages(self, topic_filter: str | None = None) -> list[ObservedMessage]:
         with self._lock:

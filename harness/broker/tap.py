@@ -3,7 +3,10 @@
 It accepts the device's TCP connection, optionally terminates TLS itself with a test
 certificate (recording the SNI and refusing a missing or wrong one, as EMQX Serverless
 does), connects to the broker, and forwards bytes both ways while decoding every MQTT
-packet with timestamps. It can also drop or delay connections for fault tests.
+packet with timestamps. It is also where most faults act (:mod:`harness.faults`): it
+swallows, delays, throttles, slices, stalls or resets the stream, refuses connections with
+CONNACK 3, stops listening, or leaves PINGREQ unanswered; each fault is recorded next to
+the packets (``tap_faults`` holds the byte-stream side).
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from harness.broker.loop_thread import LoopThread
-from harness.broker.mqtt_codec import DecodeProblem, StreamDecoder
+from harness.broker.mqtt_codec import DecodeProblem, MqttPacket, StreamDecoder
+from harness.broker.tap_faults import FaultState, Outlet, reset_connection, without_packets
 from harness.broker.tap_records import (
     BROKER_TO_CLIENT,
     CLIENT_TO_BROKER,
@@ -35,6 +39,7 @@ from harness.broker.tap_records import (
 )
 from harness.deadline import Deadline
 from harness.errors import BrokerError, PkiError
+from harness.faults.model import FAULT_EVENT, Fault, FaultEvent, FaultKind
 from harness.redact import redact
 
 if TYPE_CHECKING:
@@ -43,6 +48,8 @@ if TYPE_CHECKING:
 HANDSHAKE_TIMEOUT_S = 15.0
 _CHUNK = 65536
 _SUBACK_HOLD_S = 0.5
+_REFUSE_READ_S = 10.0  # how long a refused client gets to send its CONNECT
+CONNACK_SERVER_UNAVAILABLE = bytes([0x20, 0x02, 0x00, 0x03])
 
 
 @dataclass(frozen=True)
@@ -82,8 +89,11 @@ class _Link:
         self.refusal: str | None = None  # set by the SNI check
         self.first_close: str | None = None
 
-    def abort(self, reason: str) -> None:
+    def abort(self, reason: str, *, reset: bool = False) -> None:
+        """Close both sides; with ``reset`` the device's side gets an RST."""
         self.first_close = self.first_close or reason
+        if reset:
+            reset_connection(self.client)
         for writer in (self.client, self.upstream):
             if writer is not None:
                 writer.transport.abort()
@@ -94,7 +104,7 @@ class _SubackReorder:
     until a retained PUBLISH has been sent (or ``_SUBACK_HOLD_S`` passes). After a framing
     error, or once the SUBACK is released, it forwards bytes unchanged."""
 
-    def __init__(self, sink: asyncio.StreamWriter) -> None:
+    def __init__(self, sink: Outlet) -> None:
         self._sink = sink
         self._pending = bytearray()  # received, not yet attributed to a whole packet
         self._held: bytes | None = None
@@ -166,15 +176,14 @@ class Tap:
         self.host = listen_host
         self._listen_port = listen_port
         self._secrets = [s for s in secrets if s]
-        self._on_record = on_record
+        self._listeners: list[Callable[[TapRecord], None]] = [on_record] if on_record else []
         self._lock = threading.Condition()
         self._records: list[TapRecord] = []
         self._connections: dict[int, TapConnection] = {}
         self._links: dict[int, _Link] = {}
         self._seq = itertools.count(1)
         self._conn_ids = itertools.count(1)
-        self._drop = False
-        self._delay_s = 0.0
+        self._faults = FaultState()
         self._loop: LoopThread | None = None
         self._server: asyncio.AbstractServer | None = None
         self._record_file: IO[str] | None = None
@@ -225,6 +234,15 @@ class Tap:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
+    def add_listener(self, listener: Callable[[TapRecord], None]) -> None:
+        """Call ``listener`` with every record as it is made (on the tap's thread: keep it
+        short, and never call back into the tap from it)."""
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: Callable[[TapRecord], None]) -> None:
+        with contextlib.suppress(ValueError):
+            self._listeners.remove(listener)
+
     def records(self) -> list[TapRecord]:
         with self._lock:
             return list(self._records)
@@ -271,14 +289,52 @@ class Tap:
                     raise deadline.fail(last)
                 self._lock.wait(deadline.remaining())
 
-    def set_fault(self, *, drop: bool = False, delay_s: float = 0.0) -> None:
-        """``drop``: abort live connections now and every new one until cleared;
-        ``delay_s``: hold each forwarded chunk this long, both directions."""
-        if delay_s < 0:
-            raise ValueError(f"delay_s must be >= 0, got {delay_s}")
-        self._drop, self._delay_s = drop, delay_s
-        if drop and self._loop is not None:
-            self._loop.call_soon(self._abort_all, "dropped by tap fault")
+    # -- faults -------------------------------------------------------------------------
+    def apply_fault(self, fault: Fault) -> int:
+        """Start a tap-site ``fault`` now; the handle ends it (:meth:`end_fault`)."""
+        if fault.kind.site.value != "tap":
+            raise ValueError(f"{fault.kind} does not act at the tap")
+        loop = self._running_loop()
+        return loop.run(self._apply(fault), Deadline(5.0, f"the tap to start {fault.kind}"))
+
+    def end_fault(self, handle: int) -> None:
+        """End a fault started by :meth:`apply_fault` (idempotent; a stopped tap is done)."""
+        if self._loop is None or not self._loop.alive:
+            return
+        self._loop.run(self._end(handle), Deadline(5.0, "the tap to end a fault"))
+
+    def record_fault(self, event: FaultEvent) -> TapRecord:
+        """Put a fault event (from any site) into the trace, next to the packets."""
+        detail = f"{event.phase} {event.fault.describe()}"
+        if event.detail:
+            detail += f": {event.detail}"
+        return self._record_event(FAULT_EVENT, event.wall_time, event.mono_time,
+                                  fields=event.fields(), detail=detail)
+
+    def live_connections(self) -> int:
+        with self._lock:
+            return sum(1 for c in self._connections.values() if not c.closed)
+
+    def _running_loop(self) -> LoopThread:
+        if self._loop is None or not self._loop.alive:
+            raise BrokerError("the tap is not running", hint="call start() first")
+        return self._loop
+
+    async def _apply(self, fault: Fault) -> int:
+        handle = self._faults.add(fault, frozenset(self._links))
+        if fault.kind is FaultKind.RESET_PEER:
+            for link in list(self._links.values()):
+                link.abort("reset by fault (RST)", reset=True)
+        elif fault.kind is FaultKind.NO_LISTENER and self._server is not None:
+            self._server.close()
+            self._server = None
+        return handle
+
+    async def _end(self, handle: int) -> None:
+        fault = self._faults.remove(handle)
+        if (fault is not None and fault.kind is FaultKind.NO_LISTENER
+                and not self._faults.has(FaultKind.NO_LISTENER) and self._port is not None):
+            self._server = await asyncio.start_server(self._serve, self.host, self._port)
 
     # -- recording ----------------------------------------------------------------------
     def _record(self, conn: TapConnection, kind: str, **data: Any) -> TapRecord:
@@ -292,12 +348,24 @@ class Tap:
             elif kind == DECODE_ERROR:
                 conn.decode_errors.append(record)
             self._lock.notify_all()
+        self._emit(record)
+        return record
+
+    def _record_event(self, kind: str, wall: float, mono: float, **data: Any) -> TapRecord:
+        """A record that belongs to no connection (conn 0)."""
+        with self._lock:
+            record = TapRecord(next(self._seq), kind, 0, wall, mono, **data)
+            self._records.append(record)
+            self._lock.notify_all()
+        self._emit(record)
+        return record
+
+    def _emit(self, record: TapRecord) -> None:
         if self._record_file is not None:
             self._record_file.write(redact(record.to_line(), self._secrets) + "\n")
             self._record_file.flush()
-        if self._on_record is not None:
-            self._on_record(record)
-        return record
+        for listener in self._listeners:
+            listener(record)
 
     # -- the proxy (loop thread) --------------------------------------------------------
     def _server_context(self, link: _Link | None) -> ssl.SSLContext:
@@ -345,9 +413,13 @@ class Tap:
         self._links[conn.id] = link
         self._record(conn, OPEN, detail=f"from {conn.peer}")
         try:
-            if self._drop:
-                link.abort("dropped by tap fault")
-            elif await self._handshake(link) and await self._connect_upstream(link):
+            if self._faults.has(FaultKind.RESET_PEER):
+                link.abort("reset by fault (RST)", reset=True)
+            elif not await self._handshake(link):
+                pass
+            elif self._faults.has(FaultKind.REFUSE):
+                await self._refuse(link, reader)
+            elif await self._connect_upstream(link):
                 await self._forward(link, reader)
         finally:
             link.abort(link.first_close or "closed")
@@ -373,6 +445,37 @@ class Tap:
         ssl_object = link.client.get_extra_info("ssl_object")
         link.info.tls_version = ssl_object.version() if ssl_object is not None else None
         return True
+
+    async def _refuse(self, link: _Link, reader: asyncio.StreamReader) -> None:
+        """Answer the client's CONNECT with CONNACK 3 (server unavailable), then close."""
+        decoder = StreamDecoder()
+        deadline = Deadline(_REFUSE_READ_S, "the refused client's CONNECT")
+        try:
+            while not deadline.expired:
+                data = await asyncio.wait_for(reader.read(_CHUNK), deadline.remaining())
+                if not data:
+                    link.first_close = "client closed the connection"
+                    return
+                results = decoder.feed(data)
+                for result in results:
+                    self._record_result(link.info, CLIENT_TO_BROKER, result)
+                if any(isinstance(r, MqttPacket) and r.type == "CONNECT" for r in results):
+                    break
+            for result in StreamDecoder().feed(CONNACK_SERVER_UNAVAILABLE):
+                self._record_result(link.info, BROKER_TO_CLIENT, result)
+            link.client.write(CONNACK_SERVER_UNAVAILABLE)
+            await link.client.drain()
+            link.first_close = "refused by fault: CONNACK 3 (server unavailable)"
+        except (OSError, TimeoutError, ssl.SSLError) as exc:
+            link.first_close = f"refused by fault; client side: {type(exc).__name__}"
+
+    def _record_result(self, conn: TapConnection, direction: str, result: Any,
+                       detail: str = "") -> None:
+        if isinstance(result, DecodeProblem):
+            self._record_problem(conn, direction, result)
+        else:
+            self._record(conn, PACKET, direction=direction, packet_type=result.type,
+                         fields=result.fields, detail=detail)
 
     async def _connect_upstream(self, link: _Link) -> bool:
         host, port = self.upstream
@@ -401,35 +504,43 @@ class Tap:
     ) -> None:
         decoder = StreamDecoder()
         reason = f"{source_name} closed the connection"
-        reorder = (_SubackReorder(sink) if self.retained_before_suback
+        upstream = direction == CLIENT_TO_BROKER
+        faults = self._faults
+        outlet = Outlet(faults, sink, link.info.id, upstream)
+        reorder = (_SubackReorder(outlet) if self.retained_before_suback
                    and direction == BROKER_TO_CLIENT else None)  # fmt: skip
         try:
             while True:
                 data = await source.read(_CHUNK)
                 if not data:
                     break
+                held = decoder.buffered
                 results = decoder.feed(data)
                 if self.connack_delay_s and direction == BROKER_TO_CLIENT and any(
                         getattr(r, "type", None) == "CONNACK" for r in results):
                     await asyncio.sleep(self.connack_delay_s)
+                swallowed = ""
+                if faults.active:
+                    if faults.applying(FaultKind.TIMEOUT, link.info.id, upstream):
+                        swallowed = "swallowed (timeout)"
+                    elif upstream and faults.has(FaultKind.HALF_OPEN):
+                        data, _cut = without_packets(data, results, held,
+                                                     lambda p: p.type == "PINGREQ")
                 for result in results:
-                    if isinstance(result, DecodeProblem):
-                        self._record_problem(link.info, direction, result)
-                    else:
-                        self._record(
-                            link.info, PACKET, direction=direction,
-                            packet_type=result.type, fields=result.fields,
-                        )  # fmt: skip
-                if self._delay_s:
-                    await asyncio.sleep(self._delay_s)
+                    mark = swallowed or ("swallowed (half_open)" if upstream and _pingreq(result)
+                                         and faults.has(FaultKind.HALF_OPEN) else "")
+                    self._record_result(link.info, direction, result, mark)
+                if swallowed or not data:
+                    continue
                 if reorder is not None:
                     reorder.forward(data, results)
                 else:
-                    sink.write(data)
-                await sink.drain()
+                    outlet.write(data)
+                await outlet.drain()
         except (OSError, ssl.SSLError) as exc:
             reason = f"{source_name} side: {type(exc).__name__}: {exc}"
         finally:
+            outlet.close()
             problem = decoder.close()
             if problem is not None:
                 self._record_problem(link.info, direction, problem)
@@ -458,3 +569,7 @@ class Tap:
             with contextlib.suppress(Exception):
                 await self._server.wait_closed()
             self._server = None
+
+
+def _pingreq(result: Any) -> bool:
+    return isinstance(result, MqttPacket) and result.type == "PINGREQ"

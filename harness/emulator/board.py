@@ -20,6 +20,7 @@ mode that was active; the serial line stays open throughout.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import queue
 import selectors
@@ -53,7 +54,7 @@ from harness.emulator.boot import (
 from harness.emulator.flash import prepare_flash
 from harness.emulator.profiles import DEFAULT_PROFILE, Profile, get_profile
 from harness.emulator.reset_circuit import AutoResetCircuit
-from harness.emulator.scenario import WifiScenario
+from harness.emulator.scenario import LINK_CONTROL_FILE, WifiScenario
 from harness.emulator.serial_line import OutputSink, SerialLine
 from harness.emulator.umqtt_source import umqtt_134_dir, umqtt_from_checkout
 from harness.errors import ConfigError, EmulatorError, HarnessError
@@ -165,6 +166,7 @@ class EmulatedBoard:
         self._rfc2217: Any = None
         self.rfc2217_url: str | None = None
         self._failure: EmulatorError | None = None  # why the board cannot run
+        self._link_seq = 0
 
     # --- public API -------------------------------------------------------------------
     @property
@@ -215,6 +217,20 @@ class EmulatedBoard:
     def set_wifi(self, scenario: WifiScenario) -> None:
         """Takes effect from the next boot (reset), like changing the room's access points."""
         self._wifi = scenario
+        if self._tmp is not None:  # a new scenario starts with the link as it describes
+            (self._tmp / LINK_CONTROL_FILE).unlink(missing_ok=True)
+
+    def set_link(self, *, down: bool, ip: str | None = None) -> None:
+        """Drop (``down``) or restore the Wi-Fi link now; ``ip`` is the address after
+        reassociation. Acts only when the booted scenario has ``link_control`` on."""
+        if self._tmp is None:
+            raise EmulatorError("the board is not started; call start() first")
+        self._link_seq += 1
+        path = self._tmp / LINK_CONTROL_FILE
+        partial = path.with_suffix(".tmp")
+        partial.write_text(json.dumps({"down": down, "ip": ip, "seq": self._link_seq}),
+                           encoding="utf-8")
+        partial.replace(path)  # atomic: the board never reads half a file
 
     def set_hosts(self, mapping: Mapping[str, str]) -> None:
         self._hosts = dict(mapping)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from harness import lifetime
 from harness.emulator.profiles import Profile
-from harness.emulator.scenario import WifiScenario
+from harness.emulator.scenario import LINK_CONTROL_FILE, WifiScenario
 
 EXIT_SOFT_FRIENDLY = 40
 EXIT_SOFT_RAW = 41
@@ -86,6 +86,7 @@ def write_boot_config(path: Path, *, flash: Path, scratch: Path, module_dirs: Se
         "skip_boot": skip_boot,
         "reset_cause": cause,
         "wifi": wifi.to_board(),
+        "link_control_file": str(scratch / LINK_CONTROL_FILE),
         "hosts": dict(hosts),
         "mac": mac,
     }), encoding="utf-8")

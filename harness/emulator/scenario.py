@@ -9,6 +9,9 @@ from typing import Any
 # ESP32 status codes (ports/esp32/network_wlan.c); the failures are wifi_err_reason_t values.
 STAT_NO_AP_FOUND = 201
 STAT_WRONG_PASSWORD = 202
+# In the board's scratch folder: the link state the harness sets at run time
+# (EmulatedBoard.set_link), read by the board's network module.
+LINK_CONTROL_FILE = "wifi-link.json"
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,7 @@ class WifiScenario:
     drop_after_s: float | None = None  # link lost this long after it came up
     wrong_password_status: int = STAT_WRONG_PASSWORD
     no_ap_status: int = STAT_NO_AP_FOUND
+    link_control: bool = False  # the harness may drop the link at run time (set_link)
 
     def __post_init__(self) -> None:
         for name in ("association_delay_s", "failure_delay_s"):

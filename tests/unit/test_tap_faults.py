@@ -1,10 +1,10 @@
-"""The tap without TLS: garbage and truncated frames are recorded, never fatal; drop and
-delay faults; an unreachable broker; and the bind/cert errors as one clear line."""
+"""The tap without TLS: garbage and truncated frames are recorded, never fatal; an
+unreachable broker; and the bind/cert errors as one clear line. (Its faults:
+test_faults_tap.py.)"""
 
 from __future__ import annotations
 
 import socket
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -49,34 +49,6 @@ def test_truncated_packet_is_recorded_when_the_client_hangs_up(tap: Tap) -> None
     problem = tap.wait_for(lambda r: r.kind == "decode_error", 10, "a truncation error")
     assert "closed inside a packet" in problem.detail
     assert tap.packets() == []
-
-
-def test_drop_fault_closes_live_connections_and_refuses_new_ones(tap: Tap) -> None:
-    observer = Observer("127.0.0.1", tap.port).start()
-    try:
-        tap.set_fault(drop=True)
-        tap.wait_for(lambda r: r.kind == "close", 10, "the dropped connection to close")
-        assert tap.connections()[0].close_reason == "dropped by tap fault"
-        with socket.create_connection(("127.0.0.1", tap.port), timeout=5) as late:
-            late.settimeout(5)
-            assert late.recv(1) == b""  # accepted, then closed at once
-        tap.set_fault(drop=False)
-        with Observer("127.0.0.1", tap.port) as again:
-            again.subscribe("back/t")
-    finally:
-        observer.stop()
-
-
-def test_delay_fault_holds_each_chunk(tap: Tap) -> None:
-    with Observer("127.0.0.1", tap.port) as observer:
-        observer.subscribe("slow/t")
-        tap.set_fault(delay_s=0.3)
-        began = time.monotonic()
-        observer.publish("slow/t", "late")
-        observer.wait_for_messages(1, "slow/t", timeout=10)
-        elapsed = time.monotonic() - began
-        tap.set_fault()
-    assert elapsed >= 0.6  # one delay on the way in, one on the way out
 
 
 def test_unreachable_broker_is_the_close_reason(tmp_path: Path) -> None:

@@ -1,7 +1,10 @@
 # The ESP32 `network` module for the emulated board. Runs ON the MicroPython interpreter.
 # Wi-Fi is a scenario the harness sets per board (see harness/emulator/scenario.py): the
 # access points in range, their passwords, how long association takes, what a wrong
-# password or a missing AP reports, and when the link drops.
+# password or a missing AP reports, and when the link drops. With "link_control" on, the
+# harness can also drop the link (and change the address) at a moment it chooses, by
+# writing a small JSON file the station re-reads at most every _CONTROL_POLL_MS.
+import json
 import time
 
 import _board
@@ -30,6 +33,7 @@ MODE_11G = 2
 MODE_11N = 4
 
 _hostname = "esp32"
+_CONTROL_POLL_MS = 50
 
 
 def hostname(name=None):
@@ -62,6 +66,26 @@ class _Station:
         self._fail = None  # status code once the attempt failed
         self._static = None
         self._config = {"reconnects": -1, "dhcp_hostname": _hostname, "txpower": 20}
+        self._control = {}  # {"down": bool, "ip": str or None, "seq": n} from the harness
+        self._control_read = None  # ticks of the last read
+
+    def controlled(self):
+        # True when the harness may drop the link at any moment (sockets must watch it)
+        return bool(self._scenario().get("link_control"))
+
+    def _controls(self):
+        if not self.controlled():
+            return self._control
+        now = _now()
+        if self._control_read is None or time.ticks_diff(now, self._control_read) >= \
+                _CONTROL_POLL_MS:
+            self._control_read = now
+            try:
+                with open(_board.config.get("link_control_file", "")) as f:
+                    self._control = json.loads(f.read())
+            except (OSError, ValueError):
+                pass  # no file yet (nothing injected), or caught mid-replace: keep the last
+        return self._control
 
     # --- link state, also used by the socket shim -------------------------------
     def _scenario(self):
@@ -84,7 +108,8 @@ class _Station:
 
     def link_up(self):
         up_at = self._connected_at()
-        return up_at is not None and not self._dropped(up_at)
+        return up_at is not None and not self._dropped(up_at) and \
+            not self._controls().get("down")
 
     def ms_until_drop(self):
         # None if the link has no scheduled drop
@@ -148,7 +173,8 @@ class _Station:
         if up_at is None:
             return STAT_CONNECTING
         # after a drop the ESP32 driver keeps retrying the lost AP
-        return STAT_CONNECTING if self._dropped(up_at) else STAT_GOT_IP
+        lost = self._dropped(up_at) or self._controls().get("down")
+        return STAT_CONNECTING if lost else STAT_GOT_IP
 
     def _addresses(self):
         if self._static is not None:
@@ -156,7 +182,7 @@ class _Station:
         if not self.link_up():
             return ("0.0.0.0", "0.0.0.0", "0.0.0.0", "0.0.0.0")
         ap = self._ap
-        ip = ap.get("ip") or "192.168.4.2"
+        ip = self._controls().get("ip") or ap.get("ip") or "192.168.4.2"
         gateway = ap.get("gateway") or ip.rsplit(".", 1)[0] + ".1"
         return (ip, ap.get("netmask") or "255.255.255.0", gateway, ap.get("dns") or gateway)
 

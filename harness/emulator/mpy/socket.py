@@ -19,6 +19,7 @@ ECONNABORTED = 113
 EHOSTUNREACH = 118
 EAI_FAIL = -202
 _POLLIN = select.POLLIN
+_CONTROL_SLICE_MS = 50
 _POLLOUT = select.POLLOUT
 
 
@@ -60,7 +61,8 @@ def socket(af=AF_INET, type=SOCK_STREAM, proto=0):  # noqa: A002 -- the socket A
     # The unix port's own socket, untouched, unless the scenario will drop the link: then
     # a guard that fails like lwIP once it is gone (TLS reads through it too).
     sock = _real.socket(af, type, proto)
-    if network.station().ms_until_drop() is None:
+    station = network.station()
+    if station.ms_until_drop() is None and not station.controlled():
         return sock
     return _LinkGuardedSocket(sock)
 
@@ -69,6 +71,15 @@ class _LinkGuardedSocket(io.IOBase):
     def __init__(self, sock):
         self._sock = sock
         self._timeout_ms = None  # None blocking, 0 non-blocking, else a timeout
+        self._ip = None  # the board's address when connected
+
+    def _lost(self):
+        # The link is down, or came back with another address: lwIP aborts the
+        # connections bound to the old one (tcp_netif_ip_addr_changed).
+        wlan = network.station()
+        if not wlan.link_up():
+            return True
+        return self._ip is not None and wlan.ifconfig()[0] != self._ip
 
     def _wait(self, events):
         # Block like the real call would, but wake up when the link drops.
@@ -77,10 +88,12 @@ class _LinkGuardedSocket(io.IOBase):
         poller.register(self._sock, events)
         left = self._timeout_ms
         while True:
-            if not wlan.link_up():
+            if self._lost():
                 return -ECONNABORTED
             until_drop = wlan.ms_until_drop()
             wait = until_drop + 1 if until_drop is not None else -1
+            if wlan.controlled():  # a drop can come at any time: look again soon
+                wait = _CONTROL_SLICE_MS if wait < 0 else min(wait, _CONTROL_SLICE_MS)
             if left is not None:
                 wait = left if wait < 0 else min(wait, left)
             if poller.poll(wait):
@@ -93,14 +106,14 @@ class _LinkGuardedSocket(io.IOBase):
     # stream protocol (used by TLS and select.poll)
     def readinto(self, buf, n=-1):
         error = self._wait(select.POLLIN) if self._timeout_ms != 0 else (
-            0 if network.station().link_up() else -ECONNABORTED)
+            -ECONNABORTED if self._lost() else 0)
         if error:
             return error
         got = self._sock.readinto(buf) if n < 0 else self._sock.readinto(buf, n)
         return got
 
     def write(self, data, *args):
-        if not network.station().link_up():
+        if self._lost():
             return -ECONNABORTED
         return self._sock.write(data, *args)
 
@@ -110,7 +123,7 @@ class _LinkGuardedSocket(io.IOBase):
             poller.register(self._sock, arg)
             ready = poller.poll(0)
             flags = ready[0][1] if ready else 0
-            if not network.station().link_up():
+            if self._lost():
                 flags |= select.POLLERR
             return flags
         if request == 4:  # MP_STREAM_CLOSE
@@ -152,6 +165,7 @@ class _LinkGuardedSocket(io.IOBase):
     def connect(self, address):
         check_link(EHOSTUNREACH)
         self._sock.connect(address)
+        self._ip = network.station().ifconfig()[0]
 
     def setblocking(self, flag):
         self._timeout_ms = None if flag else 0
