@@ -292,11 +292,12 @@ def assert_spec(finding: Finding) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Record each HIL test's spec item (from its ``s<n>_`` name) for reports."""
+    """Record each HIL test's spec item (from its ``s<n>_`` or ``r<n>_`` name) for reports."""
     for item in items:
-        match = re.search(r"test_s(\d+)_", item.name)
+        match = re.search(r"test_([sr])(\d+)_", item.name)
         if match and item.get_closest_marker("hil"):
-            item.user_properties.append(("hil.spec_item", f"S{match.group(1)}"))
+            item.user_properties.append(
+                ("hil.spec_item", f"{match.group(1).upper()}{match.group(2)}"))
 
 
 class _ProfileRigs:

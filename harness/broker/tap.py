@@ -426,6 +426,7 @@ class Tap:
             self._links.pop(conn.id, None)
             with self._lock:
                 conn.closed, conn.close_reason = True, link.first_close
+                conn.closed_at = time.time()
             self._record(conn, CLOSE, detail=link.first_close or "closed")
 
     async def _handshake(self, link: _Link) -> bool:

@@ -105,6 +105,7 @@ class TapConnection:
     decode_errors: list[TapRecord] = field(default_factory=list)
     closed: bool = False
     close_reason: str | None = None
+    closed_at: float | None = None
 
     def packets_of(self, packet_type: str, direction: str | None = None) -> list[TapRecord]:
         return [p for p in self.packets if p.is_packet(packet_type, direction)]
@@ -113,5 +114,5 @@ class TapConnection:
         return TapConnection(
             self.id, self.peer, self.opened_at, self.tls, self.sni, self.sni_seen,
             self.tls_error, self.tls_version, list(self.packets), list(self.decode_errors),
-            self.closed, self.close_reason,
+            self.closed, self.close_reason, self.closed_at,
         )  # fmt: skip

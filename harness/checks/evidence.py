@@ -80,6 +80,33 @@ class WirePacket:
     direction: str
     type: str
     fields: dict[str, Any]
+    note: str = ""  # e.g. "swallowed (timeout)": seen by the tap, not forwarded (a fault)
+
+    @property
+    def forwarded(self) -> bool:
+        return not self.note.startswith("swallowed")
+
+
+@dataclass(frozen=True)
+class FaultMark:
+    """A fault starting or ending (harness.faults), on the wire's clock."""
+
+    time: float
+    mono_time: float
+    phase: str  # "start" or "end"
+    kind: str  # a harness.faults.FaultKind value
+    fields: dict[str, Any]
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class WireLink:
+    """One device connection through the tap: when it opened and closed, and why."""
+
+    connection: int
+    opened: float
+    closed: float | None
+    close_reason: str | None
 
 
 @dataclass(frozen=True)
@@ -117,6 +144,8 @@ class Expectation:
     sni_expected: str | None = None
     retained_payload: str | None = None
     foreign_payloads: tuple[str, ...] = ()
+    reconnect_delay: float | None = None  # None: the device was not told to reconnect
+    reconnect_max_delay: float | None = None
 
 
 @dataclass
@@ -129,6 +158,8 @@ class Evidence:
     artifacts: dict[str, Path] = field(default_factory=dict)
     connections_opened: int = 0
     notes: list[str] = field(default_factory=list)  # how the run went, e.g. ended early
+    faults: list[FaultMark] = field(default_factory=list)  # injected faults, in order
+    links: list[WireLink] = field(default_factory=list)
 
     # --- serial views -------------------------------------------------------------
     def lines_matching(self, pattern: re.Pattern[str]) -> list[tuple[SerialLine, re.Match[str]]]:

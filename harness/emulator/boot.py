@@ -86,7 +86,7 @@ def write_boot_config(path: Path, *, flash: Path, scratch: Path, module_dirs: Se
         "skip_boot": skip_boot,
         "reset_cause": cause,
         "wifi": wifi.to_board(),
-        "link_control_file": str(scratch / LINK_CONTROL_FILE),
+        "link_control_file": LINK_CONTROL_FILE,  # in scratch
         "hosts": dict(hosts),
         "mac": mac,
     }), encoding="utf-8")

@@ -48,7 +48,8 @@ class _Started:
 
 class FaultInjector:
     """Acts on ``tap`` (required: it is also the recorder), ``broker`` (a LocalBroker for
-    restarts) and ``board`` (an EmulatedBoard for Wi-Fi faults)."""
+    restarts) and ``board`` (a device backend that ``controls_wifi``, for Wi-Fi faults:
+    anything with ``set_link(down=, ip=)``)."""
 
     def __init__(self, tap: Any, broker: Any = None, board: Any = None,
                  wifi_ip: str = "") -> None:
@@ -62,7 +63,8 @@ class FaultInjector:
     def check(self, faults: Iterable[Fault]) -> None:
         """Raise :class:`FaultNotApplicable` for a fault this rig cannot produce."""
         for fault in faults:
-            if fault.site is Site.ACCESS_POINT and self.board is None:
+            if fault.site is Site.ACCESS_POINT and not getattr(self.board, "controls_wifi",
+                                                               False):
                 raise FaultNotApplicable(
                     f"{fault.kind} needs the emulated access point; a real board's Wi-Fi is "
                     "not the harness's to drop")

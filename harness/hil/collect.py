@@ -6,7 +6,8 @@ from typing import Any
 
 from harness.broker.tap import Tap
 from harness.broker.tap_records import PACKET, TapRecord
-from harness.checks.evidence import Evidence, TlsHandshake, WirePacket
+from harness.checks.evidence import Evidence, FaultMark, TlsHandshake, WireLink, WirePacket
+from harness.faults.model import FAULT_EVENT
 
 
 def evidence_from_tap(evidence: Evidence, tap: Tap) -> None:
@@ -14,13 +15,21 @@ def evidence_from_tap(evidence: Evidence, tap: Tap) -> None:
     for record in tap.records():
         if record.kind == PACKET and record.packet_type and record.direction:
             evidence.packets.append(WirePacket(record.wall_time, record.conn, record.direction,
-                                               record.packet_type, normalise(record)))
+                                               record.packet_type, normalise(record),
+                                               record.detail))
+        elif record.kind == FAULT_EVENT:
+            evidence.faults.append(FaultMark(record.wall_time, record.mono_time,
+                                             str(record.fields.get("phase")),
+                                             str(record.fields.get("fault")),
+                                             dict(record.fields), record.detail))
     for conn in tap.connections():
         if conn.tls and (conn.sni_seen or conn.tls_error):
             evidence.handshakes.append(
                 TlsHandshake(conn.opened_at, conn.id, conn.sni, conn.tls_error,
                              hello_seen=conn.sni_seen))
     evidence.connections_opened = len(tap.connections())
+    evidence.links = [WireLink(c.id, c.opened_at, c.closed_at, c.close_reason)
+                      for c in tap.connections()]
 
 
 def normalise(record: TapRecord) -> dict[str, Any]:

@@ -30,8 +30,10 @@ from harness.checks.evidence import (
 from harness.deadline import Deadline
 from harness.device.device import Device
 from harness.errors import ExpectTimeout, HarnessError, ProgramStopped
+from harness.faults import FaultInjector, FaultNotApplicable, FaultSchedule
 from harness.hil.collect import evidence_from_tap
 from harness.hil.follow import RunFollower
+from harness.hil.manifest import MANIFEST_NAME
 from harness.hil.programs import CA_PATH_ON_DEVICE, DeviceProgram
 from harness.hil.scenario import FOREIGN_PAYLOAD, RETAINED_PAYLOAD, Scenario
 from harness.hil.targets import Target
@@ -65,7 +67,7 @@ class Rig:
         # (``session_dir``: one the caller names, e.g. shared by pytest-xdist workers).
         self.results_dir = session_dir or (
             results_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-{self.session_id}")
-        self._runs: dict[str, RunResult] = {}
+        self._runs: dict[Scenario, RunResult] = {}
         self.lost: str | None = None  # why the device is gone, once it is
         self._counter = itertools.count(1)
         self.program_revision = program_revision(program)
@@ -92,9 +94,12 @@ class Rig:
             "wifi_password": self.target.wifi_password,
             "publish_interval": scenario.publish_interval,
             "keepalive": scenario.keepalive,
-            "reconnect": False,
+            "reconnect": scenario.reconnect,
             "mem_log_every": scenario.mem_log_every,
         }
+        if scenario.reconnect:
+            wanted["reconnect_delay"] = scenario.reconnect_delay
+            wanted["reconnect_max_delay"] = scenario.reconnect_max_delay
         fixed = self.program.fixed_settings
         for key in scenario.required:
             if key in fixed and fixed[key] != wanted[key]:
@@ -109,32 +114,53 @@ class Rig:
     # --- runs -------------------------------------------------------------------
     def run(self, scenario: Scenario) -> RunResult:
         """Run ``scenario`` once per session; later calls return the same evidence."""
-        if scenario.name not in self._runs:
-            self._runs[scenario.name] = self._run(scenario)
-        return self._runs[scenario.name]
+        if scenario not in self._runs:
+            self._runs[scenario] = self._run(scenario)
+        return self._runs[scenario]
 
     def _run(self, scenario: Scenario) -> RunResult:
         started = time.monotonic()
         run_dir = self.results_dir / f"{next(self._counter):02d}-{scenario.name}"
         run_dir.mkdir(parents=True, exist_ok=True)
         topic = f"hil/{self.session_id}/{scenario.name}"
+        if scenario.reconnect and not self.program.manifest.reconnect:
+            raise NotApplicable(f"the {self.program.name} program does not say it reconnects "
+                                f"(reconnect = true in its {MANIFEST_NAME}; "
+                                f"{self.program.manifest.source}): R1-R6 apply only to "
+                                "programs that reconnect")
         settings = self.settings_for(scenario, topic)
         # A program with fixed TLS (the seed) runs every scenario over TLS.
         scenario = replace(scenario, tls=bool(settings["tls"]))
         with self.target.tap_for(scenario, run_dir / "tap.jsonl") as tap:
             settings["port"] = tap.port
-            return self._drive(scenario, settings, tap, topic, run_dir, started)
+            schedule = self._fault_schedule(scenario, tap)
+            return self._drive(scenario, settings, tap, topic, run_dir, started, schedule)
+
+    def _fault_schedule(self, scenario: Scenario, tap: Any) -> FaultSchedule | None:
+        """The run's faults, armed on the tap's records (None without faults)."""
+        if not scenario.faults:
+            return None
+        injector = FaultInjector(tap, self.target.broker, self.target.backend)
+        try:
+            schedule = FaultSchedule(injector, scenario.faults)
+        except FaultNotApplicable as exc:
+            raise NotApplicable(str(exc)) from None
+        tap.add_listener(schedule.on_record)
+        return schedule
 
     def _drive(self, scenario: Scenario, settings: dict[str, Any], tap: Any, topic: str,
-               run_dir: Path, started: float) -> RunResult:
+               run_dir: Path, started: float, schedule: FaultSchedule | None = None,
+               ) -> RunResult:
         observer = self.target.observer
         observer.subscribe(topic)
         if scenario.retained:
             observer.publish(topic, RETAINED_PAYLOAD, retain=True)
             observer.wait_for_messages(1, topic, timeout=5.0)
-        self.target.prepare_wifi(delay=scenario.wifi_delay)
+        self.target.prepare_wifi(delay=scenario.wifi_delay, link_control=scenario.drops_wifi)
         files = self.program.run_files(settings, self.target.ca_pem if settings["tls"] else None)
         self.device.deploy(files=files)
+        if schedule is not None:
+            schedule.begin()  # t = 0 of AtTime triggers: the reset
         mark = self.device.hard_reset()
         notes: list[str] = []
         try:
@@ -150,6 +176,10 @@ class Rig:
             self.device.check_alive()
             notes.append(f"run ended early: {exc.message.splitlines()[0]}")
         finally:
+            if schedule is not None:  # every fault ends with the run
+                schedule.close()
+                notes += [f"fault: {error}" for error in schedule.errors]
+                notes += [f"fault never triggered: {f.describe()}" for f in schedule.untriggered]
             # Evidence ends here: the KeyboardInterrupt that stops the program is ours.
             stop = self.device.log.mark("the harness stops the program (Ctrl-C)")
             with contextlib.suppress(Exception):
@@ -182,6 +212,8 @@ class Rig:
                 sni_expected=str(settings["server"]) if settings["sni"] else None,
                 retained_payload=RETAINED_PAYLOAD if scenario.retained else None,
                 foreign_payloads=(FOREIGN_PAYLOAD,) if scenario.foreign else (),
+                reconnect_delay=settings.get("reconnect_delay"),
+                reconnect_max_delay=settings.get("reconnect_max_delay"),
             ),
             serial=[SerialLine(line.time, line.text)
                     for line in self.device.log.lines(mark, until=stop)],
@@ -200,18 +232,21 @@ class Rig:
     def _wait_for_echoes(self, scenario: Scenario, topic: str, mark: int) -> None:
         """Follow the device's loop by its line structure, not by payload numbers, so a
         device with a wrong counter still gets the foreign message (S8 stays independent
-        of S6). Every wait also ends when the program stops (a crash, or the prompt)."""
+        of S6). Every wait also ends when the program stops (a crash, or the prompt); a
+        program told to reconnect prints ERROR lines and carries on."""
         run = RunFollower(self.device.log, mark)
-        run.until(lambda r: r.connected, _CONNECT_TIMEOUT_S + scenario.wifi_delay,
+        slack = scenario.fault_allowance()
+        run.until(lambda r: r.connected, _CONNECT_TIMEOUT_S + scenario.wifi_delay + slack,
                   "'Connected to MQTT Broker \"...\"'")
-        per_message = scenario.publish_interval + 5.0
+        per_message = scenario.publish_interval + 5.0 + 2 * sum(
+            f.latency_s + f.jitter_s for f in scenario.faults)
         if scenario.foreign:
             run.until(lambda r: r.sends >= 2, 2 * per_message, "a second Send line")
             self.target.observer.publish(topic, FOREIGN_PAYLOAD)
             run.until(lambda r: FOREIGN_PAYLOAD in r.received, 2 * per_message,
                       f"'Received {FOREIGN_PAYLOAD!r}'")
-        run.until(lambda r: r.sends >= scenario.publishes, per_message * scenario.publishes,
-                  f"{scenario.publishes} Send lines")
+        run.until(lambda r: r.sends >= scenario.publishes,
+                  per_message * scenario.publishes + slack, f"{scenario.publishes} Send lines")
         # The last awaited iteration is complete: its wait_msg() has printed what came.
         run.until(lambda r: r.completed >= scenario.publishes, per_message,
                   f"the Received line after Send line {scenario.publishes}")

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from harness.faults.model import AfterEchoes, AtTime, Fault, FaultKind, Site
+
 # Which certificate the TLS front presents (names of TestPki attributes).
 SERVER_CERTS = ("server", "wrong_host", "expired", "untrusted")
 
@@ -33,10 +35,31 @@ class Scenario:
     mem_log_every: int = 0  # the device prints its free heap every N messages (heap trend)
     expect_connect: bool = True
     required: frozenset[str] = frozenset()
+    # Resilience (R1-R6): the device is told to reconnect, with this backoff, and the faults
+    # fire on their triggers (harness.faults; recorded in the evidence next to the packets).
+    reconnect: bool = False
+    reconnect_delay: float = 1.0
+    reconnect_max_delay: float = 60.0
+    faults: tuple[Fault, ...] = ()
 
     def __post_init__(self) -> None:
         if self.server_cert not in SERVER_CERTS:
             raise ValueError(f"server_cert must be one of {SERVER_CERTS}")
+        if self.faults and not all(isinstance(f, Fault) for f in self.faults):
+            raise ValueError("faults must be a tuple of harness.faults.Fault")
+
+    @property
+    def drops_wifi(self) -> bool:
+        return any(f.site is Site.ACCESS_POINT for f in self.faults)
+
+    def fault_allowance(self) -> float:
+        """Extra seconds the run's waits allow for its faults: their durations, a
+        keepalive-bound detection, and two backoff delays at the ceiling."""
+        if not self.faults:
+            return 0.0
+        durations = sum(f.duration_s or 0.0 for f in self.faults)
+        backoff = 2 * self.reconnect_max_delay if self.reconnect else 0.0
+        return durations + 1.5 * self.keepalive + backoff + 5.0
 
 
 RETAINED_PAYLOAD = "retained-hello"
@@ -59,3 +82,35 @@ AUTH_WRONG = Scenario("auth-wrong-password", wrong_password=True, expect_connect
 # Default client id (S2) and, with CONNACK held back, the order of CONNACK and the
 # connected line (S3).
 DEFAULT_CLIENT_ID = Scenario("default-client-id", publishes=2, connack_delay=0.5)
+
+# The resilience scenarios (R1-R6): faults of a few seconds, a small keepalive, a backoff
+# that doubles from the first delay to a ceiling a few steps up, so each run stays short.
+_RECONNECTS = frozenset({"reconnect"})
+NEW_WIFI_IP = "192.168.4.77"
+# R1: after the 3rd echo the connection becomes a black hole (a NAT that forgot it: the
+# old mapping swallows everything, new connections work). The publish into it is lost.
+R_BLACK_HOLE = Scenario("r-black-hole", reconnect=True, keepalive=2, publishes=7,
+                        faults=(Fault.black_hole(AfterEchoes(3)),),
+                        required=_RECONNECTS, reconnect_delay=0.2, reconnect_max_delay=0.8)
+# R3: after the 3rd echo the connection is reset, and so is every new one for a second.
+R_RESET = Scenario("r-reset", reconnect=True, keepalive=2, publishes=7,
+                   faults=(Fault.hard_reset(AfterEchoes(3), 1.0),), required=_RECONNECTS,
+                   reconnect_delay=0.2, reconnect_max_delay=0.8)
+# R4: after the 3rd echo the access point drops the link for 2 s; the board gets another
+# address when it reassociates.
+R_WIFI_DROP = Scenario("r-wifi-drop", reconnect=True, keepalive=2, publishes=6,
+                       faults=(Fault(FaultKind.WIFI_NEW_IP, AfterEchoes(3), 2.0,
+                                     new_ip=NEW_WIFI_IP),), required=_RECONNECTS,
+                       reconnect_delay=0.2, reconnect_max_delay=0.8)
+# R2 + R5: at boot the broker answers CONNACK 3 for 5.5 s (enough refused attempts to see
+# the delays double 0.15 -> 0.3 -> 0.6 and then jitter at the ceiling), then nothing
+# listens for 1.5 s.
+R_UNAVAILABLE_AT_BOOT = Scenario(
+    "r-unavailable-at-boot", reconnect=True, keepalive=2, publishes=3,
+    reconnect_delay=0.15, reconnect_max_delay=0.6, required=_RECONNECTS,
+    faults=(Fault(FaultKind.REFUSE, AtTime(0.0), 5.5),
+            Fault(FaultKind.NO_LISTENER, AtTime(5.5), 1.5)))
+# R6: 1.5 s (+-0.1 s) each way from the start; the keepalive stays above the round trip.
+R_LATENCY = Scenario("r-latency", reconnect=True, keepalive=10, publishes=3,
+                     faults=(Fault.latency(AtTime(0.0), 1.5, jitter_s=0.1),),
+                     required=_RECONNECTS, reconnect_delay=0.2, reconnect_max_delay=0.8)

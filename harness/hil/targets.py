@@ -176,9 +176,9 @@ class Target:
         finally:
             tap.stop()
 
-    def prepare_wifi(self, delay: float) -> None:
+    def prepare_wifi(self, delay: float, *, link_control: bool = False) -> None:
         """Set the access point up for the next boot (the backend knows whether it can)."""
-        self.backend.prepare_wifi(delay)
+        self.backend.prepare_wifi(delay, link_control=link_control)
 
     @property
     def ca_pem(self) -> bytes:

@@ -59,8 +59,14 @@ class DeviceBackend(Protocol):
         clean-up on ``stack`` as soon as the thing to clean up exists."""
         ...
 
-    def prepare_wifi(self, delay: float) -> None:
-        """Set the access point up for the next boot (a no-op on a real network)."""
+    def prepare_wifi(self, delay: float, *, link_control: bool = False) -> None:
+        """Set the access point up for the next boot (a no-op on a real network);
+        ``link_control``: the run may drop the link with :meth:`set_link`."""
+        ...
+
+    def set_link(self, *, down: bool, ip: str | None = None) -> None:
+        """Drop or restore the Wi-Fi link now (a Wi-Fi fault; only where
+        ``controls_wifi``), with ``ip`` the address after reassociation."""
         ...
 
 

@@ -40,13 +40,16 @@ class EmulatedBackend:
         board.start(timeout=_BOOT_TIMEOUT_S)
         return Device(board.port, hard_reset=lambda _line: board.hard_reset())
 
-    def prepare_wifi(self, delay: float) -> None:
+    def prepare_wifi(self, delay: float, *, link_control: bool = False) -> None:
         from harness.emulator import AccessPoint, WifiScenario
 
         self._board.set_wifi(WifiScenario(
             access_points=[AccessPoint(ssid=self.wifi.ssid, password=self.wifi.password,
                                        ip=self.wifi.ip)],
-            association_delay_s=delay))
+            association_delay_s=delay, link_control=link_control))
+
+    def set_link(self, *, down: bool, ip: str | None = None) -> None:
+        self._board.set_link(down=down, ip=ip)
 
 
 class EmulatedFactory:

@@ -58,8 +58,13 @@ class RealBoard:
         self.board = claim.board
         return open_port(claim.board, self.request, hard_reset)
 
-    def prepare_wifi(self, delay: float) -> None:
+    def prepare_wifi(self, delay: float, *, link_control: bool = False) -> None:
         return None  # a real access point associates when it does
+
+    def set_link(self, *, down: bool, ip: str | None = None) -> None:
+        from harness.faults import FaultNotApplicable
+
+        raise FaultNotApplicable("a real board's Wi-Fi is not the harness's to drop")
 
 
 def open_port(port: str, request: BoardRequest,

@@ -51,6 +51,20 @@ def _now():
     return time.ticks_ms()
 
 
+_scratch = None
+
+
+def _read_control():
+    # The board's own open() sees only the flash; the control file is in the scratch folder.
+    global _scratch
+    if _scratch is None:
+        import vfs
+
+        _scratch = vfs.VfsPosix(_board.config["scratch"])
+    with _scratch.open("/" + _board.config["link_control_file"], "r") as f:
+        return json.loads(f.read())
+
+
 def _mac(iface):
     base = _board.config.get("mac", "246f28a1b2c3")
     raw = bytes(int(base[i:i + 2], 16) for i in range(0, 12, 2))
@@ -81,8 +95,7 @@ class _Station:
                 _CONTROL_POLL_MS:
             self._control_read = now
             try:
-                with open(_board.config.get("link_control_file", "")) as f:
-                    self._control = json.loads(f.read())
+                self._control = _read_control()
             except (OSError, ValueError):
                 pass  # no file yet (nothing injected), or caught mid-replace: keep the last
         return self._control

@@ -72,6 +72,9 @@ class _LinkGuardedSocket(io.IOBase):
         self._sock = sock
         self._timeout_ms = None  # None blocking, 0 non-blocking, else a timeout
         self._ip = None  # the board's address when connected
+        # Under TLS the stream methods are called by mbedTLS and report errors as negative
+        # errno; called directly (plain MQTT) they must raise, as lwIP's socket does.
+        self.in_tls = False
 
     def _lost(self):
         # The link is down, or came back with another address: lwIP aborts the
@@ -114,6 +117,8 @@ class _LinkGuardedSocket(io.IOBase):
 
     def write(self, data, *args):
         if self._lost():
+            if not self.in_tls:
+                raise OSError(ECONNABORTED)
             return -ECONNABORTED
         return self._sock.write(data, *args)
 
@@ -128,6 +133,8 @@ class _LinkGuardedSocket(io.IOBase):
             return flags
         if request == 4:  # MP_STREAM_CLOSE
             self._sock.close()
+        if request == 10:  # MP_STREAM_GET_FILENO: the unix port's poll() waits on the fd
+            return self._sock.fileno()
         return 0
 
     # socket methods

@@ -75,6 +75,8 @@ class SSLContext:
     def wrap_socket(self, sock, server_side=False, do_handshake_on_connect=True,
                     server_hostname=None):
         _board_socket.check_link()
+        if hasattr(sock, "in_tls"):
+            sock.in_tls = True  # from now on mbedTLS calls its stream methods
         return self._context.wrap_socket(
             sock, server_side=server_side, do_handshake_on_connect=do_handshake_on_connect,
             server_hostname=server_hostname)
