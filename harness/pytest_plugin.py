@@ -15,7 +15,7 @@ import os
 import re
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -27,6 +27,7 @@ from harness.device.backends import factory_for
 # Emulated boards as fixtures for tests of your own (many at once, all stopped at the end).
 from harness.emulator.fixtures import board_factory, emulated_board  # noqa: F401
 from harness.errors import ConfigError, DeviceLost, HarnessError
+from harness.faults import FaultPlan
 from harness.hil.programs import ContractProgram, DeviceProgram, SeedProgram
 from harness.hil.rig import NotApplicable, Rig, RunResult
 from harness.hil.scenario import Scenario
@@ -245,12 +246,25 @@ def hil_run(rig: Rig, request: pytest.FixtureRequest) -> HilRunner:
     return HilRunner(rig, request.node)
 
 
+@pytest.fixture
+def hil_faults() -> FaultPlan:
+    """Faults for this test's ``hil_run(scenario)``: add them first, e.g.
+    ``hil_faults.black_hole(AfterEchoes(3), 5.0)``; each start and end is recorded in the
+    run's evidence (``evidence.faults``) and tap trace, next to the packets."""
+    return FaultPlan()
+
+
 class HilRunner:
     def __init__(self, rig: Rig, item: pytest.Item) -> None:
         self.rig = rig
         self.item = item
 
     def __call__(self, scenario: Scenario) -> RunResult:
+        plan = self.item.funcargs.get("hil_faults") if hasattr(self.item, "funcargs") else None
+        if isinstance(plan, FaultPlan) and plan:
+            # The test's own faults make a run of their own (never the cached plain one).
+            scenario = replace(scenario, name=f"{scenario.name}-{self.item.name}",
+                               faults=scenario.faults + tuple(plan.faults))
         if self.rig.lost is not None:
             pytest.skip(f"device lost earlier in this session: {self.rig.lost}")
         problem: str | None = None

@@ -178,7 +178,7 @@ def check_resume(ev: Evidence) -> Finding:
                             "reset: it did not resume")
     for conn in resumed:
         subscribes = [s for s in ev.packets_of("SUBSCRIBE", "c2b") if s.connection == conn
-                      and (exp.topic, 0) in [tuple(t) for t in s.fields.get("topics", [])]]
+                      and exp.topic in [t[0] for t in s.fields.get("topics", [])]]
         if not subscribes or subscribes[0].time > by_conn[conn][0].time:
             finding.fail(f"connection #{conn} published without subscribing to "
                          f"{exp.topic!r} first: the echo is lost after a reconnect")

@@ -19,6 +19,7 @@ from harness.faults.model import (
     Site,
     Trigger,
 )
+from harness.faults.plan import FaultPlan
 
 __all__ = [
     "AfterEchoes",
@@ -29,6 +30,7 @@ __all__ = [
     "FaultInjector",
     "FaultKind",
     "FaultNotApplicable",
+    "FaultPlan",
     "FaultSchedule",
     "OnPacket",
     "Site",

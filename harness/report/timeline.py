@@ -229,8 +229,11 @@ def _tap_events(records: Iterable[dict[str, Any]]) -> Iterable[Event]:
         where = f"#{conn} " if conn is not None else ""
         if kind == "packet":
             direction = str(record.get("dir", ""))
-            yield Event(float(stamp), WIRE, kind, packet_text(str(record.get("type")), fields),
-                        direction=direction, detail=_short_json(fields))
+            text = packet_text(str(record.get("type")), fields)
+            if detail:  # e.g. "swallowed (timeout)": seen by the tap, dropped by a fault
+                text = f"{text} [{detail}]"
+            yield Event(float(stamp), WIRE, kind, text, direction=direction,
+                        detail=_short_json(fields))
         elif kind == "sni":
             yield Event(float(stamp), TLS, kind, f"{where}ClientHello, SNI {detail!r}")
         elif kind == "tls_error":

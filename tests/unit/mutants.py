@@ -28,7 +28,7 @@ from harness import lifetime
 
 REPO = Path(__file__).resolve().parents[2]
 DEVICE_SRC = REPO / "device_src"
-TEST_ITEM = re.compile(r"test_s(\d+)_")
+TEST_ITEM = re.compile(r"test_([sr])(\d+)_")
 # The options that pick the device, broker and firmware are pinned, so an environment
 # meant for a real board (HIL_DEVICE=...) does not turn this unit test into a HIL run.
 PINNED_OPTIONS = ("--hil-device", "emu", "--hil-broker", "amqtt", "--hil-profile", "v1.22")
@@ -103,8 +103,10 @@ MUTANTS: tuple[Mutant, ...] = (
         # umqtt.simple's subscribe() asserts that a callback is set, so the program dies
         # before SUBSCRIBE leaves (in every scenario, TLS included): nothing is subscribed,
         # published, echoed or received after that. S12 (a verified TLS connection per
-        # firmware generation) still holds: the crash comes after CONNACK.
-        _items("S5", "S6", "S7", "S8"),
+        # firmware generation) still holds: the crash comes after CONNACK, and so do R2/R5
+        # (retries before the first session); the faults of R1/R3/R4 wait for echoes that
+        # never come, and R6 needs publishes.
+        _items("S5", "S6", "S7", "S8", "R1", "R3", "R4", "R6"),
         why="set_callback after subscribe: the device crashes in subscribe()"),
     Mutant(
         "callback_ignores_non_json", "main.py",
@@ -125,13 +127,15 @@ MUTANTS: tuple[Mutant, ...] = (
         "publish_retained", "main.py",
         "        client.publish(topic, msg)\n",
         "        client.publish(topic, msg, retain=True)\n",
-        _items("S6"),
+        # R6 is S6 under latency; R3's observer sees no live (non-retained) payload.
+        _items("S6"), _items("R3", "R6"),
         why="every PUBLISH has the retain flag set"),
     Mutant(
         "counter_skips", "main.py",
         "        counter.value += 1  #",
         "        counter.value += 2  #",
-        _items("S6"),
+        # R6 is S6 under latency; R3 demands the counter without gaps across a reset.
+        _items("S6"), _items("R3", "R6"),
         why='the counter goes up by 2: {"msg": 0}, {"msg": 2}, ...'),
     Mutant(
         "sni_never_sent", "mqtt.py",
@@ -142,6 +146,31 @@ MUTANTS: tuple[Mutant, ...] = (
         # handshake, so every check that needs a working TLS session fails with it.
         _items("S7", "S12"),
         why="server_hostname is never passed on the ssl_params path (umqtt 1.3.x)"),
+    # -- the reconnect path (R1-R6) -------------------------------------------------
+    Mutant(
+        "no_keepalive_wait", "main.py",
+        '    if not (cfg["reconnect"] and keepalive):\n',
+        "    if True:\n",
+        _items("R1"),
+        why="the loop waits in umqtt's blocking wait_msg(): a black hole is never noticed"),
+    Mutant(
+        "no_backoff", "main.py",
+        "        wait = backoff(delay)\n",
+        "        wait = 0.01\n",
+        _items("R2"),
+        why="retries every 10 ms, with no growth and no jitter: a tight reconnect loop"),
+    Mutant(
+        "no_resubscribe", "main.py",
+        '            subscribe(client, cfg["topic"])\n',
+        '            if counter.value == 0:\n                subscribe(client, cfg["topic"])\n',
+        _items("R3"),
+        why="only the first session subscribes: after a reconnect no echo comes back"),
+    Mutant(
+        "counter_reset_on_reconnect", "main.py",
+        "            client = connect(cfg, client_id, cadata)\n",
+        "            counter = Counter()\n            client = connect(cfg, client_id, cadata)\n",
+        _items("R3"),
+        why="every session starts the counter at 0 again: duplicates after a reconnect"),
 )
 
 
@@ -229,6 +258,6 @@ def parse_junit(path: Path) -> tuple[TestOutcome, ...]:
                 outcome = {"failure": "failed"}.get(child.tag, child.tag)
                 message = f"{child.get('message', '')}\n{child.text or ''}"
                 break
-        outcomes.append(TestOutcome(name, f"S{match.group(1)}" if match else None, outcome,
-                                    message))
+        item = f"{match.group(1).upper()}{match.group(2)}" if match else None
+        outcomes.append(TestOutcome(name, item, outcome, message))
     return tuple(outcomes)

@@ -264,3 +264,20 @@ def test_bad_fault_parameters_are_one_clear_line() -> None:
         Fault(FaultKind.WIFI_DROP)
     with pytest.raises(ValueError, match="counts from 1"):
         Fault(FaultKind.TIMEOUT, AfterEchoes(0))
+
+
+def test_faults_and_swallowed_packets_show_on_the_report_timeline(
+        tap: Tap, injector: FaultInjector, tmp_path: Path) -> None:
+    from harness.report.timeline import OTHER, WIRE, build_timeline
+
+    with _raw_client(tap.port) as sock:
+        started = injector.start(Fault.black_hole(AtTime(0)), "on cue")
+        sock.sendall(PINGREQ)
+        tap.wait_for(lambda r: r.is_packet("PINGREQ"), 5, "the swallowed PINGREQ")
+        injector.end(started)
+    events = build_timeline(tmp_path).events
+    faults = [e.text for e in events if e.lane == OTHER]
+    assert faults == ["#0 fault: start timeout both at t=0 s until the end of the run: on cue",
+                      "#0 fault: end timeout both at t=0 s until the end of the run"]
+    assert any(e.lane == WIRE and "PINGREQ" in e.text and "[swallowed (timeout)]" in e.text
+               for e in events)
