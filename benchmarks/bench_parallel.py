@@ -66,7 +66,7 @@ def bench_labgrid(rounds: int) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-lg-") as tmp, \
             Farm(Path(tmp) / "farm", boards=1) as farm:
         env = {**os.environ, **farm.client_env(), "HIL_WIFI_SSID": "hil-ap",
-               "HIL_WIFI_PASSWORD": "hil-wifi-secret"}
+               "HIL_WIFI_PASSWORD": "hil-password"}
         common = ["--hil-broker-host", "127.0.0.1", "--hil-broker-name", "broker.test"]
         url = farm.boards[0].url
         place = farm.boards[0].place

@@ -23,6 +23,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("harness.report.cli", "render the nightly regression report from a history"),
     "timeline": ("harness.report.timeline_cli", "write the timeline page of one run folder"),
     "run": ("harness.mainjob", "the main job: the HIL suite on an emulated ESP32, with report"),
+    "farm": ("harness.farm.cli", "run a labgrid farm (coordinator + exporter) of emulated "
+             "ESP32s on this machine"),
     "nightly": ("harness.report.nightly", "run the HIL matrix (profiles x brokers x boards), "
                 "record it and write the regression report"),
 }

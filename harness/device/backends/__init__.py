@@ -143,7 +143,8 @@ def _load_builtins() -> None:
         return
     _loaded = True
     from harness.device.backends.emulated import EmulatedFactory
+    from harness.device.backends.labgrid_place import LabgridFactory
     from harness.device.backends.serial_port import SerialFactory, UrlFactory
 
     # Order matters: the local-port factory accepts any bare name, so it comes last.
-    _REGISTRY[:0] = [EmulatedFactory(), UrlFactory(), SerialFactory()]
+    _REGISTRY[:0] = [EmulatedFactory(), LabgridFactory(), UrlFactory(), SerialFactory()]
