@@ -18,13 +18,13 @@ import pytest
 
 pytest.importorskip("labgrid", reason="labgrid is not installed (pip install '.[farm]')")
 
-from harness.broker.base import pick_free_port  # noqa: E402
-from harness.device.backends.labgrid_place import (  # noqa: E402
+from harness.broker.base import pick_free_port
+from harness.device.backends.labgrid_place import (
     LabgridClient,
     parse_filters,
 )
-from harness.errors import ConfigError  # noqa: E402
-from harness.farm import Farm  # noqa: E402
+from harness.errors import ConfigError
+from harness.farm import Farm
 
 pytestmark = pytest.mark.unit
 
