@@ -137,6 +137,8 @@ class Trend:
 BASELINE_ROUNDS = 7
 SHIFT_RATIO = 0.5
 SHIFT_FLOOR = {"ms": 200.0, "bytes": 1024.0, "s": 10.0}
+# A program that keeps 32 bytes per message runs out of an ESP32's heap within hours.
+METRIC_SHIFT_FLOOR = {"heap_loss_bytes_per_message": 32.0}
 
 
 @dataclass
@@ -157,6 +159,7 @@ class Shift:
 
 
 def _fmt(value: float) -> str:
+    value = 0.0 if abs(value) < 0.005 else value  # no "-0"
     return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
 
 
@@ -208,6 +211,8 @@ class ReportModel:
             parts.append(plural(len(self.fixes), "fix", "fixes"))
         if self.flaky:
             parts.append(plural(len(self.flaky), "flaky test"))
+        if self.shifts:
+            parts.append(plural(len(self.shifts), "device metric shift"))
         text = ", ".join(parts)
         return text[0].upper() + text[1:]
 
@@ -215,7 +220,7 @@ class ReportModel:
     def verdict_state(self) -> str:
         if self.new_failures:
             return "fail"
-        return "warn" if (self.still_failing or self.flaky) else "pass"
+        return "warn" if (self.still_failing or self.flaky or self.shifts) else "pass"
 
 
 def analyse(history: LoadedHistory) -> ReportModel:
@@ -338,7 +343,7 @@ def _shifts(trends: list[Trend], rounds: list[Round]) -> list[Shift]:
     for trend in trends:
         if trend.metric in ("messages_sent", "messages_received"):
             continue  # set by the scenario, not by the firmware
-        floor = SHIFT_FLOOR.get(trend.unit, 0.0)
+        floor = METRIC_SHIFT_FLOOR.get(trend.metric, SHIFT_FLOOR.get(trend.unit, 0.0))
         for cell, points in trend.series.items():
             if len(points) < 2 or points[-1][0] != last:
                 continue

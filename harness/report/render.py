@@ -172,6 +172,8 @@ class ReportRenderer:
             quiet.append("no new failures")
         if m.still_failing:
             sections.append(self._still_failing())
+        if m.shifts:
+            sections.append(self._shifts())
         if m.fixes:
             sections.append(self._changes("Fixed", m.fixes))
         elif m.previous:
@@ -180,9 +182,7 @@ class ReportRenderer:
             sections.append(self._flaky())
         else:
             quiet.append(f"no flaky tests in the last {plural(len(m.rounds), 'round')}")
-        if m.shifts:
-            sections.append(self._shifts())
-        elif m.previous:
+        if not m.shifts and m.previous:
             quiet.append("no device metric shifted")
         if not m.previous:
             quiet.insert(0, "first recorded round: nothing to compare with")

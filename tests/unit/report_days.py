@@ -17,7 +17,7 @@ from pathlib import Path
 from harness.report.history import History, RunRecord, TestRecord
 
 DAY = 86400.0
-SHOT_HEIGHT = 1500
+SHOT_HEIGHT = 1800
 FIRST_NIGHT = 1_795_000_000.0  # 2026-11-18, 02:00 UTC-ish
 CELLS = (("v1.22", "amqtt"), ("v1.22", "mosquitto"))
 SKIPPED_PROFILES = ("v1.23", "v1.24", "v1.25")

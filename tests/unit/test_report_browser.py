@@ -59,7 +59,8 @@ def test_a_red_day_reads_in_a_real_browser(chromium: Chromium, tmp_path: Path) -
     assert log.network_requests() == []
     assert log.errors() == []
     assert chromium.evaluate("document.querySelector('.verdict').innerText") == (
-        "REGRESSION\n2 new failures since 2026-11-24 11:06, 1 fix, 2 flaky tests")
+        "REGRESSION\n2 new failures since 2026-11-24 11:06, 1 fix, 2 flaky tests, 2 device "
+        "metric shifts")
     assert _visible(chromium) == 28
     assert chromium.evaluate("document.getElementById('tests-shown').textContent") == (
         "28 of 28 tests")

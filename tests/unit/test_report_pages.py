@@ -183,3 +183,17 @@ def test_the_timeline_command_writes_any_run_folders_page_with_its_failures(
     err = capsys.readouterr().err.strip()
     assert err.startswith("harness timeline: error: ") and "holds no serial.log" in err
     assert "\n" not in err
+
+
+def test_the_rig_measures_boot_to_connected_and_the_heap_lost_per_message() -> None:
+    from harness.hil.rig import boot_and_heap_metrics
+
+    lines = [(0.0, "ets Jun  8 2016 00:22:57"), (2.5, 'Connected to MQTT Broker "b"')]
+    lines += [(3.0 + n, f"Memory free: {90_000 - 1_000 * n} bytes after {n + 1} messages")
+              for n in range(6)]
+    evidence = Evidence(Expectation(server="b", topic="t", client_id=None, username=None,
+                                    keepalive=0, publish_interval=1.0, wifi_ip="1.2.3.4"),
+                        serial=[SerialLine(t, text) for t, text in lines])
+    metrics = boot_and_heap_metrics(evidence)
+    assert metrics == {"boot_to_connected_ms": 2500.0, "heap_free_bytes": 85_000.0,
+                       "heap_loss_bytes_per_message": pytest.approx(1000.0)}
