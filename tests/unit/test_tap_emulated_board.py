@@ -75,13 +75,17 @@ def run_device(tmp_path: Path, pki: TestPki, port: int, *, sni: str | None,
     output = bytearray()
     arrived = threading.Condition()
 
-    def sink(data: bytes) -> None:
-        with arrived:
-            output.extend(data)
-            arrived.notify_all()
+    class Sink:  # an OutputSink that always has room
+        def write(self, data: bytes) -> None:
+            with arrived:
+                output.extend(data)
+                arrived.notify_all()
+
+        def has_room(self) -> bool:
+            return True
 
     board = EmulatedBoard(flash)
-    board.add_output_sink(sink)
+    board.add_output_sink(Sink())
     try:
         board.start(timeout=30)
         deadline = Deadline(60, "the device program's RESULT line")
