@@ -29,6 +29,7 @@ from mpremote.transport_serial import SerialTransport
 
 from harness.deadline import Deadline
 from harness.device.serial_log import SerialLog
+from harness.hardware.serial_port import answers_rom_sync
 from harness.errors import (
     BootloaderStuck,
     DeployError,
@@ -242,7 +243,7 @@ class Device:
                             contextlib.redirect_stdout(io.StringIO()):  # mpremote prints junk
                         transport.enter_raw_repl(soft_reset=False, timeout_overall=timeout)
                 except TransportError as exc:
-                    raise self._diagnose_no_repl(bytes(seen)) from exc
+                    raise self._diagnose_no_repl(bytes(seen), transport.serial) from exc
                 except (serial.SerialException, OSError) as exc:
                     self._lost = str(exc)
                     raise self._require_transport_error() from exc
@@ -270,15 +271,22 @@ class Device:
     def _require_transport_error(self) -> DeviceLost:
         return DeviceLost(f"serial port {self.port} was lost ({self._lost}); reconnect the board")
 
-    def _diagnose_no_repl(self, answer: bytes) -> DeviceError:
-        """Why no raw REPL answered, from what the board printed (before and in reply)."""
+    def _diagnose_no_repl(self, answer: bytes, line: serial.Serial) -> DeviceError:
+        """Why no raw REPL answered, from what the board printed (before and in reply) and,
+        failing that, from whether it answers the ROM's SYNC as a board in download mode does."""
         self.log.append(answer)
         seen = self.log.tail(5)
         raw = self.log.raw()[-400:]
+        evidence = None
         if b"waiting for download" in raw or b"DOWNLOAD_BOOT" in raw:
+            evidence = "its ROM printed 'waiting for download'"
+        elif answers_rom_sync(line):
+            evidence = "it answers esptool's SYNC"
+        if evidence is not None:
             return BootloaderStuck(
                 f"the board on {self.port} is in its ROM bootloader (download mode), not "
-                "MicroPython; release IO0/BOOT and press EN, or flash firmware with --hil-firmware")
+                f"MicroPython ({evidence}); release IO0/BOOT and press EN, or flash firmware "
+                "with --hil-firmware")
         return NotMicroPython(
             f"no MicroPython REPL answered on {self.port} within the deadline; check that "
             "MicroPython is flashed (--hil-firmware) and the baud rate is 115200"

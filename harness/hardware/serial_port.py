@@ -97,3 +97,25 @@ def probe_micropython(line: serial.Serial, *, timeout: float = 2.0) -> ProbeResu
         ) > timeout / 2:
             return ProbeResult(True, None, bytes(seen))
     return ProbeResult(False, None, bytes(seen))
+
+
+def answers_rom_sync(line: serial.Serial, *, attempts: int = 3) -> bool:
+    """Whether the board answers esptool's SYNC request: what a chip in its ROM download
+    mode does, banner or not (a board that was reset into download mode long ago has
+    nothing left to print). Uses esptool itself, so it speaks exactly the ROM's protocol."""
+    from esptool.loader import ESPLoader
+
+    previous_timeout = line.timeout
+    try:
+        loader = ESPLoader(port=line)
+        for _ in range(attempts):
+            try:
+                loader.flush_input()
+                loader.sync()
+                return True
+            except Exception:  # esptool's FatalError/timeout: not the ROM, try again
+                continue
+        return False
+    finally:
+        line.timeout = previous_timeout
+
