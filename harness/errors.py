@@ -66,6 +66,10 @@ class NotMicroPython(DeviceError):
     """The port answers, but not with a MicroPython REPL."""
 
 
+class BootLoop(DeviceError):
+    """The device keeps rebooting: its program ends in a reset, a crash or SystemExit."""
+
+
 class BootloaderStuck(DeviceError):
     """The board sits in the ROM download mode and does not boot the firmware."""
 
@@ -76,6 +80,14 @@ class DeviceLost(DeviceError):
 
 class ProgramStopped(DeviceError):
     """The device program ended (crashed, or returned to the REPL) before what was awaited."""
+
+
+class ProgramBootLooping(ProgramStopped):
+    """The device program keeps rebooting the board (SystemExit, a crash into a reset)."""
+
+    def __init__(self, message: str, *, loop: str) -> None:
+        super().__init__(message)
+        self.loop = loop  # the loop itself in words: how often, how fast, what came before
 
 
 class FlashError(DeviceError):

@@ -29,26 +29,32 @@ from mpremote.transport_serial import SerialTransport
 
 from harness.deadline import Deadline
 from harness.device.serial_log import SerialLog
-from harness.hardware.serial_port import answers_rom_sync
 from harness.errors import (
     BootloaderStuck,
+    BootLoop,
     DeployError,
     DeviceError,
     DeviceLost,
+    ExpectTimeout,
     NotMicroPython,
     PortBusy,
     PortNotFound,
 )
+from harness.hardware.serial_port import answers_rom_sync
 
 #: How a backend performs a hard reset, given the open serial line.
 HardReset = Callable[[serial.Serial], None]
 
 REPL_PROMPT = ">>> "  # MicroPython's friendly-REPL prompt, at the start of a line
+# A reboot on the serial line: MicroPython's soft-reboot line, or the ROM's reset-reason
+# line that starts every hard reset, watchdog reset and panic.
+REBOOT_SIGNS = ("MPY: soft reboot", "rst:0x")
 
 _READER_POLL_S = 0.05  # reader wake-up period; bounds how long closing the reader takes
 _URL_POLL_S = 0.005  # ports without a file descriptor (rfc2217://) are polled this often
 _URL_PROBE_S = 0.5  # ... and read once this often even when idle, to notice a lost link
 _REPL_READ_TIMEOUT_S = 0.25  # per-read timeout while mpremote drives the line
+_CTRL_C_RETRY_S = 0.2  # a running program answers Ctrl-C within milliseconds
 _BANNER_WAIT_S = 1.0  # leaving the raw REPL: the banner and prompt come back this fast
 # A MicroPython board answers Ctrl-C with a prompt within milliseconds. A port that, this
 # long after the first Ctrl-C of a session, has shown no sign of MicroPython and is silent
@@ -237,13 +243,14 @@ class Device:
             transport.serial.timeout = _REPL_READ_TIMEOUT_S
             try:
                 seen = bytearray()
-                answer = None if self._answered else _AnswerWatch(seen, self._last_rx)
+                answer = _AnswerWatch(seen, self._last_rx, timeout, early=not self._answered)
                 try:
                     with _recording_reads(transport.serial, seen, answer), \
                             contextlib.redirect_stdout(io.StringIO()):  # mpremote prints junk
                         transport.enter_raw_repl(soft_reset=False, timeout_overall=timeout)
                 except TransportError as exc:
-                    raise self._diagnose_no_repl(bytes(seen), transport.serial) from exc
+                    raise self._diagnose_no_repl(bytes(seen), transport.serial,
+                                                 answer.verdict) from exc
                 except (serial.SerialException, OSError) as exc:
                     self._lost = str(exc)
                     raise self._require_transport_error() from exc
@@ -271,12 +278,15 @@ class Device:
     def _require_transport_error(self) -> DeviceLost:
         return DeviceLost(f"serial port {self.port} was lost ({self._lost}); reconnect the board")
 
-    def _diagnose_no_repl(self, answer: bytes, line: serial.Serial) -> DeviceError:
+    def _diagnose_no_repl(self, answer: bytes, line: serial.Serial,
+                          verdict: str | None) -> DeviceError:
         """Why no raw REPL answered, from what the board printed (before and in reply) and,
         failing that, from whether it answers the ROM's SYNC as a board in download mode does."""
         self.log.append(answer)
         seen = self.log.tail(5)
         raw = self.log.raw()[-400:]
+        if verdict == _FLOOD:
+            return self._diagnose_flood(answer)
         evidence = None
         if b"waiting for download" in raw or b"DOWNLOAD_BOOT" in raw:
             evidence = "its ROM printed 'waiting for download'"
@@ -291,6 +301,19 @@ class Device:
             f"no MicroPython REPL answered on {self.port} within the deadline; check that "
             "MicroPython is flashed (--hil-firmware) and the baud rate is 115200"
             + (f"; it printed: {seen[-200:]!r}" if seen.strip() else "; it printed nothing"))
+
+    def _diagnose_flood(self, stream: bytes) -> DeviceError:
+        """A port that never stopped talking: a boot loop, or a stream that is no REPL."""
+        text = stream.decode("utf-8", errors="replace")
+        reboots = sum(text.count(sign) for sign in REBOOT_SIGNS)
+        if reboots >= 2:
+            return BootLoop(
+                f"the device on {self.port} is in a boot loop: it rebooted {reboots} times "
+                "while the harness tried to reach its REPL; fix the program (a main.py that "
+                "ends in SystemExit or a crash into a reset) or erase it and redeploy")
+        return NotMicroPython(
+            f"the port {self.port} sends a continuous stream that is not a MicroPython REPL: "
+            f"{stream[:48]!r}…; check the baud rate (115200) or reflash MicroPython")
 
     def exec(self, code: str, timeout: float = 10.0) -> str:
         """Run ``code`` in the raw REPL and return what it printed."""
@@ -374,11 +397,23 @@ class Device:
         return position
 
     def interrupt(self, timeout: float = 5.0) -> None:
-        """Stop the running program (Ctrl-C) and wait for the friendly prompt."""
+        """Stop the running program (Ctrl-C) and wait for the friendly prompt.
+
+        Ctrl-C is repeated: one that lands while the board reboots (between two runs of a
+        program that resets itself) is lost on a real ESP32 too, as a person at the
+        keyboard knows."""
+        deadline = Deadline(timeout, "the '>>> ' prompt after Ctrl-C")
+        line = self._require_transport().serial
         position = self.log.position()
-        self._require_transport().serial.write(b"\r\x03\x03")
-        self.log.expect(re.escape(REPL_PROMPT), timeout, since=position,
-                        what="the '>>> ' prompt after Ctrl-C")
+        while True:
+            line.write(b"\r\x03\x03")
+            try:
+                self.log.expect(re.escape(REPL_PROMPT), min(_CTRL_C_RETRY_S, deadline.remaining()),
+                                since=position, what=deadline.what)
+                return
+            except ExpectTimeout:
+                if deadline.expired:
+                    raise
 
     def expect(self, pattern: str, timeout: float, *, since: int = 0) -> str:
         """Wait for ``pattern`` (regex) in the serial log; returns the matched text."""
@@ -396,31 +431,51 @@ class _NoAnswer(TransportError):  # type: ignore[misc]
     """The port has shown it is not a MicroPython REPL; stop waiting for one."""
 
 
-class _AnswerWatch:
-    """Decides early, from what the port printed, that it is not MicroPython: after
-    ``_ANSWER_WINDOW_S`` with no sign of MicroPython, a port that is silent or prints
-    garbage will not answer; a ROM bootloader's banner says so at once."""
+_FLOOD = "flood"
 
-    def __init__(self, seen: bytearray, last_rx: float) -> None:
+
+class _AnswerWatch:
+    """Ends a wait for the REPL that cannot succeed. Always: at ``timeout``, whatever the
+    port keeps sending (mpremote checks its own limit only when no byte comes, so a port
+    that floods would hold it forever). With ``early``, on a port not yet known to be
+    MicroPython: after ``_ANSWER_WINDOW_S`` with no sign of MicroPython, a port that is
+    silent or prints garbage will not answer; a ROM bootloader's banner says so at once.
+    Each byte is looked at once: the signs are searched in what is new plus an overlap."""
+
+    _OVERLAP = max(map(len, (*_MICROPYTHON_SIGNS, *_BOOTLOADER_SIGNS)))
+
+    def __init__(self, seen: bytearray, last_rx: float, timeout: float, *, early: bool) -> None:
         self._seen = seen
         self._start = time.monotonic()
+        self._deadline = Deadline(timeout, "a MicroPython REPL")
+        self._early = early
         self._last_rx = last_rx
         self._length = 0
+        self._micropython = False
+        self.verdict: str | None = None
 
     def check(self) -> None:
         now = time.monotonic()
         if len(self._seen) != self._length:
+            fresh = bytes(self._seen[max(0, self._length - self._OVERLAP):])
             self._length = len(self._seen)
             self._last_rx = now
-        data = bytes(self._seen)
-        if any(sign in data for sign in _BOOTLOADER_SIGNS):
-            raise _NoAnswer("the ROM bootloader answered")
-        if any(sign in data for sign in _MICROPYTHON_SIGNS) or now - self._start < _ANSWER_WINDOW_S:
+            if self._early and any(sign in fresh for sign in _BOOTLOADER_SIGNS):
+                self._stop("bootloader", "the ROM bootloader answered")
+            self._micropython = self._micropython or any(
+                sign in fresh for sign in _MICROPYTHON_SIGNS)
+        if self._deadline.expired and now - self._last_rx < _QUIET_S:
+            self._stop(_FLOOD, "the port kept sending without a REPL")
+        if not self._early or self._micropython or now - self._start < _ANSWER_WINDOW_S:
             return
         if now - self._last_rx >= _QUIET_S:
-            raise _NoAnswer("the port is silent")
-        if not _looks_like_text(data[-256:]):
-            raise _NoAnswer("the port prints garbage")
+            self._stop("silent", "the port is silent")
+        if not _looks_like_text(bytes(self._seen[-256:])):
+            self._stop("garbage", "the port prints garbage")
+
+    def _stop(self, verdict: str, reason: str) -> None:
+        self.verdict = verdict
+        raise _NoAnswer(reason)
 
 
 def _looks_like_text(data: bytes) -> bool:

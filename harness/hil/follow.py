@@ -12,9 +12,9 @@ import time
 from collections.abc import Callable
 
 from harness.checks.evidence import BROKER_CONNECTED, RECEIVED, SEND, TRACEBACK
-from harness.device.device import REPL_PROMPT
+from harness.device.device import REBOOT_SIGNS, REPL_PROMPT
 from harness.device.serial_log import SerialLog
-from harness.errors import ExpectTimeout, ProgramStopped
+from harness.errors import ExpectTimeout, ProgramBootLooping, ProgramStopped
 
 ERROR_PREFIX = "ERROR "  # the device_src contract's failure lines (README, console lines)
 # After a traceback starts, the REPL prompt follows within milliseconds on a real board;
@@ -22,6 +22,11 @@ ERROR_PREFIX = "ERROR "  # the device_src contract's failure lines (README, cons
 # reboots itself, say).
 _TRACEBACK_GRACE_S = 2.0
 _TRACEBACK_KEEP = 40  # traceback lines kept; the last is the exception's
+# A program that reboots this often, this fast, is looping: stop waiting for it instead
+# of spinning until every timeout runs out.
+ROM_BANNER_START = "ets "  # "ets Jun  8 2016 00:22:57", the ROM's first line at a reset
+BOOT_LOOP_REBOOTS = 5
+BOOT_LOOP_WINDOW_S = 10.0
 
 
 class RunFollower:
@@ -42,20 +47,35 @@ class RunFollower:
         self._traceback_at: float | None = None
         self._in_traceback = False
         self.ended = False  # the REPL prompt is back: the program no longer runs
+        self.reboots: list[float] = []  # when each reboot after the first boot was seen
+        self._booted = False  # the reset that starts the run prints one reboot sign
+        self._last_output = ""  # the last line the program printed, before a reboot
+        self.before_reboots: list[str] = []  # distinct last lines before the reboots
 
     @property
     def crashed(self) -> bool:
         return bool(self.traceback)
 
     @property
+    def boot_looping(self) -> bool:
+        recent = [t for t in self.reboots if t >= time.monotonic() - BOOT_LOOP_WINDOW_S]
+        return len(recent) >= BOOT_LOOP_REBOOTS
+
+    @property
     def stopped(self) -> bool:
-        """The program will print nothing more: it is at the prompt, or it crashed and the
-        prompt did not follow within the grace period."""
-        return self.ended or (self._traceback_at is not None
-                              and time.monotonic() - self._traceback_at > _TRACEBACK_GRACE_S)
+        """The program will print nothing more useful: it is at the prompt, it crashed and
+        the prompt did not follow within the grace period, or it keeps rebooting."""
+        return self.ended or self.boot_looping or (
+            self._traceback_at is not None
+            and time.monotonic() - self._traceback_at > _TRACEBACK_GRACE_S)
 
     def stop_reason(self) -> str:
         """The run's end in words, for the evidence notes and failure messages."""
+        if self.boot_looping:
+            span = self.reboots[-1] - self.reboots[0]
+            last = "; ".join(repr(line) for line in self.before_reboots[-3:]) or "nothing"
+            return (f"the device is in a boot loop: it rebooted {len(self.reboots)} times in "
+                    f"{span:.1f} s; last output before each reboot: {last}")
         if self.crashed:
             last = (self.traceback[-1] if len(self.traceback) > 1 and not self._in_traceback
                     else "(the exception line did not follow)")
@@ -75,6 +95,11 @@ class RunFollower:
                     self.traceback[-1] = text
                 self._in_traceback = text.startswith((" ", "\t"))
                 continue
+            if any(sign in text for sign in REBOOT_SIGNS):
+                self._note_reboot()
+                continue
+            if text.strip() and not text.startswith(ROM_BANNER_START):
+                self._last_output = text.strip()
             if text.startswith(REPL_PROMPT):
                 self.ended = True
             elif SEND.match(text):
@@ -97,6 +122,17 @@ class RunFollower:
         if partial is not None and partial.startswith(REPL_PROMPT):
             self.ended = True
 
+    def _note_reboot(self) -> None:
+        if not self._booted and not self._last_output:
+            self._booted = True  # the reset that began the run
+            return
+        self._booted = True
+        self.reboots.append(time.monotonic())
+        last = self._last_output or "(nothing)"
+        if last not in self.before_reboots:
+            self.before_reboots.append(last)
+        self._last_output = ""
+
     def until(self, done: Callable[[RunFollower], bool], timeout: float, what: str) -> None:
         """Wait until ``done(self)``; raise :class:`ProgramStopped` as soon as the program
         has stopped without it, :class:`ExpectTimeout` when ``timeout`` runs out."""
@@ -106,7 +142,10 @@ class RunFollower:
             if done(self):
                 return
             if self.stopped:
-                raise ProgramStopped(f"{self.stop_reason()}, before {what}")
+                reason = self.stop_reason()
+                if self.boot_looping:
+                    raise ProgramBootLooping(f"{reason}, before {what}", loop=reason)
+                raise ProgramStopped(f"{reason}, before {what}")
             remaining = deadline - time.monotonic()
             if self._traceback_at is not None:  # wake up for the grace period's end
                 remaining = min(remaining, self._traceback_at + _TRACEBACK_GRACE_S

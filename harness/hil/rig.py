@@ -29,7 +29,7 @@ from harness.checks.evidence import (
 )
 from harness.deadline import Deadline
 from harness.device.device import Device
-from harness.errors import ExpectTimeout, HarnessError, ProgramStopped
+from harness.errors import ExpectTimeout, HarnessError, ProgramBootLooping, ProgramStopped
 from harness.faults import FaultInjector, FaultNotApplicable, FaultSchedule
 from harness.hil.collect import evidence_from_tap
 from harness.hil.follow import RunFollower
@@ -163,6 +163,7 @@ class Rig:
             schedule.begin()  # t = 0 of AtTime triggers: the reset
         mark = self.device.hard_reset()
         notes: list[str] = []
+        boot_loop: str | None = None
         try:
             if scenario.expect_connect:
                 self._wait_for_echoes(scenario, topic, mark)
@@ -170,6 +171,8 @@ class Rig:
                 self._wait_for_refusal(mark)
         except ProgramStopped as exc:
             notes.append(f"run ended early: {exc.message}")  # a crash, named as one
+            if isinstance(exc, ProgramBootLooping):
+                boot_loop = exc.loop
         except ExpectTimeout as exc:
             # Not fatal: the checks say which spec items the device got wrong, unless
             # the port itself is gone.
@@ -182,9 +185,15 @@ class Rig:
                 notes += [f"fault never triggered: {f.describe()}" for f in schedule.untriggered]
             # Evidence ends here: the KeyboardInterrupt that stops the program is ours.
             stop = self.device.log.mark("the harness stops the program (Ctrl-C)")
-            with contextlib.suppress(Exception):
+            stopped = False
+            with contextlib.suppress(HarnessError):
                 self.device.interrupt()
-            device_ip = self._device_ip()
+                stopped = True
+            if not stopped and boot_loop is not None:
+                # A real board in such a loop misses Ctrl-C too; nothing more can be deployed.
+                self.lost = (f"{boot_loop}, and it does not stop on Ctrl-C; fix the program "
+                             "or erase the flash (esptool erase-flash)")
+            device_ip = self._device_ip() if stopped else None
         published = len(self._sends(mark))
         # The wire and the observer trail the serial line by a moment: let them catch up.
         with contextlib.suppress(HarnessError):

@@ -161,3 +161,34 @@ def test_an_iteration_ends_at_its_received_line_or_the_next_send() -> None:
     assert run.completed == 2 and len(run.received) == 3
     log.append(received('{"msg": 1}'))
     run.until(lambda r: r.completed >= 3, 1, "iteration 3")
+
+
+BOOT = (b"ets Jun  8 2016 00:22:57\r\n\r\n"
+        b"rst:0x1 (POWERON_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)\r\n")
+
+
+def test_a_boot_loop_ends_the_wait_within_seconds_and_says_what_preceded_each_reboot() -> None:
+    log = SerialLog()
+    mark = log.mark("hard reset")
+    log.append(BOOT + b"Waiting for connection...\r\n")
+    loop = b"starting up\r\nMPY: soft reboot\r\n" * 8
+    timer = later(log, 0.05, *[loop[i:i + 40] for i in range(0, len(loop), 40)])
+    run = RunFollower(log, mark)
+    started = time.monotonic()
+    with pytest.raises(ProgramStopped) as caught:
+        run.until(lambda r: r.sends >= 3, 60, "3 Send lines")
+    assert time.monotonic() - started < 5
+    message = caught.value.message
+    assert "boot loop: it rebooted" in message
+    assert "last output before each reboot: 'starting up'" in message
+    timer.join()
+
+
+def test_the_reset_that_starts_a_run_and_one_later_reboot_are_not_a_loop() -> None:
+    log = SerialLog()
+    mark = log.mark("hard reset")
+    log.append(BOOT + CONNECTED + send(0) + received('{"msg": 0}'))
+    log.append(b"MPY: soft reboot\r\n" + CONNECTED + send(0))
+    run = RunFollower(log, mark)
+    run.until(lambda r: r.sends >= 2, 5, "2 Send lines")
+    assert not run.boot_looping and len(run.reboots) == 1
