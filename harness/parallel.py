@@ -19,8 +19,6 @@ controller creates and removes; xdist's own channel carries only node ids.
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -28,6 +26,7 @@ from typing import Any
 
 import pytest
 
+from harness import lifetime
 from harness.hil import scenario as scenarios
 from harness.hil.scenario import Scenario
 
@@ -74,14 +73,14 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", f"{MARKER}(name): the scenario run a HIL test reads "
                             "(found automatically when the test passes it to hil_run)")
     if _distributing(config):
-        config.stash[groups_dir_key] = Path(tempfile.mkdtemp(prefix="hil-xdist-groups-"))
+        config.stash[groups_dir_key] = lifetime.temp_dir("hil-xdist-groups-")
         session_name(config)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     folder = config.stash.get(groups_dir_key, None)
     if folder is not None:
-        shutil.rmtree(folder, ignore_errors=True)
+        lifetime.remove_dir(folder)
 
 
 @pytest.hookimpl(optionalhook=True)

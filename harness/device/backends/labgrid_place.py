@@ -363,8 +363,13 @@ class LabgridBackend:
         self.board = f"{PREFIX}:{place} ({url})"
         return open_port(url, self.request, hard_reset)
 
-    def prepare_wifi(self, delay: float) -> None:
-        return None
+    def prepare_wifi(self, delay: float, *, link_control: bool = False) -> None:
+        return None  # the lab's access point associates when it does
+
+    def set_link(self, *, down: bool, ip: str | None = None) -> None:
+        from harness.faults import FaultNotApplicable
+
+        raise FaultNotApplicable("a labgrid board's Wi-Fi is not the harness's to drop")
 
 
 def _quietly(action: Any, argument: str) -> None:
