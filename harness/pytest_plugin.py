@@ -35,7 +35,7 @@ from harness.hil.targets import Target, TargetOptions, options_from_env
 from harness.pytest_guards import SigtermAsInterrupt, check_settings_loaded
 from harness.spec_items import NOT_APPLICABLE
 
-pytest_plugins = ["harness.report.pytest_history", "harness.parallel"]
+pytest_plugins = ["harness.report.pytest_history", "harness.parallel", "harness.pytest_soak"]
 
 SEED_DOCUMENT_DEFAULT = "../shared/seeds/000_1d65173659e48ce4.txt"
 

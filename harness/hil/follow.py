@@ -21,6 +21,7 @@ ERROR_PREFIX = "ERROR "  # the device_src contract's failure lines (README, cons
 # this bounds the wait for the rest of the traceback when no prompt comes (a program that
 # reboots itself, say).
 _TRACEBACK_GRACE_S = 2.0
+PROGRESS_EVERY_S = 10.0  # how often a long wait says how far the device has got
 _TRACEBACK_KEEP = 40  # traceback lines kept; the last is the exception's
 # A program that reboots this often, this fast, is looping: stop waiting for it instead
 # of spinning until every timeout runs out.
@@ -41,6 +42,9 @@ class RunFollower:
         # line its wait_msg() printed, or at the next Send line (a message not printed).
         self.completed = 0
         self._iteration_open = False
+        # Harness CPU (this process: rig, serial reader, tap, broker, observer) when each
+        # iteration was counted: the cost per message, and whether it stays flat.
+        self.cpu_at_completed: list[float] = []
         self.received: list[str] = []  # payloads of the Received lines, in order
         self.errors: list[str] = []  # the program's own "ERROR ..." lines
         self.traceback: list[str] = []  # the first traceback's lines, once one starts
@@ -104,11 +108,13 @@ class RunFollower:
                 self.ended = True
             elif SEND.match(text):
                 self.sends += 1
-                self.completed += self._iteration_open
+                if self._iteration_open:
+                    self._complete()
                 self._iteration_open = True
             elif match := RECEIVED.match(text):
                 self.received.append(match["payload"])
-                self.completed += self._iteration_open
+                if self._iteration_open:
+                    self._complete()
                 self._iteration_open = False
             elif BROKER_CONNECTED.match(text):
                 self.connected = True
@@ -133,14 +139,37 @@ class RunFollower:
             self.before_reboots.append(last)
         self._last_output = ""
 
-    def until(self, done: Callable[[RunFollower], bool], timeout: float, what: str) -> None:
+    def _complete(self) -> None:
+        self.completed += 1
+        self.cpu_at_completed.append(time.process_time())
+
+    def cost_metrics(self) -> dict[str, float]:
+        """Harness CPU per message over the run's iterations, and the second half's cost
+        against the first's (1.0: flat; a wait that rescans the log grows with it)."""
+        cpu = self.cpu_at_completed
+        if len(cpu) < 3:
+            return {}
+        middle = len(cpu) // 2
+        first = (cpu[middle] - cpu[0]) / middle
+        second = (cpu[-1] - cpu[middle]) / (len(cpu) - 1 - middle)
+        metrics = {"harness_cpu_ms_per_message": (cpu[-1] - cpu[0]) / (len(cpu) - 1) * 1000}
+        if len(cpu) >= 20 and first > 0:
+            metrics["harness_cpu_growth"] = second / first
+        return metrics
+
+    def until(self, done: Callable[[RunFollower], bool], timeout: float, what: str,
+              progress: Callable[[RunFollower], None] | None = None) -> None:
         """Wait until ``done(self)``; raise :class:`ProgramStopped` as soon as the program
         has stopped without it, :class:`ExpectTimeout` when ``timeout`` runs out."""
         deadline = time.monotonic() + timeout
+        reported = time.monotonic()
         while True:
             self._take()
             if done(self):
                 return
+            if progress is not None and time.monotonic() - reported >= PROGRESS_EVERY_S:
+                reported = time.monotonic()
+                progress(self)
             if self.stopped:
                 reason = self.stop_reason()
                 if self.boot_looping:

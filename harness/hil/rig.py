@@ -14,6 +14,7 @@ import hashlib
 import itertools
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,8 @@ class Rig:
         self.lost: str | None = None  # why the device is gone, once it is
         self._counter = itertools.count(1)
         self.program_revision = program_revision(program)
+        # Where long waits (a soak) report how far the device has got; None: silent.
+        self.progress: Callable[[str], None] | None = None
 
     @property
     def device(self) -> Device:
@@ -164,11 +167,12 @@ class Rig:
         mark = self.device.hard_reset()
         notes: list[str] = []
         boot_loop: str | None = None
+        run = RunFollower(self.device.log, mark)
         try:
             if scenario.expect_connect:
-                self._wait_for_echoes(scenario, topic, mark)
+                self._wait_for_echoes(scenario, topic, run)
             else:
-                self._wait_for_refusal(mark)
+                self._wait_for_refusal(run)
         except ProgramStopped as exc:
             notes.append(f"run ended early: {exc.message}")  # a crash, named as one
             if isinstance(exc, ProgramBootLooping):
@@ -233,17 +237,16 @@ class Rig:
         evidence_from_tap(evidence, tap)
         evidence.artifacts = self._save_artifacts(run_dir, mark, tap)
         return RunResult(scenario, evidence, time.monotonic() - started,
-                         metrics=run_metrics(evidence))
+                         metrics={**run_metrics(evidence), **run.cost_metrics()})
 
     def _sends(self, mark: int) -> list[str]:
         return [line.text for line in self.device.log.lines(mark) if SEND.match(line.text)]
 
-    def _wait_for_echoes(self, scenario: Scenario, topic: str, mark: int) -> None:
+    def _wait_for_echoes(self, scenario: Scenario, topic: str, run: RunFollower) -> None:
         """Follow the device's loop by its line structure, not by payload numbers, so a
         device with a wrong counter still gets the foreign message (S8 stays independent
         of S6). Every wait also ends when the program stops (a crash, or the prompt); a
         program told to reconnect prints ERROR lines and carries on."""
-        run = RunFollower(self.device.log, mark)
         slack = scenario.fault_allowance()
         run.until(lambda r: r.connected, _CONNECT_TIMEOUT_S + scenario.wifi_delay + slack,
                   "'Connected to MQTT Broker \"...\"'")
@@ -254,16 +257,23 @@ class Rig:
             self.target.observer.publish(topic, FOREIGN_PAYLOAD)
             run.until(lambda r: FOREIGN_PAYLOAD in r.received, 2 * per_message,
                       f"'Received {FOREIGN_PAYLOAD!r}'")
-        run.until(lambda r: r.sends >= scenario.publishes,
-                  per_message * scenario.publishes + slack, f"{scenario.publishes} Send lines")
+        wanted = scenario.publishes
+        ends = time.monotonic() + scenario.run_for_s if scenario.run_for_s else None
+        report = self.progress
+        run.until(lambda r: r.sends >= wanted or (ends is not None and time.monotonic() >= ends),
+                  per_message * wanted + slack, f"{wanted} Send lines",
+                  progress=None if report is None else lambda r: report(
+                      f"{scenario.name}: {r.completed} messages echoed"
+                      + (f" of {wanted}" if ends is None else
+                         f", {max(0.0, ends - time.monotonic()) / 60:.1f} min to go")))
+        wanted = min(wanted, run.sends)  # a timed run ends with the iteration in flight
         # The last awaited iteration is complete: its wait_msg() has printed what came.
-        run.until(lambda r: r.completed >= scenario.publishes, per_message,
-                  f"the Received line after Send line {scenario.publishes}")
+        run.until(lambda r: r.completed >= wanted, per_message,
+                  f"the Received line after Send line {wanted}")
 
-    def _wait_for_refusal(self, mark: int) -> None:
+    def _wait_for_refusal(self, run: RunFollower) -> None:
         """A refused device prints its error and stops at the REPL (or keeps retrying):
         the wait ends at the prompt that follows the error."""
-        run = RunFollower(self.device.log, mark)
         with contextlib.suppress(ProgramStopped, ExpectTimeout):
             run.until(lambda r: bool(r.errors) or r.crashed, _REFUSAL_SETTLE_S,
                       "an ERROR line or a traceback")

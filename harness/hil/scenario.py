@@ -3,7 +3,7 @@ told. The rig turns a :class:`Scenario` into evidence; checks read the evidence.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from harness.faults.model import AfterEchoes, AtTime, Fault, FaultKind, Site
 
@@ -33,6 +33,7 @@ class Scenario:
     client_id: str | None = None  # None: the seed's micropython-client-<0..255>
     connack_delay: float = 0.0  # the tap holds CONNACK this long (S3's ordering check)
     mem_log_every: int = 0  # the device prints its free heap every N messages (heap trend)
+    run_for_s: float = 0.0  # > 0: publish for this long instead (publishes is then a cap)
     expect_connect: bool = True
     required: frozenset[str] = frozenset()
     # Resilience (R1-R6): the device is told to reconnect, with this backoff, and the faults
@@ -114,3 +115,27 @@ R_UNAVAILABLE_AT_BOOT = Scenario(
 R_LATENCY = Scenario("r-latency", reconnect=True, keepalive=10, publishes=3,
                      faults=(Fault.latency(AtTime(0.0), 1.5, jitter_s=0.1),),
                      required=_RECONNECTS, reconnect_delay=0.2, reconnect_max_delay=0.8)
+
+# A long run (not part of the spec suite): 1,000 messages through the tap over TLS, 0.1 s
+# apart (at most 10 per second); ``soak(n)`` sets the count, ``soak(minutes=60)`` runs for
+# an hour instead. The device prints its free heap every 100 messages: the heap trend.
+SOAK = Scenario("soak", tls=True, publishes=1000, publish_interval=0.1, mem_log_every=100,
+                required=frozenset({"tls"}))
+
+
+def soak(messages: int = SOAK.publishes, *, minutes: float = 0.0) -> Scenario:
+    if messages < 1 or minutes < 0:
+        raise ValueError(f"a soak needs at least 1 message and no negative duration, got "
+                         f"{messages} messages, {minutes} minutes")
+    if minutes:
+        # Publishing for a while: the cap is what 10 messages a second would reach.
+        messages = int(minutes * 60 / SOAK.publish_interval) + 1
+        return replace(SOAK, name=f"soak-{minutes:g}min", run_for_s=minutes * 60,
+                       publishes=messages, mem_log_every=_heap_every(messages))
+    return replace(SOAK, name=f"soak-{messages}", publishes=messages,
+                   mem_log_every=_heap_every(messages))
+
+
+def _heap_every(messages: int) -> int:
+    """At least ten heap readings, at most one per 100 messages."""
+    return max(1, min(SOAK.mem_log_every, messages // 10))

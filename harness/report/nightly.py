@@ -46,18 +46,28 @@ class Cell:
     device: str
     profile: str
     broker: str
+    soak_minutes: float = 0.0  # > 0: the soak run (pytest -m soak) instead of the suite
 
     @property
     def name(self) -> str:
         """A file-name-safe label, e.g. ``emu-v1.22-amqtt``."""
         raw = f"{self.device}-{self.profile}-{self.broker}"
+        if self.soak_minutes:
+            raw += f"-soak{self.soak_minutes:g}min"
         return re.sub(r"[^A-Za-z0-9._-]+", "_", raw).strip("_")
+
+    @property
+    def timeout_s(self) -> float | None:
+        """A soak cell's own budget: its duration plus the suite's usual allowance."""
+        return self.soak_minutes * 60 + DEFAULT_CELL_TIMEOUT_S if self.soak_minutes else None
 
     def pytest_command(self, *, history: Path, results: Path, suite: Path | None = None,
                        extra: Sequence[str] = ()) -> list[str]:
         cell_results = results / self.name
         return [
-            sys.executable, "-m", "pytest", *([str(suite)] if suite else []), "-m", "hil",
+            sys.executable, "-m", "pytest", *([str(suite)] if suite else []),
+            "-m", "soak" if self.soak_minutes else "hil",
+            *(["--hil-soak-minutes", f"{self.soak_minutes:g}"] if self.soak_minutes else []),
             "-p", "no:cacheprovider",
             "--hil-device", self.device,
             *(["--hil-profile", self.profile] if self.profile != FLASHED else []),
@@ -140,6 +150,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         "10 x N; older ones are pruned (pytest --hil-keep)")
     parser.add_argument("--base-url", default="", metavar="URL",
                         help="where the report's folder is published; the summary links there")
+    parser.add_argument("--soak-minutes", type=float, default=0.0, metavar="M",
+                        help="also run the soak (pytest -m soak) for M minutes on the emulated "
+                        "board, recording its heap trend and harness cost per message")
     parser.add_argument("--dry-run", action="store_true",
                         help="print the cells and their pytest commands, run nothing")
 
@@ -173,7 +186,8 @@ class NightlyRunner:
 
     def _run_one(self, cell: Cell, command: list[str]) -> int | None:
         env = dict(os.environ, HIL_HISTORY_BATCH=self.batch)
-        deadline = Deadline(self.cell_timeout, f"the pytest run of cell {cell.name}")
+        deadline = Deadline(cell.timeout_s or self.cell_timeout,
+                            f"the pytest run of cell {cell.name}")
         process = lifetime.spawn(command, env=env, start_new_session=True)
         try:
             return process.wait(timeout=deadline.remaining())
@@ -205,6 +219,10 @@ def run(args: argparse.Namespace) -> int:
     profiles = args.profile or available_profiles()
     brokers = args.broker or available_brokers()
     cells = plan_cells(["emu", *args.device], profiles, brokers)
+    if args.soak_minutes < 0:
+        raise ConfigError(f"--soak-minutes must be positive, got {args.soak_minutes:g}")
+    if args.soak_minutes:
+        cells.append(Cell("emu", profiles[0], brokers[0], soak_minutes=args.soak_minutes))
     results: Path = args.results or args.out.parent / "results"
     summary: Path = args.summary or args.out.parent / "summary.md"
     suite = args.suite or (DEFAULT_SUITE if DEFAULT_SUITE.is_dir() else None)
