@@ -51,13 +51,20 @@ from harness.emulator.boot import (
     BootProcess,
     write_boot_config,
 )
+from harness.emulator.firmware_image import (
+    FLASH_FILE_NAME,
+    build_merged_firmware,
+    filesystem_range,
+)
 from harness.emulator.flash import prepare_flash
 from harness.emulator.profiles import DEFAULT_PROFILE, Profile, get_profile
 from harness.emulator.reset_circuit import AutoResetCircuit
+from harness.emulator.rom import BOOT_RETRY_S, flash_boot_failure
 from harness.emulator.scenario import LINK_CONTROL_FILE, WifiScenario
 from harness.emulator.serial_line import OutputSink, SerialLine
 from harness.emulator.umqtt_source import umqtt_134_dir, umqtt_from_checkout
 from harness.errors import ConfigError, EmulatorError, HarnessError
+from harness.hardware.image import ESP32_BOOTLOADER_OFFSET
 
 # A real ESP32 (no PSRAM) starts MicroPython with a ~56 KiB heap and grows it from the IDF
 # heap to ~110 KiB; the emulator gives device code that whole budget up front. The REPL
@@ -89,7 +96,10 @@ class Pacer:
         self._busy_until = 0.0
 
     def spend(self, count: int, now: float) -> None:
-        self._busy_until = max(self._busy_until, now) + count * 10 / self.baud
+        # A wake-up that came a little late (up to a FIFO's time) does not lose line time:
+        # the average rate stays the baud rate, whatever the scheduler's latency.
+        fifo_time = UART_FIFO * 10 / self.baud
+        self._busy_until = max(self._busy_until, now - fifo_time) + count * 10 / self.baud
 
     def wait(self, now: float) -> float:
         """Seconds until another FIFO's worth may go (0 when it may go now)."""
@@ -126,11 +136,13 @@ class EmulatedBoard:
         micropython_lib: Path | None = None,
         mac: str = DEFAULT_MAC,
         baud: int | None = None,
+        boot_button: bool = False,
     ) -> None:
         self.profile: Profile = get_profile(profile)
         if baud is not None and not 300 <= baud <= 5_000_000:
             raise ConfigError(f"baud rate {baud} is out of range; give 300..5000000")
         self._baud = baud  # None: bytes move as fast as both ends take them
+        self._boot_button = boot_button  # IO0 held low: every reset enters download mode
         self.flash_dir = Path(flash_dir).resolve()
         self.state_dir = Path(state_dir) if state_dir else self.flash_dir.with_name(
             self.flash_dir.name + ".state")
@@ -167,6 +179,8 @@ class EmulatedBoard:
         self.rfc2217_url: str | None = None
         self._failure: EmulatorError | None = None  # why the board cannot run
         self._link_seq = 0
+        self.firmware_missing = False  # the flash holds nothing bootable (ROM boot loop)
+        self._boot_retry_at: tuple[float, bytes] | None = None  # next attempt, its reset line
 
     # --- public API -------------------------------------------------------------------
     @property
@@ -208,6 +222,12 @@ class EmulatedBoard:
     def hard_reset(self) -> None:
         """Like pressing EN: ROM boot lines, banner, boot.py/main.py."""
         self._call("reset", PWRON_RESET)
+
+    def set_boot_button(self, pressed: bool) -> None:
+        """Hold (or release) the BOOT button, i.e. IO0 low: from the next reset on, the
+        ROM enters its download mode, so ``esptool --before no-reset`` works on ``port``
+        (a pty has no DTR/RTS for esptool's own reset sequence)."""
+        self._boot_button = pressed
 
     def set_modem_lines(self, *, dtr: bool, rts: bool) -> None:
         """The devkit auto-reset circuit: EN = not (RTS and not DTR), IO0 = not (DTR and
@@ -351,6 +371,9 @@ class EmulatedBoard:
         events = self._selector.select(self._select_timeout())
         if self._circuit.released(time.monotonic()):
             self._come_out_of_reset()
+        retry = self._boot_retry_at
+        if retry is not None and time.monotonic() >= retry[0] and not self._in_reset:
+            self._power_on(PWRON_RESET, reset_line=retry[1])
         # Child events before output: 'I' (back at the REPL) is written before the prompt,
         # so a Ctrl-C sent after the prompt is never mistaken for one during user code.
         events.sort(key=lambda item: item[0].data != "ctl")
@@ -406,14 +429,62 @@ class EmulatedBoard:
                 done.set()
 
     # --- boots ------------------------------------------------------------------------
-    def _power_on(self, cause: int) -> None:
+    def _power_on(self, cause: int, reset_line: bytes | None = None) -> None:
+        self._boot_retry_at = None
+        if self._boot_button:
+            self._enter_download_mode()
+            self._booted.set()
+            return
+        failure = self._flash_boot_failure()
+        if failure is not None:
+            # Nothing bootable in the flash: the ROM says so and its watchdog resets the
+            # chip, again and again; esptool can still reach the ROM to flash it.
+            lines, retry_line = failure
+            self._emit(ROM_LINE + (reset_line or ROM_BOOT[cause]) + lines)
+            self.firmware_missing = True
+            self._boot_retry_at = (time.monotonic() + BOOT_RETRY_S, retry_line)
+            self._booted.set()
+            return
+        self.firmware_missing = False
+        if reset_line is not None:
+            self._emit(ROM_LINE + reset_line + SPI_BOOT)
+            self._spawn("friendly", PWRON_RESET)
+            return
         self._emit(ROM_LINE + ROM_BOOT[cause] + SPI_BOOT)
         self._spawn("friendly", cause)
 
     def _reboot(self, cause: int) -> None:
         self._end_child()
-        self._rom = None
+        self._leave_download_mode()
         self._power_on(cause)
+
+    def _flash_boot_failure(self) -> tuple[bytes, bytes] | None:
+        """Why the flash boots nothing, or None. A board whose flash was never written
+        through its ROM came with the configured profile's MicroPython on it."""
+        path = self.state_dir / FLASH_FILE_NAME
+        if not path.exists():
+            return None
+        return flash_boot_failure(path.read_bytes())
+
+    def check_firmware(self) -> None:
+        """EmulatorError in one line when the board's flash holds no firmware."""
+        if self.firmware_missing:
+            raise EmulatorError(
+                f"no firmware: the emulated ESP32's flash ({self.state_dir}) holds no "
+                "bootable MicroPython image; flash one (python -m harness flash FIRMWARE "
+                "--port rfc2217://...) or delete that folder for a factory-flashed board")
+
+    def _leave_download_mode(self) -> None:
+        """The ROM session ends (reset). Flash writes over the filesystem partition
+        destroy the filesystem there, so MicroPython starts the next boot with an empty
+        one, as it reformats a flash it cannot mount."""
+        rom, self._rom = self._rom, None
+        if rom is None or not rom.flash.touched:
+            return
+        start, size = filesystem_range(rom.flash.read(0, rom.flash.size))
+        if any(offset < start + size and start < offset + length
+               for offset, length in rom.flash.touched):
+            prepare_flash(self.flash_dir, erase=True)
 
     def _spawn(self, mode: str, cause: int, *, skip_boot: bool = False) -> None:
         assert self._tmp is not None
@@ -622,6 +693,8 @@ class EmulatedBoard:
     def _select_timeout(self) -> float | None:
         now = time.monotonic()
         waits = [self._circuit.seconds_to_release(now)]
+        if self._boot_retry_at is not None:
+            waits.append(max(0.0, self._boot_retry_at[0] - now))
         if self._tx_pace is not None and self._child is not None:
             waits.append(self._tx_pace.wait(now))
         if self._rx_pace is not None:
@@ -662,12 +735,13 @@ class EmulatedBoard:
     def _on_modem_lines(self, dtr: bool, rts: bool) -> None:
         if self._circuit.set_lines(dtr=dtr, rts=rts, now=time.monotonic()):
             self._end_child()  # EN low: the chip stops
-            self._rom = None
+            self._leave_download_mode()
+            self._boot_retry_at = None
             self._in_reset = True
 
     def _come_out_of_reset(self) -> None:
         self._in_reset = False
-        if self._circuit.io0:
+        if self._circuit.io0 and not self._boot_button:
             self._power_on(PWRON_RESET)
         else:
             self._enter_download_mode()
@@ -679,7 +753,19 @@ class EmulatedBoard:
         except ImportError:
             return  # no ROM protocol available: the chip just waits
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        store = FlashStore(self.state_dir / "flash.bin")
+        path = self.state_dir / FLASH_FILE_NAME
+        fresh = not path.exists()
+        store = FlashStore(path)
+        if fresh:  # what the board came with: the configured profile's MicroPython
+            store.program(ESP32_BOOTLOADER_OFFSET, build_merged_firmware(self.profile.version))
+            store.touched.clear()
         self._rom = RomBootloader(self._emit, store,
                                   mac=bytes.fromhex(self._mac),
-                                  on_run_user_code=lambda: self._reboot(PWRON_RESET))
+                                  on_run_user_code=lambda: self._reboot(PWRON_RESET),
+                                  on_baudrate=self._set_line_rate)
+
+    def _set_line_rate(self, baud: int) -> None:
+        """The chip's UART switched rate (CHANGE_BAUDRATE): pacing follows it."""
+        for pacer in (self._tx_pace, self._rx_pace):
+            if pacer is not None:
+                pacer.baud = baud

@@ -32,6 +32,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--baud", type=int, metavar="RATE",
                         help="pace the serial line at this baud rate (8N1), as a real UART "
                              "runs; default: as fast as both ends take bytes")
+    parser.add_argument("--boot-button", action="store_true",
+                        help="hold IO0 low (BOOT pressed): every reset enters the ROM's "
+                             "download mode, for esptool --before no-reset on the pty")
     parser.add_argument("--host", action="append", default=[], metavar="NAME=IP",
                         help="a name the device resolves, e.g. broker.test=127.0.0.1")
 
@@ -60,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     board = EmulatedBoard(args.flash, profile=args.profile, heap_kib=args.heap_kib,
                           rfc2217_port=args.rfc2217, erase=args.erase,
                           micropython_lib=args.micropython_lib, hosts=_hosts(args.host),
-                          baud=args.baud)
+                          baud=args.baud, boot_button=args.boot_button)
     try:
         board.start()
         if port_file is not None:

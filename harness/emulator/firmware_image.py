@@ -142,6 +142,21 @@ def app_in_flash(flash: bytes) -> EspImage | None:
     return image if image.valid else None
 
 
+FILESYSTEM_SUBTYPES = (0x81, 0x82, 0x83)  # data partitions FAT, SPIFFS, littlefs
+
+
+def filesystem_range(flash: bytes) -> tuple[int, int]:
+    """(offset, size) of the filesystem partition MicroPython mounts as "/": the one its
+    partition table names "vfs" (or the first filesystem-type data partition), else the
+    ESP32_GENERIC layout's."""
+    table = parse_partition_table(flash[PARTITION_TABLE_OFFSET : PARTITION_TABLE_OFFSET + 0xC00])
+    candidates = [p for p in table if p.label == "vfs"] or [
+        p for p in table if p.type == 1 and p.subtype in FILESYSTEM_SUBTYPES]
+    if candidates:
+        return candidates[0].offset, candidates[0].size
+    return DEFAULT_APP_OFFSET + 0x1F0000, 0x200000
+
+
 def profile_from_flash(state_dir: Path) -> str | None:
     """The firmware profile the emulated flash boots, or None (no/foreign/corrupt app)."""
     path = Path(state_dir) / FLASH_FILE_NAME

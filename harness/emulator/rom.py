@@ -2,19 +2,20 @@
 
 A real ESP32 that comes out of reset with IO0 held low runs the ROM's UART download
 protocol: SLIP-framed request/response packets that esptool speaks. This module answers
-enough of it for unmodified ``esptool --no-stub`` to run ``chip-id``, ``read-mac``,
-``write-flash`` (plain and ``--compress``), ``verify-flash`` and ``read-flash``:
+it for unmodified esptool, with and without its flasher stub:
 
 * SYNC, READ_REG, WRITE_REG (with the SPI "user command" registers, so esptool can read
   the flash JEDEC id and SFDP signature), SPI_ATTACH, SPI_SET_PARAMS, CHANGE_BAUDRATE;
 * FLASH_BEGIN/DATA/END and FLASH_DEFL_BEGIN/DATA/END, landing in a :class:`FlashStore`;
-* SPI_FLASH_MD5 and READ_FLASH_SLOW for verification and read-back.
+* SPI_FLASH_MD5 and READ_FLASH_SLOW for verification and read-back;
+* MEM_BEGIN/MEM_DATA/MEM_END: the RAM upload esptool uses for its stub. The emulated chip
+  cannot execute what it is sent, so code it is told to run is taken to be esptool's
+  flasher stub: it greets with ``OHAI`` and from then on serves the stub's protocol
+  (two status bytes, raw MD5, ERASE_FLASH, ERASE_REGION, the windowed READ_FLASH).
 
-What it does not do: run code. MEM_BEGIN/MEM_DATA/MEM_END (used to upload esptool's
-flasher stub into RAM) are refused with the ROM's "invalid message" status, so esptool
-needs ``--no-stub``. The packet layouts and the ESP32 register/eFuse addresses were read
-from esptool's loader and ESP32 target sources; the register *values* describe one made-up
-ESP32-D0WD-V3 rev 3.0 with a 40 MHz crystal and 4 MB of Winbond flash.
+The packet layouts and the ESP32 register/eFuse addresses were read from esptool's loader,
+its ESP32 target and its serial-protocol documentation; the register *values* describe one
+made-up ESP32-D0WD-V3 rev 3.0 with a 40 MHz crystal and 4 MB of Winbond flash.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
+
+from harness.emulator.firmware_image import app_in_flash
+from harness.hardware.image import IMAGE_MAGIC
 
 # Request opcodes (esptool's ESP_CMDS).
 FLASH_BEGIN = 0x02
@@ -44,6 +48,11 @@ FLASH_DEFL_BEGIN = 0x10
 FLASH_DEFL_DATA = 0x11
 FLASH_DEFL_END = 0x12
 SPI_FLASH_MD5 = 0x13
+# The flasher stub's own commands.
+ERASE_FLASH = 0xD0
+ERASE_REGION = 0xD1
+READ_FLASH = 0xD2
+RUN_USER_CODE = 0xD3
 
 # ROM error codes carried in the second status byte.
 ERR_INVALID_MESSAGE = 0x05
@@ -51,6 +60,16 @@ ERR_FAILED_TO_ACT = 0x06
 ERR_BAD_CHECKSUM = 0x07
 ERR_FLASH_WRITE = 0x08
 ERR_DEFLATE = 0x0B
+# The stub's error codes (0xC*, 0xFF unimplemented).
+STUB_BAD_DATA_LEN = 0xC0
+STUB_BAD_DATA_CHECKSUM = 0xC1
+STUB_BAD_BLOCKSIZE = 0xC2
+STUB_INVALID_COMMAND = 0xC3
+STUB_FAILED_SPI_OP = 0xC4
+STUB_NOT_IN_FLASH_MODE = 0xC6
+STUB_INFLATE_ERROR = 0xC7
+STUB_NOT_IMPLEMENTED = 0xFF
+STUB_GREETING = b"OHAI"
 
 SYNC_PAYLOAD = b"\x07\x07\x12\x20" + b"\x55" * 32
 SYNC_REPLY_VALUE = 0x20120707  # any non-zero value tells esptool "ROM, not stub"
@@ -75,6 +94,33 @@ DOWNLOAD_BANNER = (
     + b"waiting for download\r\n"
 )
 FLASH_BOOT_BANNER = ROM_BOOT_LINE + b"rst:0x1 (POWERON_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)\r\n"
+
+# A flash that boots nothing: the ROM finds no image header where the second-stage
+# bootloader belongs, prints this line per attempt (eight before its RTC watchdog fires,
+# as boards with an erased flash show) and the watchdog resets the chip, for ever.
+BOOTLOADER_OFFSET = 0x1000
+INVALID_HEADER_LINES = 8
+WATCHDOG_RESET_LINE = b"rst:0x10 (RTCWDT_RTC_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)\r\n"
+# A bootloader without a bootable app: ESP-IDF's bootloader says so and resets the chip.
+NO_APP_LINES = (b"E (466) esp_image: image at 0x10000 has invalid magic byte "
+                b"(nothing flashed here?)\r\n"
+                b"E (466) boot: Factory app partition is not bootable\r\n"
+                b"E (467) boot: No bootable app partitions in the partition table\r\n")
+SOFTWARE_RESET_LINE = b"rst:0x3 (SW_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)\r\n"
+BOOT_RETRY_S = 1.0  # how long one failed boot attempt takes before the next
+
+
+def flash_boot_failure(flash: bytes) -> tuple[bytes, bytes] | None:
+    """Why ``flash`` boots nothing, as the chip prints it (after the ROM's reset line),
+    and the reset line of the retry; None when it holds a bootable MicroPython."""
+    header = flash[BOOTLOADER_OFFSET:BOOTLOADER_OFFSET + 4]
+    if len(header) < 4 or header[0] != IMAGE_MAGIC:
+        word = int.from_bytes(header.ljust(4, b"\xff"), "little")
+        return f"invalid header: 0x{word:08x}\r\n".encode() * INVALID_HEADER_LINES, \
+            WATCHDOG_RESET_LINE
+    if app_in_flash(flash) is None:
+        return NO_APP_LINES, SOFTWARE_RESET_LINE
+    return None
 
 
 
@@ -173,6 +219,7 @@ class FlashStore:
         if not self.path.exists() or self.path.stat().st_size != size:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.path.write_bytes(b"\xff" * size)
+        self.touched: list[tuple[int, int]] = []  # (offset, length) programmed or erased
 
     def _check_range(self, offset: int, length: int) -> None:
         if offset < 0 or length < 0 or offset + length > self.size:
@@ -196,6 +243,7 @@ class FlashStore:
         with self.path.open("r+b") as f:
             f.seek(offset)
             f.write(merged)
+        self.touched.append((offset, len(data)))
 
     def erase(self, offset: int, length: int) -> None:
         """Erase every sector touched by ``offset``..``offset+length`` to 0xFF."""
@@ -205,6 +253,7 @@ class FlashStore:
         with self.path.open("r+b") as f:
             f.seek(start)
             f.write(b"\xff" * (end - start))
+        self.touched.append((start, end - start))
 
     def md5(self, offset: int, length: int) -> str:
         return hashlib.md5(self.read(offset, length)).hexdigest()
@@ -268,8 +317,23 @@ class _Download:
         self.inflater = zlib.decompressobj() if compressed else None
 
 
+class _FlashRead:
+    """The stub's READ_FLASH: data packets, each acknowledged by the host with the total
+    it has received, at most ``in_flight`` unacknowledged; then the MD5 of it all."""
+
+    def __init__(self, offset: int, length: int, packet: int, in_flight: int) -> None:
+        self.offset = offset
+        self.length = length
+        self.packet = packet
+        self.in_flight = in_flight
+        self.sent = 0
+        self.acked = 0
+        self.md5 = hashlib.md5()
+
+
 class RomBootloader:
-    """Answers the ESP32 ROM download protocol; feed it host bytes, it replies via ``send``."""
+    """Answers the ESP32 ROM download protocol, and the flasher stub's once esptool has
+    "run" it; feed it host bytes, it replies via ``send``."""
 
     def __init__(
         self,
@@ -278,6 +342,7 @@ class RomBootloader:
         *,
         mac: bytes = DEFAULT_MAC,
         on_run_user_code: Callable[[], None] | None = None,
+        on_baudrate: Callable[[int], None] | None = None,
     ) -> None:
         if len(mac) != 6:
             raise ValueError(f"a MAC address has 6 bytes, got {len(mac)}")
@@ -286,19 +351,28 @@ class RomBootloader:
         self.mac = mac
         self.registers = RegisterFile(mac=mac, flash_size=flash.size)
         self._on_run_user_code = on_run_user_code
+        self._on_baudrate = on_baudrate
         self._slip = _SlipDecoder()
         self._download: _Download | None = None
+        self._reading: _FlashRead | None = None
+        self._ram: dict[int, bytes] = {}  # MEM_DATA blocks by address (never executed)
+        self._ram_next = 0
         self.baudrate = 115200
+        self.stub = False  # True once the flasher stub "runs"
         self.commands: list[int] = []  # opcodes handled, in order (for logs and tests)
 
     def feed(self, data: bytes) -> None:
         for frame in self._slip.feed(data):
-            self._handle(frame)
+            if self._reading is not None:
+                self._read_ack(frame)
+            else:
+                self._handle(frame)
 
     # --- framing ------------------------------------------------------------------
     def _reply(self, op: int, *, value: int = 0, payload: bytes = b"", error: int = 0) -> None:
-        # ESP32 ROM replies end with four status bytes: failed?, error code, 2 reserved.
-        status = bytes([1 if error else 0, error, 0, 0])
+        # ESP32 ROM replies end with four status bytes (failed?, error code, 2 reserved);
+        # the stub's with two.
+        status = bytes([1 if error else 0, error]) + (b"" if self.stub else b"\0\0")
         body = payload + status
         header = struct.pack("<BBHI", 0x01, op, len(body), value)
         self._send(slip_encode(header + body))
@@ -310,32 +384,37 @@ class RomBootloader:
         data = frame[8:]
         self.commands.append(op)
         if len(data) != size:
-            self._reply(op, error=ERR_INVALID_MESSAGE)
+            self._reply(op, error=STUB_BAD_DATA_LEN if self.stub else ERR_INVALID_MESSAGE)
             return
-        handler = self._HANDLERS.get(op)
+        handler = (self._STUB_HANDLERS if self.stub else self._HANDLERS).get(op)
         if handler is None:
-            self._reply(op, error=ERR_INVALID_MESSAGE)
+            self._reply(op, error=STUB_NOT_IMPLEMENTED if self.stub else ERR_INVALID_MESSAGE)
             return
         handler(self, op, data, checksum)
+
+    def _invalid(self, op: int) -> None:
+        self._reply(op, error=STUB_BAD_DATA_LEN if self.stub else ERR_INVALID_MESSAGE)
 
     # --- commands -----------------------------------------------------------------
     def _sync(self, op: int, data: bytes, _chk: int) -> None:
         if data != SYNC_PAYLOAD:
-            self._reply(op, error=ERR_INVALID_MESSAGE)
+            self._invalid(op)
             return
+        # Both answer eight times; the ROM with a non-zero value, the stub with 0 (which
+        # is how esptool tells that its stub is already running).
         for _ in range(SYNC_REPLIES):
-            self._reply(op, value=SYNC_REPLY_VALUE)
+            self._reply(op, value=0 if self.stub else SYNC_REPLY_VALUE)
 
     def _read_reg(self, op: int, data: bytes, _chk: int) -> None:
         if len(data) != 4:
-            self._reply(op, error=ERR_INVALID_MESSAGE)
+            self._invalid(op)
             return
         (address,) = struct.unpack("<I", data)
         self._reply(op, value=self.registers.read(address))
 
     def _write_reg(self, op: int, data: bytes, _chk: int) -> None:
         if not data or len(data) % 16:
-            self._reply(op, error=ERR_INVALID_MESSAGE)
+            self._invalid(op)
             return
         for start in range(0, len(data), 16):
             address, value, mask, _delay_us = struct.unpack("<IIII", data[start : start + 16])
@@ -347,20 +426,22 @@ class RomBootloader:
 
     def _change_baudrate(self, op: int, data: bytes, _chk: int) -> None:
         if len(data) != 8:
-            self._reply(op, error=ERR_INVALID_MESSAGE)
+            self._invalid(op)
             return
         new_baud, _old = struct.unpack("<II", data)
-        self._reply(op)  # the ROM acknowledges at the old rate, then switches
+        self._reply(op)  # acknowledged at the old rate, then the UART switches
         self.baudrate = new_baud
         self.registers.set_baudrate(new_baud)
+        if self._on_baudrate is not None:
+            self._on_baudrate(new_baud)
 
     def _begin(self, op: int, data: bytes, _chk: int) -> None:
         if len(data) not in (16, 20):  # ESP32 ROM: 16; later chips add an encryption word
-            self._reply(op, error=ERR_INVALID_MESSAGE)
+            self._invalid(op)
             return
         erase_size, _blocks, block_size, offset = struct.unpack("<IIII", data[:16])
         if offset + erase_size > self.flash.size or block_size == 0:
-            self._reply(op, error=ERR_FAILED_TO_ACT)
+            self._reply(op, error=STUB_BAD_BLOCKSIZE if self.stub else ERR_FAILED_TO_ACT)
             return
         if erase_size:
             self.flash.erase(offset, erase_size)
@@ -371,21 +452,21 @@ class RomBootloader:
         download = self._download
         compressed = op == FLASH_DEFL_DATA
         if download is None or download.compressed != compressed or len(data) < 16:
-            self._reply(op, error=ERR_FAILED_TO_ACT)
+            self._reply(op, error=STUB_NOT_IN_FLASH_MODE if self.stub else ERR_FAILED_TO_ACT)
             return
         length, seq, _, _ = struct.unpack("<IIII", data[:16])
         block = data[16:]
         if len(block) != length:
-            self._reply(op, error=ERR_INVALID_MESSAGE)
+            self._invalid(op)
             return
         if rom_checksum(block) != checksum & 0xFF:
-            self._reply(op, error=ERR_BAD_CHECKSUM)
+            self._reply(op, error=STUB_BAD_DATA_CHECKSUM if self.stub else ERR_BAD_CHECKSUM)
             return
         if download.inflater is not None:
             try:
                 chunk = download.inflater.decompress(block)
             except zlib.error:
-                self._reply(op, error=ERR_DEFLATE)
+                self._reply(op, error=STUB_INFLATE_ERROR if self.stub else ERR_DEFLATE)
                 return
             address = download.offset + download.written
         else:
@@ -394,7 +475,7 @@ class RomBootloader:
         try:
             self.flash.program(address, chunk)
         except ValueError:
-            self._reply(op, error=ERR_FLASH_WRITE)
+            self._reply(op, error=STUB_FAILED_SPI_OP if self.stub else ERR_FLASH_WRITE)
             return
         download.written += len(chunk)
         self._reply(op)
@@ -408,23 +489,24 @@ class RomBootloader:
 
     def _md5(self, op: int, data: bytes, _chk: int) -> None:
         if len(data) != 16:
-            self._reply(op, error=ERR_INVALID_MESSAGE)
+            self._invalid(op)
             return
         address, size, _, _ = struct.unpack("<IIII", data)
         try:
             digest = self.flash.md5(address, size)
         except ValueError:
-            self._reply(op, error=ERR_FAILED_TO_ACT)
+            self._reply(op, error=STUB_FAILED_SPI_OP if self.stub else ERR_FAILED_TO_ACT)
             return
-        self._reply(op, payload=digest.encode("ascii"))  # the ROM sends hex text
+        # The ROM sends the digest as 32 hex characters, the stub as 16 raw bytes.
+        self._reply(op, payload=bytes.fromhex(digest) if self.stub else digest.encode())
 
     def _read_flash_slow(self, op: int, data: bytes, _chk: int) -> None:
         if len(data) != 8:
-            self._reply(op, error=ERR_INVALID_MESSAGE)
+            self._invalid(op)
             return
         address, length = struct.unpack("<II", data)
         if length > READ_SLOW_BLOCK:
-            self._reply(op, error=ERR_INVALID_MESSAGE)
+            self._invalid(op)
             return
         try:
             block = self.flash.read(address, length)
@@ -432,6 +514,96 @@ class RomBootloader:
             self._reply(op, error=ERR_FAILED_TO_ACT)
             return
         self._reply(op, payload=block.ljust(READ_SLOW_BLOCK, b"\xff"))
+
+    # --- RAM download: what esptool's stub upload looks like to the chip ---------------
+    def _mem_begin(self, op: int, data: bytes, _chk: int) -> None:
+        if len(data) != 16:
+            self._invalid(op)
+            return
+        _size, _blocks, _block_size, offset = struct.unpack("<IIII", data)
+        self._ram_next = offset
+        self._reply(op)
+
+    def _mem_data(self, op: int, data: bytes, checksum: int) -> None:
+        if len(data) < 16:
+            self._invalid(op)
+            return
+        length, _seq, _, _ = struct.unpack("<IIII", data[:16])
+        block = data[16:]
+        if len(block) != length:
+            self._invalid(op)
+            return
+        if rom_checksum(block) != checksum & 0xFF:
+            self._reply(op, error=ERR_BAD_CHECKSUM)
+            return
+        self._ram[self._ram_next] = block
+        self._ram_next += len(block)
+        self._reply(op)
+
+    def _mem_end(self, op: int, data: bytes, _chk: int) -> None:
+        if len(data) != 8:
+            self._invalid(op)
+            return
+        no_entry, entry = struct.unpack("<II", data)
+        self._reply(op)
+        if no_entry == 0 and entry and self._ram:
+            # The chip jumps to ``entry``: the flasher stub starts and says hello.
+            self.stub = True
+            self._ram.clear()
+            self._send(slip_encode(STUB_GREETING))
+
+    # --- the stub's own commands ------------------------------------------------------
+    def _erase_flash(self, op: int, _data: bytes, _chk: int) -> None:
+        self.flash.erase(0, self.flash.size)
+        self._reply(op)
+
+    def _erase_region(self, op: int, data: bytes, _chk: int) -> None:
+        if len(data) != 8:
+            self._invalid(op)
+            return
+        offset, size = struct.unpack("<II", data)
+        if offset % SECTOR_SIZE or size % SECTOR_SIZE or offset + size > self.flash.size:
+            self._reply(op, error=STUB_BAD_DATA_LEN)
+            return
+        self.flash.erase(offset, size)
+        self._reply(op)
+
+    def _read_flash(self, op: int, data: bytes, _chk: int) -> None:
+        if len(data) != 16:
+            self._invalid(op)
+            return
+        offset, length, packet, in_flight = struct.unpack("<IIII", data)
+        if offset + length > self.flash.size or not packet or not in_flight:
+            self._reply(op, error=STUB_BAD_DATA_LEN)
+            return
+        self._reply(op)
+        self._reading = _FlashRead(offset, length, packet, in_flight)
+        self._pump_read()
+
+    def _pump_read(self) -> None:
+        reading = self._reading
+        assert reading is not None
+        while (reading.sent < reading.length
+               and reading.sent - reading.acked < reading.packet * reading.in_flight):
+            size = min(reading.packet, reading.length - reading.sent)
+            block = self.flash.read(reading.offset + reading.sent, size)
+            reading.md5.update(block)
+            reading.sent += size
+            self._send(slip_encode(block))
+        if reading.acked >= reading.length:
+            self._reading = None
+            self._send(slip_encode(reading.md5.digest()))
+
+    def _read_ack(self, frame: bytes) -> None:
+        reading = self._reading
+        assert reading is not None
+        if len(frame) == 4:
+            reading.acked = max(reading.acked, struct.unpack("<I", frame)[0])
+            self._pump_read()
+
+    def _run_user_code(self, op: int, _data: bytes, _chk: int) -> None:
+        if self._on_run_user_code is not None:
+            self._on_run_user_code()
 
     _HANDLERS: ClassVar[dict[int, Callable[[RomBootloader, int, bytes, int], None]]] = {
         SYNC: _sync,
@@ -448,4 +620,15 @@ class RomBootloader:
         FLASH_DEFL_END: _end,
         SPI_FLASH_MD5: _md5,
         READ_FLASH_SLOW: _read_flash_slow,
+        MEM_BEGIN: _mem_begin,
+        MEM_DATA: _mem_data,
+        MEM_END: _mem_end,
+    }
+    _STUB_HANDLERS: ClassVar[dict[int, Callable[[RomBootloader, int, bytes, int], None]]] = {
+        **{op: handler for op, handler in _HANDLERS.items()
+           if op not in (READ_FLASH_SLOW, MEM_BEGIN, MEM_DATA, MEM_END)},
+        ERASE_FLASH: _erase_flash,
+        ERASE_REGION: _erase_region,
+        READ_FLASH: _read_flash,
+        RUN_USER_CODE: _run_user_code,
     }

@@ -13,7 +13,7 @@ without leaving anything behind. The steps:
    open, so the boot log is captured, and wait for the MicroPython banner.
 
 esptool first uploads its flasher stub (faster, compressed); a ROM that cannot run it
-(the emulated board) gets one retry with ``--no-stub``.
+(a board whose stub upload fails) gets one retry with ``--no-stub``.
 """
 
 from __future__ import annotations

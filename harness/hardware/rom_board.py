@@ -23,7 +23,13 @@ from pathlib import Path
 from serial import rfc2217
 
 from harness.emulator.firmware_image import FLASH_FILE_NAME, app_in_flash
-from harness.emulator.rom import DOWNLOAD_BANNER, FLASH_BOOT_BANNER, FlashStore, RomBootloader
+from harness.emulator.rom import (
+    DOWNLOAD_BANNER,
+    FLASH_BOOT_BANNER,
+    FlashStore,
+    RomBootloader,
+    flash_boot_failure,
+)
 
 # The chip starts, and samples IO0, this long after EN is released. A devkit's RC gives
 # ~1-10 ms, but pyserial's RFC2217 client waits for the server's ack of each SET_CONTROL
@@ -108,9 +114,11 @@ class RomBoard:
         self.send(self._firmware_greeting())
 
     def _firmware_greeting(self) -> bytes:
-        image = app_in_flash(self.flash.read(0, self.flash.size))
-        if image is None or image.app is None:
-            return b"invalid header: 0xffffffff\r\n"
+        flash = self.flash.read(0, self.flash.size)
+        failure = flash_boot_failure(flash)
+        image = app_in_flash(flash)
+        if failure is not None or image is None or image.app is None:
+            return failure[0] if failure else b"invalid header: 0xffffffff\r\n"
         return f"MicroPython {image.app.version} on 2024-01-01; Generic ESP32 module with " \
                f"ESP32\r\nType \"help()\" for more information.\r\n>>> ".encode()
 

@@ -10,14 +10,18 @@ from pathlib import Path
 import pytest
 
 from harness.emulator.rom import (
+    ERASE_FLASH,
+    ERASE_REGION,
     ERR_BAD_CHECKSUM,
-    ERR_INVALID_MESSAGE,
     FLASH_BEGIN,
     FLASH_DATA,
     FLASH_DEFL_BEGIN,
     FLASH_DEFL_DATA,
     FLASH_END,
     MEM_BEGIN,
+    MEM_DATA,
+    MEM_END,
+    READ_FLASH,
     READ_FLASH_SLOW,
     READ_REG,
     SPI_FLASH_MD5,
@@ -126,12 +130,69 @@ def test_a_block_with_a_bad_checksum_is_refused_and_not_written(tmp_path: Path) 
     assert host.flash.read(0, 1024) == b"\xff" * 1024
 
 
-def test_the_flasher_stub_upload_is_refused_as_the_rom_refuses_unknown_commands(
-    tmp_path: Path,
-) -> None:
+def _run_stub(host: Host) -> None:
+    code = b"\x36\x41\x00" * 100  # whatever esptool uploads; the chip takes it as its stub
+    host.ok(MEM_BEGIN, struct.pack("<IIII", len(code), 1, 0x1800, 0x40080000))
+    host.ok(MEM_DATA, struct.pack("<IIII", len(code), 0, 0, 0) + code, rom_checksum(code))
+    host.sent.clear()
+    host.rom.feed(slip_encode(struct.pack("<BBHI", 0, MEM_END, 8, 0)
+                              + struct.pack("<II", 0, 0x4008_0400)))
+    frames = _SlipDecoder().feed(b"".join(host.sent))
+    assert frames[0][:2] == bytes([1, MEM_END]) and frames[1] == b"OHAI"
+    assert host.rom.stub
+
+
+def test_the_stub_upload_runs_the_stub_which_says_ohai(tmp_path: Path) -> None:
     host = Host(tmp_path)
-    [(op, _, body)] = host.request(MEM_BEGIN, struct.pack("<IIII", 0, 0, 0, 0))
-    assert op == MEM_BEGIN and body[:2] == bytes([1, ERR_INVALID_MESSAGE])
+    _run_stub(host)
+    replies = host.request(SYNC, SYNC_PAYLOAD)
+    assert len(replies) == 8 and all(value == 0 for _, value, _ in replies)  # "stub"
+    [(op, _, body)] = host.request(READ_REG, struct.pack("<I", 0x40001000))
+    assert op == READ_REG and body == b"\x00\x00"  # the stub's two status bytes
+
+
+def test_stub_md5_is_raw_and_erase_region_and_erase_flash_work(tmp_path: Path) -> None:
+    host = Host(tmp_path)
+    host.flash.program(0x2000, b"\x00" * 16)
+    _run_stub(host)
+    [(_, _, body)] = host.request(SPI_FLASH_MD5, struct.pack("<IIII", 0x2000, 16, 0, 0))
+    assert body == hashlib.md5(b"\x00" * 16).digest() + b"\x00\x00"
+    [(_, _, body)] = host.request(ERASE_REGION, struct.pack("<II", 0x2000, 0x1000))
+    assert body == b"\x00\x00" and host.flash.read(0x2000, 16) == b"\xff" * 16
+    [(_, _, body)] = host.request(ERASE_REGION, struct.pack("<II", 0x2001, 0x1000))
+    assert body == bytes([1, 0xC0])  # not sector-aligned
+    host.flash.program(0x3000, b"\x12")
+    host.request(ERASE_FLASH)
+    assert host.flash.read(0, host.flash.size) == b"\xff" * host.flash.size
+    [(_, _, body)] = host.request(READ_FLASH_SLOW, struct.pack("<II", 0, 4))
+    assert body == bytes([1, 0xFF])  # a ROM-only command: not implemented by the stub
+
+
+def test_stub_read_flash_waits_for_acks_and_ends_with_the_md5(tmp_path: Path) -> None:
+    host = Host(tmp_path)
+    data = bytes(range(256)) * 40  # 10 KiB
+    host.flash.program(0x4000, data)
+    _run_stub(host)
+    host.sent.clear()
+    host.rom.feed(slip_encode(struct.pack("<BBHI", 0, READ_FLASH, 16, 0)
+                              + struct.pack("<IIII", 0x4000, len(data), 0x1000, 2)))
+    decoder = _SlipDecoder()
+    frames = decoder.feed(b"".join(host.sent))
+    assert frames[0][:2] == bytes([1, READ_FLASH])
+    assert [len(f) for f in frames[1:]] == [0x1000, 0x1000]  # two in flight, then wait
+
+    def ack(total: int) -> list[bytes]:
+        host.sent.clear()
+        host.rom.feed(slip_encode(struct.pack("<I", total)))
+        return decoder.feed(b"".join(host.sent))
+
+    received = b"".join(frames[1:])
+    while len(received) < len(data):
+        more = ack(len(received))
+        assert more, "the stub sent nothing after an ack"
+        received += b"".join(more)
+    assert received == data
+    assert ack(len(received)) == [hashlib.md5(data).digest()]
 
 
 def test_read_flash_slow_returns_64_byte_blocks(tmp_path: Path) -> None:

@@ -38,6 +38,7 @@ class EmulatedBackend:
         self._board = board
         stack.callback(board.stop)
         board.start(timeout=_BOOT_TIMEOUT_S)
+        board.check_firmware()  # "no firmware: ..." in one line, not a REPL timeout
         return Device(board.port, hard_reset=lambda _line: board.hard_reset())
 
     def prepare_wifi(self, delay: float, *, link_control: bool = False) -> None:
