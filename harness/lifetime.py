@@ -55,39 +55,7 @@ def _die_with(parent: int) -> Callable[[], None]:
 
 
 # --- the reaper ------------------------------------------------------------------------
-# Reads "+p PID START GROUP", "-p PID", "+d HEXPATH", "-d HEXPATH" lines until end-of-file.
-_REAPER = r"""
-import os, shutil, signal, sys
-signal.signal(signal.SIGINT, signal.SIG_IGN)
-def started(pid):
-    try:
-        with open("/proc/%d/stat" % pid, "rb") as stat:
-            return stat.read().rsplit(b")", 1)[1].split()[19].decode()
-    except (OSError, IndexError):
-        return None
-children, folders = {}, set()
-for line in sys.stdin.buffer:
-    op, _, rest = line.strip().partition(b" ")
-    if op == b"+p":
-        pid, start, group = rest.split()
-        children[int(pid)] = (start.decode(), group == b"1")
-    elif op == b"-p":
-        children.pop(int(rest), None)
-    elif op == b"+d":
-        folders.add(bytes.fromhex(rest.decode()))
-    elif op == b"-d":
-        folders.discard(bytes.fromhex(rest.decode()))
-for pid, (start, group) in children.items():
-    now = started(pid)
-    if start != "-" and now is not None and now != start:
-        continue  # that pid is another process now
-    try:
-        (os.killpg if group else os.kill)(pid, signal.SIGKILL)
-    except OSError:
-        pass
-for folder in folders:
-    shutil.rmtree(folder, ignore_errors=True)
-"""
+_REAPER = Path(__file__).with_name("lifetime_reaper.py")
 
 
 def _start_time(pid: int) -> str:
@@ -125,7 +93,7 @@ class _Reaper:
         read_end, write_end = os.pipe()
         try:
             process = subprocess.Popen(
-                [sys.executable, "-I", "-S", "-c", _REAPER], stdin=read_end,
+                [sys.executable, "-I", "-S", str(_REAPER)], stdin=read_end,
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd="/",
                 start_new_session=True)  # a terminal's Ctrl-C or a group kill misses it
         except OSError:
