@@ -36,6 +36,18 @@ class LogLine:
     time: float
     text: str
 
+    @property
+    def content(self) -> str:
+        """The line without the noise a serial line glues to its start: a boot's or a baud
+        glitch's undecodable bytes, NULs, terminal escapes. The device's own lines are
+        recognised by what they say, not by their first byte."""
+        return _LEADING_NOISE.sub("", self.text, count=1)
+
+
+# Control characters (not tab), the decoder's U+FFFD for bytes that are not UTF-8, and
+# ANSI escape sequences, at the start of a line.
+_LEADING_NOISE = re.compile(r"^(?:\x1b\[[0-9;?]*[A-Za-z]|[\x00-\x08\x0b-\x1f\x7f\ufffd])+")
+
 
 class SerialLog:
     """Thread-safe, append-only record of a serial line's output.

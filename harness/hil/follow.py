@@ -90,7 +90,7 @@ class RunFollower:
 
     def _take(self) -> None:
         for line in self._cursor.read():
-            text = line.text
+            text = line.content
             if self._in_traceback:
                 # "  File ..." lines, then the exception's own line, not indented.
                 if len(self.traceback) < _TRACEBACK_KEEP:

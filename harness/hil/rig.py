@@ -228,7 +228,7 @@ class Rig:
                 reconnect_delay=settings.get("reconnect_delay"),
                 reconnect_max_delay=settings.get("reconnect_max_delay"),
             ),
-            serial=[SerialLine(line.time, line.text)
+            serial=[SerialLine(line.time, line.content)
                     for line in self.device.log.lines(mark, until=stop)],
             observed=[ObservedPublish(m.time, m.topic, m.payload, m.retain)
                       for m in observer.messages(topic)],
@@ -240,7 +240,8 @@ class Rig:
                          metrics={**run_metrics(evidence), **run.cost_metrics()})
 
     def _sends(self, mark: int) -> list[str]:
-        return [line.text for line in self.device.log.lines(mark) if SEND.match(line.text)]
+        return [line.content for line in self.device.log.lines(mark)
+                if SEND.match(line.content)]
 
     def _wait_for_echoes(self, scenario: Scenario, topic: str, run: RunFollower) -> None:
         """Follow the device's loop by its line structure, not by payload numbers, so a

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import pty
+import shutil
 import subprocess
 import sys
 import threading
@@ -102,3 +103,46 @@ def test_a_boot_looping_program_is_diagnosed_in_seconds_with_its_log_saved(
     assert "device lost earlier in this session" in output  # the rest skip, no retries
     logs = list(results.rglob("serial.log"))
     assert logs and "MPY: soft reboot" in logs[0].read_text()
+
+
+NOISY_MAIN = '''\
+# While the program runs, every line it prints arrives with serial noise glued to its
+# start (undecodable bytes, a NUL, a terminal escape), as after a baud-rate glitch or boot
+# noise on a real line. The REPL itself stays clean.
+import builtins
+import sys
+
+_print = builtins.print
+
+
+def _noisy_print(*args, **kwargs):
+    sys.stdout.buffer.write(b"\\xff\\xfe\\x00\\x1b[0m")
+    _print(*args, **kwargs)
+
+
+builtins.print = _noisy_print
+try:
+    import app_main
+
+    app_main.run()
+finally:
+    builtins.print = _print
+'''
+
+
+def test_lines_with_noise_glued_to_their_start_are_still_the_devices_lines(
+        tmp_path: Path) -> None:
+    program = tmp_path / "program"
+    shutil.copytree(REPO / "device_src", program)
+    (program / "main.py").rename(program / "app_main.py")
+    (program / "main.py").write_text(NOISY_MAIN)
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-m", "hil",
+         "-k", "s1_ or s6_ or s7_echo_in_order or s8_",
+         f"--hil-device-src={program}", f"--hil-results={tmp_path / 'results'}"],
+        cwd=REPO, capture_output=True, text=True, timeout=300, check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    assert "4 passed" in output
+    logs = list((tmp_path / "results").rglob("serial.log"))
+    assert any("\x00\x1b[0mSend '" in log.read_text(errors="replace") for log in logs)

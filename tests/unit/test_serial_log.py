@@ -121,3 +121,12 @@ def test_waiting_for_many_lines_is_linear_in_the_log() -> None:
     small, large = cost(1_000), cost(20_000)
     assert large < 3 * small + 1e-6, (small, large)
 
+
+
+def test_line_content_drops_the_noise_glued_to_its_start() -> None:
+    from harness.device.serial_log import LogLine
+
+    noisy = LogLine(0.0, "\ufffd\ufffd\x00\x1b[0mSend '{\"msg\": 0}' to topic 't'")
+    assert noisy.content == "Send '{\"msg\": 0}' to topic 't'"
+    assert LogLine(0.0, "  indented stays").content == "  indented stays"
+    assert LogLine(0.0, "Received 'a\x00b'").content == "Received 'a\x00b'"  # only the start
