@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from harness.errors import HarnessError
+from harness.lifetime import SigtermAsInterrupt
 
 # command name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -49,6 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = next((arg for arg in argv if not arg.startswith("-")), None)
     parser = build_parser(command)
     args = parser.parse_args(argv)
+    SigtermAsInterrupt().install()  # a command's own handler, installed later, wins
     try:
         return int(args._module.run(args))
     except HarnessError as exc:

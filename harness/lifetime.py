@@ -31,6 +31,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from harness.errors import ProcessFailed
@@ -300,3 +301,40 @@ def remove_dir(path: Path) -> None:
     """Remove a folder made by :func:`temp_dir` (idempotent)."""
     shutil.rmtree(path, ignore_errors=True)
     _reaper.remove_dir(path)
+
+
+# --- SIGTERM as an interrupt ------------------------------------------------------------
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, delivered as an interrupt (see :class:`SigtermAsInterrupt`). Unlike Ctrl-C
+    at a terminal, it reached only this process: forward it to children that must end too."""
+
+
+class SigtermAsInterrupt:
+    """While installed, SIGTERM raises :class:`Terminated` in the main thread, so a run that
+    a CI runner or a supervisor terminates tears down its fixtures, writes its JUnit XML and
+    leaves no board, broker or temp folder behind — exactly as Ctrl-C does."""
+
+    def __init__(self) -> None:
+        self._previous: signal.Handlers | int | None = None
+        self._installed = False
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        previous = signal.getsignal(signal.SIGTERM)
+        if previous not in (signal.SIG_DFL, None):
+            return  # someone (xdist, a wrapper) already decided what SIGTERM means
+        self._previous = previous
+        signal.signal(signal.SIGTERM, self._handle)
+        self._installed = True
+
+    def uninstall(self) -> None:
+        if self._installed:
+            signal.signal(signal.SIGTERM, self._previous or signal.SIG_DFL)
+            self._installed = False
+
+    @staticmethod
+    def _handle(signum: int, frame: FrameType | None) -> None:
+        # A second SIGTERM during teardown should still end the process, not be swallowed.
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        raise Terminated(f"terminated by signal {signum} (pid {os.getpid()})")

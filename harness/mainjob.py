@@ -8,6 +8,7 @@ everything went. Options pass through to pytest after ``--``.
 from __future__ import annotations
 
 import argparse
+import signal
 import subprocess
 import sys
 import time
@@ -66,8 +67,10 @@ def run(args: argparse.Namespace) -> int:
     suite = lifetime.spawn(command, cwd=REPO_ROOT)
     try:
         outcome = suite.wait()
-    except BaseException:  # Ctrl-C reaches pytest too (same process group): let it clean up
-        try:
+    except BaseException as exc:  # Ctrl-C reaches pytest too (same process group)
+        if isinstance(exc, lifetime.Terminated):
+            suite.send_signal(signal.SIGTERM)  # SIGTERM came to us alone: pass it on
+        try:  # let pytest tear down and write its JUnit XML
             suite.wait(timeout=30)
         except subprocess.TimeoutExpired:
             lifetime.stop(suite)

@@ -1,22 +1,17 @@
-"""Guards the plugin installs before a session starts: pytest settings that were silently
-dropped by the command line's form, and SIGTERM ending a run as cleanly as Ctrl-C.
-
-Both are pytest-side concerns that no fixture can see, so they live here and the plugin
-calls them from ``pytest_configure``.
+"""A guard the plugin runs before a session starts: pytest settings that were silently
+dropped by the command line's form. It is a pytest-side concern that no fixture can see,
+so it lives here and the plugin calls it from ``pytest_configure`` (as it installs
+:class:`harness.lifetime.SigtermAsInterrupt`).
 """
 
 from __future__ import annotations
 
 import itertools
-import os
-import signal
-import threading
 import tomllib
 from collections.abc import Sequence
 from configparser import ConfigParser
 from configparser import Error as ConfigParserError
 from pathlib import Path
-from types import FrameType
 
 import pytest
 
@@ -83,34 +78,3 @@ def check_settings_loaded(config: pytest.Config) -> None:
         f"pytest took {value!r} (the value of {flag}) for a test path, so it did not read "
         f"{expected} (the per-test timeout, markers and warning filters are off); write "
         f"{flag}={value} instead")
-
-
-class SigtermAsInterrupt:
-    """While installed, SIGTERM raises KeyboardInterrupt in the main thread, so a run that a
-    CI runner or a supervisor terminates tears down its fixtures, writes its JUnit XML and
-    leaves no board, broker or temp folder behind — exactly as Ctrl-C does."""
-
-    def __init__(self) -> None:
-        self._previous: signal.Handlers | int | None = None
-        self._installed = False
-
-    def install(self) -> None:
-        if threading.current_thread() is not threading.main_thread():
-            return
-        previous = signal.getsignal(signal.SIGTERM)
-        if previous not in (signal.SIG_DFL, None):
-            return  # someone (xdist, a wrapper) already decided what SIGTERM means
-        self._previous = previous
-        signal.signal(signal.SIGTERM, self._handle)
-        self._installed = True
-
-    def uninstall(self) -> None:
-        if self._installed:
-            signal.signal(signal.SIGTERM, self._previous or signal.SIG_DFL)
-            self._installed = False
-
-    @staticmethod
-    def _handle(signum: int, frame: FrameType | None) -> None:
-        # A second SIGTERM during teardown should still end the process, not be swallowed.
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        raise KeyboardInterrupt(f"terminated by signal {signum} (pid {os.getpid()})")

@@ -32,7 +32,8 @@ from harness.hil.programs import ContractProgram, DeviceProgram, SeedProgram
 from harness.hil.rig import NotApplicable, Rig, RunResult
 from harness.hil.scenario import Scenario
 from harness.hil.targets import Target, TargetOptions, options_from_env
-from harness.pytest_guards import SigtermAsInterrupt, check_settings_loaded
+from harness.lifetime import SigtermAsInterrupt
+from harness.pytest_guards import check_settings_loaded
 from harness.spec_items import NOT_APPLICABLE
 
 pytest_plugins = ["harness.report.pytest_history", "harness.parallel", "harness.pytest_soak"]

@@ -80,3 +80,25 @@ def test_timeout_mid_run_leaves_no_process_behind(tmp_path: Path) -> None:
     leftovers = Deadline(10, "children to exit").poll(
         lambda: [] if not tagged_processes(tag) else None, interval=0.1)
     assert leftovers == []
+
+
+@pytest.mark.mosquitto
+def test_sigterm_to_the_main_job_ends_it_like_ctrl_c(tmp_path: Path) -> None:
+    """A CI runner cancelling `./hil run` sends SIGTERM to the main job alone; it passes it
+    on, pytest tears down (mosquitto and the board stop) and writes its JUnit XML."""
+    tag = uuid.uuid4().hex
+    process = lifetime.spawn(
+        [sys.executable, "-m", "harness", "run", "--results", str(tmp_path), "--broker",
+         "mosquitto"], cwd=REPO, env={**os.environ, "HIL_CLEANUP_TAG": tag},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    wait_for_board(tmp_path, process)
+    assert tagged_processes(tag), "the run started no tagged child processes?"
+    process.send_signal(signal.SIGTERM)
+    ending = Deadline(20, "the main job to end after SIGTERM")
+    output = process.communicate(timeout=60)[0].decode()
+    assert not ending.expired, "SIGTERM was not passed on: the job waited out its grace period"
+    assert process.returncode == 130, output[-2000:]
+    assert (tmp_path / "junit.xml").is_file(), output[-2000:]
+    leftovers = Deadline(10, "children to exit").poll(
+        lambda: [] if not tagged_processes(tag) else None, interval=0.1)
+    assert leftovers == []
