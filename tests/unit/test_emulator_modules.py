@@ -53,7 +53,7 @@ def test_machine_reset_cannot_be_caught(emulated_board: EmulatedBoard) -> None:
         port.write(b"\r\x03")
         port.write(b"import machine\r")
         port.write(b"try:\rmachine.reset()\r\x08\x08\x08\x08except BaseException:\r"
-                   b"print('caught')\r\r")
+                   b"print('caught')\r\r\r\r")  # docs/reference/repl.rst: 3 RETURNs
         out = expect(port, b"cause 2\r\n")
         assert b"rst:0xc (SW_CPU_RESET)" in out and b"\r\ncaught\r\n" not in out
     finally:

@@ -170,8 +170,10 @@ def test_raw_paste_of_a_large_script(emulated_board: EmulatedBoard) -> None:
 def test_ctrl_c_interrupts_a_busy_loop(port: Port) -> None:
     port.write(b"\r\x03")
     port.expect(b">>> ")
-    port.write(b"n = 0\rwhile True:\rn += 1\r\r")  # the REPL auto-indents the body
-    port.expect(b"...     \r\n")
+    # readline.c: the body is auto-indented; two RETURNs on all-space lines end the
+    # statement and a third runs it (docs/reference/repl.rst, "Auto-indent")
+    port.write(b"n = 0\rwhile True:\rn += 1\r\r\r\r")
+    port.expect(b"...     n += 1\r\n...     \r\n...     \r\n... \r\n")
     port.write(b"\x03")
     out = port.expect(b">>> ")
     assert b"KeyboardInterrupt: \r\n" in out

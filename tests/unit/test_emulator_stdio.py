@@ -62,8 +62,8 @@ def test_kbd_intr_disabled_lets_ctrl_c_through_to_stdin(port: Port) -> None:
     port.expect(b"kbd_intr(3)\r\n")
     port.write(b"\x03\x03")
     assert port.expect(b">>> ") == b"b'\\x03\\x03'\r\n>>> "
-    port.write(b"import time\rwhile True:\rtime.sleep_ms(5)\r\r")  # armed again: interrupts
-    port.expect(b"...     \r\n")
+    port.write(b"import time\rwhile True:\rtime.sleep_ms(5)\r\r\r\r")  # armed again
+    port.expect(b"... \r\n")
     port.write(b"\x03")
     assert b"KeyboardInterrupt: \r\n" in port.expect(b">>> ")
 

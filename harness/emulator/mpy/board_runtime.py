@@ -62,6 +62,7 @@ def event(code):
 
 # --- the board's stdio ----------------------------------------------------------------
 # On the board's sys, with its micropython.kbd_intr (importable like frozen modules).
+import _readline  # noqa: E402
 import _stdio  # noqa: E402
 
 _board_sys = __import__("_board_sys")
@@ -140,26 +141,27 @@ def getc():
     return _rx_one[0]
 
 
+# The C modules of an ESP32 build: what Tab offers after "import " (py/repl.c test_qstr).
+_BUILTIN_MODULES = (
+    "__main__", "_asyncio", "_onewire", "_thread", "_webrepl", "array", "binascii",
+    "bluetooth", "builtins", "cmath", "collections", "cryptolib", "deflate", "errno", "esp",
+    "esp32", "framebuf", "gc", "hashlib", "heapq", "io", "json", "machine", "math",
+    "micropython", "network", "os", "platform", "random", "re", "select", "socket", "ssl",
+    "struct", "sys", "time", "uctypes", "vfs", "websocket")
+_editor = _readline.Readline(getc, _write, _stdio.write_cooked, _globals, _BUILTIN_MODULES)
+
+
 def board_input(prompt=""):
-    # input() on the board reads the serial line (the unix port's would see our framing).
-    _write(str(prompt))
-    line = ""
-    while True:
-        c = getc()
-        if c == 13 or c == 10:
-            _write("\r\n")
-            return line
-        if c in (8, 127):
-            if line:
-                line = line[:-1]
-                _write("\x08 \x08")
-        elif c == 3:
-            raise KeyboardInterrupt
-        elif c == 4 and not line:
-            raise EOFError
-        elif c >= 32:
-            line += chr(c)
-            _write(chr(c))
+    # input(): the prompt printed as a str, then readline (so with its line editing and
+    # history), as mp_builtin_input does.
+    if prompt:
+        _stdio.write_cooked(str(prompt))
+    code, line = _editor.readline("", "")
+    if code == 3:
+        raise KeyboardInterrupt
+    if code == 4 and not line:
+        raise EOFError
+    return line
 
 
 import builtins  # noqa: E402
@@ -284,50 +286,6 @@ def raw_repl():
             line.append(c)  # \x00
 
 
-def _needs_more(text):
-    # mp_repl_continue_with_input, in short: open brackets/strings, a trailing colon or
-    # backslash, or a compound statement whose block is not yet closed by an empty line.
-    depth = 0
-    quote = None
-    i = 0
-    while i < len(text):
-        c = text[i]
-        if quote:
-            if c == "\\":
-                i += 1
-            elif text.startswith(quote, i):
-                i += len(quote) - 1
-                quote = None
-        elif c == "#":
-            while i < len(text) and text[i] != "\n":
-                i += 1
-        elif c in "\"'":
-            quote = text[i:i + 3] if text[i:i + 3] in ('"""', "'''") else c
-            i += len(quote) - 1
-        elif c in "([{":
-            depth += 1
-        elif c in ")]}":
-            depth -= 1
-        i += 1
-    if quote or depth > 0:
-        return True
-    lines = text.split("\n")
-    last = lines[-1]
-    if last.rstrip().endswith(":") or last.endswith("\\"):
-        return True
-    compound = lines[0].lstrip().startswith("@") or lines[0].rstrip().endswith(":")
-    return compound and len(lines) > 1 and last.strip() != ""
-
-
-def _indent_for(text):
-    # The REPL's auto-indent for the next continuation line.
-    last = text.split("\n")[-1]
-    indent = len(last) - len(last.lstrip())
-    if last.rstrip().endswith(":"):
-        indent += 4
-    return " " * indent
-
-
 def friendly_exec(source, mode):
     system_exit, exc = execute(source, mode)
     if exc is not None:
@@ -356,52 +314,39 @@ def paste_mode():
 
 
 def friendly_repl():
-    # Returns when Ctrl-A switches to the raw REPL.
+    # pyexec_friendly_repl. Returns when Ctrl-A switches to the raw REPL.
     _write(CFG["banner"] + '\r\nType "help()" for more information.\r\n')
     while True:
-        _write(">>> ")
-        lines = ""
-        line = ""
-        while True:
-            c = getc()
-            if c == 13:
+        code, line = _editor.readline("", ">>> ")
+        if code == 1:
+            _write("\r\n")
+            return
+        if code == 2:
+            _write("\r\n")
+            _write(CFG["banner"] + '\r\nType "help()" for more information.\r\n')
+            continue
+        if code == 3:
+            _write("\r\n")
+            continue
+        if code == 4:
+            _write("\r\n")
+            soft_reset(False)
+        if code == 5:
+            paste_mode()
+            continue
+        if not line:
+            continue
+        cancelled = False
+        while _readline.continue_with_input(line):
+            code, line = _editor.readline(line + "\n", "... ")
+            if code == 3:
                 _write("\r\n")
-                lines = line if not lines else lines + "\n" + line
-                line = ""
-                if _needs_more(lines):
-                    line = _indent_for(lines)
-                    _write("... " + line)
-                    continue
-                if lines.strip():
-                    friendly_exec(lines, "single")
+                cancelled = True
                 break
-            if c == 3:
-                _write("\r\n")
-                break
-            if c in (8, 127):
-                if line:
-                    line = line[:-1]
-                    _write("\x08 \x08")
-                continue
-            if not line and not lines:
-                if c == 1:
-                    _write("\r\n")
-                    return
-                if c == 2:
-                    _write("\r\n")
-                    _write(CFG["banner"] + '\r\nType "help()" for more information.\r\n')
-                    break
-                if c == 4:
-                    _write("\r\n")
-                    soft_reset(False)
-                if c == 5:
-                    paste_mode()
-                    break
-            if c == 27 or c == 10:
-                continue  # escape sequences (history, cursor keys) are not emulated
-            if c >= 32 or c == 9:
-                line += chr(c)
-                _write(chr(c))
+            if code == 4:
+                break  # Ctrl-D ends a compound statement early
+        if not cancelled:
+            friendly_exec(line, "single")
 
 
 _mode = [CFG["mode"]]  # the REPL mode now: "raw" or "friendly"
