@@ -71,7 +71,7 @@ from harness.hardware.image import ESP32_BOOTLOADER_OFFSET
 # runtime and the board modules (frozen bytecode on the chip, costing no heap there) live
 # in the interpreter's heap too, so the interpreter gets RUNTIME_HEAP_KIB more.
 DEFAULT_HEAP_KIB = 112
-RUNTIME_HEAP_KIB = 58  # 6 of them for the line editor (mpy/_readline.py)
+RUNTIME_HEAP_KIB = 62  # 10 of them for the line editor (mpy/_readline.py) and its compile
 
 
 # Removed by stop(), or by harness.lifetime's reaper if the owner dies first.
