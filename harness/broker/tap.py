@@ -334,7 +334,12 @@ class Tap:
         fault = self._faults.remove(handle)
         if (fault is not None and fault.kind is FaultKind.NO_LISTENER
                 and not self._faults.has(FaultKind.NO_LISTENER) and self._port is not None):
-            self._server = await asyncio.start_server(self._serve, self.host, self._port)
+            from harness.broker.base import port_error
+
+            try:
+                self._server = await asyncio.start_server(self._serve, self.host, self._port)
+            except OSError as exc:  # someone took the port while nothing listened
+                raise port_error(self.host, self._port, exc) from exc
 
     # -- recording ----------------------------------------------------------------------
     def _record(self, conn: TapConnection, kind: str, **data: Any) -> TapRecord:

@@ -235,5 +235,6 @@ class FaultSchedule:
                 _, _, action = heapq.heappop(self._queue)
             try:
                 action()
-            except HarnessError as exc:
-                self.errors.append(str(exc))
+            except Exception as exc:  # one failed fault must not stop the others
+                self.errors.append(str(exc) if isinstance(exc, HarnessError)
+                                   else f"{type(exc).__name__}: {exc}")
