@@ -69,6 +69,7 @@ _board_sys = __import__("_board_sys")
 _stdio.install(_board_sys)
 sys.modules["sys"] = _board_sys
 sys.modules["micropython"] = __import__("_board_micropython")
+_board_imports = __import__("_board_imports")
 
 
 # --- flash filesystem ----------------------------------------------------------------
@@ -93,7 +94,7 @@ def _print_exception(exc):
     sys.print_exception(exc, buf)
     out = []
     for line in buf.getvalue().split("\n"):
-        if line.startswith('  File "') and __file__ in line:
+        if line.startswith('  File "') and (__file__ in line or "_board_imports.py" in line):
             continue
         for prefix in _host_prefixes:
             line = line.replace('"' + prefix + "/", '"')
@@ -374,6 +375,9 @@ def repl():
             _mode[0] = "raw"
 
 
+# From here on, what the profile's firmware lacks fails to import (release from the banner).
+_board_imports.install(
+    tuple(int(p) for p in CFG["banner"].split()[1][1:].split("-")[0].split(".")[:2]))
 _code = 0
 _step = repl if CFG.get("skip_boot") else boot
 while True:
