@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 
 import trustme
@@ -19,6 +20,15 @@ from harness.errors import PkiError
 
 DEFAULT_NAMES: tuple[str, ...] = ("broker.test", "localhost", "127.0.0.1")
 WRONG_HOST_NAME = "wrong-host.invalid"
+
+
+class ServerCert(StrEnum):
+    """Which certificate a TLS front presents: the trusted one, or one a client must refuse."""
+
+    SERVER = "server"  # signed by the CA, for the broker's names
+    WRONG_HOST = "wrong_host"  # signed by the CA, for another host name only
+    EXPIRED = "expired"  # signed by the CA, validity ended yesterday
+    UNTRUSTED = "untrusted"  # signed by a CA the client was not given
 
 
 @dataclass(frozen=True)
@@ -175,12 +185,14 @@ class TestPki:
             ),
         )
 
-    def cert(self, which: str) -> CertPair:
-        """The pair named ``server``, ``wrong_host``, ``expired`` or ``untrusted``."""
-        pairs = {p.label: p for p in (self.server, self.wrong_host, self.expired, self.untrusted)}
+    def cert(self, which: ServerCert | str) -> CertPair:
+        """The pair for ``which`` (a :class:`ServerCert`, or its name with - or _)."""
         try:
-            return pairs[which.replace("-", "_")]
-        except KeyError:
+            choice = ServerCert(which.replace("-", "_"))
+        except ValueError:
             raise PkiError(
-                f"unknown certificate {which!r}", hint=f"use one of {', '.join(sorted(pairs))}"
+                f"unknown certificate {which!r}", hint=f"use one of {', '.join(ServerCert)}"
             ) from None
+        pairs = {ServerCert.SERVER: self.server, ServerCert.WRONG_HOST: self.wrong_host,
+                 ServerCert.EXPIRED: self.expired, ServerCert.UNTRUSTED: self.untrusted}
+        return pairs[choice]

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from harness.broker.pki import ServerCert
 from harness.faults.model import AfterEchoes, AtTime, Fault, FaultKind, Site
-
-# Which certificate the TLS front presents (names of TestPki attributes).
-SERVER_CERTS = ("server", "wrong_host", "expired", "untrusted")
 
 
 @dataclass(frozen=True)
@@ -20,7 +18,7 @@ class Scenario:
 
     name: str
     tls: bool = False
-    server_cert: str = "server"
+    server_cert: ServerCert = ServerCert.SERVER  # which certificate the TLS front presents
     require_sni: bool = False  # the broker side refuses handshakes without the right SNI
     sni: bool = True  # the device is told to send SNI (server_hostname)
     wrong_password: bool = False
@@ -44,8 +42,8 @@ class Scenario:
     faults: tuple[Fault, ...] = ()
 
     def __post_init__(self) -> None:
-        if self.server_cert not in SERVER_CERTS:
-            raise ValueError(f"server_cert must be one of {SERVER_CERTS}")
+        if not isinstance(self.server_cert, ServerCert):
+            raise ValueError(f"server_cert must be a ServerCert ({', '.join(ServerCert)})")
         if self.faults and not all(isinstance(f, Fault) for f in self.faults):
             raise ValueError("faults must be a tuple of harness.faults.Fault")
 
@@ -71,12 +69,12 @@ FOREIGN_PAYLOAD = "foreign-hello"
 MESSAGING = Scenario("messaging", retained=True, foreign=True, wifi_delay=2.5, publishes=6,
                      keepalive=30, client_id="hil-dut-1", mem_log_every=1)
 TLS_SNI = Scenario("tls-sni", tls=True, require_sni=True, publishes=3, required=frozenset({"tls"}))
-TLS_UNTRUSTED = Scenario("tls-untrusted-ca", tls=True, server_cert="untrusted",
+TLS_UNTRUSTED = Scenario("tls-untrusted-ca", tls=True, server_cert=ServerCert.UNTRUSTED,
                          expect_connect=False, required=frozenset({"tls"}))
-TLS_WRONG_HOST = Scenario("tls-wrong-host", tls=True, server_cert="wrong_host",
+TLS_WRONG_HOST = Scenario("tls-wrong-host", tls=True, server_cert=ServerCert.WRONG_HOST,
                           expect_connect=False, required=frozenset({"tls"}))
-TLS_EXPIRED = Scenario("tls-expired", tls=True, server_cert="expired", expect_connect=False,
-                       required=frozenset({"tls"}))
+TLS_EXPIRED = Scenario("tls-expired", tls=True, server_cert=ServerCert.EXPIRED,
+                       expect_connect=False, required=frozenset({"tls"}))
 TLS_NO_SNI = Scenario("tls-no-sni", tls=True, require_sni=True, sni=False,
                       expect_connect=False, required=frozenset({"tls", "sni"}))
 AUTH_WRONG = Scenario("auth-wrong-password", wrong_password=True, expect_connect=False)

@@ -163,7 +163,7 @@ class Target:
 
         tls = None
         if scenario.tls:
-            tls = TapTls(cert=getattr(self.pki, scenario.server_cert),
+            tls = TapTls(cert=self.pki.cert(scenario.server_cert),
                          require_sni=self.server_name if scenario.require_sni else None)
         tap = Tap(upstream=(self.broker.host, self.broker.port), tls=tls,
                   record_path=record_path, listen_host=self._bind,
