@@ -3,7 +3,7 @@
 # device code has no reason to import it (a real ESP32 has no such module).
 
 config = {}  # the boot configuration written by the host-side supervisor
-real = {}  # the unix port's own built-ins ('socket', 'machine'), before the shims hid them
+real = {}  # the unix port's own 'socket', 'machine' and 'vfs', before the shims hid them
 _ctl = None  # pipe to the supervisor: one-byte events
 
 

@@ -42,7 +42,7 @@ import socket as _unix_socket  # noqa: E402
 sys.path[:] = CFG["module_dirs"]
 import _board  # noqa: E402
 
-_board.init(CFG, {"socket": _unix_socket, "machine": _unix_machine}, _ctl)
+_board.init(CFG, {"socket": _unix_socket, "machine": _unix_machine, "vfs": vfs}, _ctl)
 # Like frozen modules on a real ESP32: importable whatever the flash holds.
 # (aliases as soon as their module exists: umqtt 1.3.4 does `import usocket`)
 for _name in CFG["preload"]:

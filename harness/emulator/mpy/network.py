@@ -57,10 +57,8 @@ _scratch = None
 def _read_control():
     # The board's own open() sees only the flash; the control file is in the scratch folder.
     global _scratch
-    if _scratch is None:
-        import vfs
-
-        _scratch = vfs.VfsPosix(_board.config["scratch"])
+    if _scratch is None:  # the interpreter's vfs: a v1.22 board's firmware has none to import
+        _scratch = _board.real["vfs"].VfsPosix(_board.config["scratch"])
     with _scratch.open("/" + _board.config["link_control_file"], "r") as f:
         return json.loads(f.read())
 
