@@ -14,6 +14,7 @@ import contextlib
 import os
 import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -136,7 +137,10 @@ class Target:
         self.broker.start(timeout=15.0)
         self._stack.callback(self.broker.stop)
         self.observer = Observer(self.broker.host, self.broker.port, username=opts.username,
-                                 password=opts.password, client_id="hil-observer")
+                                 password=opts.password,
+                                 # Unique: on a shared (external) broker a second session's
+                                 # observer with the same id would take this one's session.
+                                 client_id=f"hil-observer-{uuid.uuid4().hex[:8]}")
         self.observer.start(timeout=10.0)
         self._stack.callback(self.observer.stop)
         self._bind = bind
