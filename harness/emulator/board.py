@@ -38,13 +38,8 @@ from harness.emulator import interpreter
 from harness.emulator.boot import (
     CRASH_LIMIT,
     CTRL_C,
-    DEEPSLEEP_RESET,
     DEFAULT_MAC,
     DOWNLOAD_BANNER,
-    EXIT_SOFT_FRIENDLY,
-    EXIT_SOFT_RAW,
-    HARD_RESET,
-    PWRON_RESET,
     ROM_BOOT,
     ROM_LINE,
     SPI_BOOT,
@@ -57,6 +52,8 @@ from harness.emulator.firmware_image import (
     filesystem_range,
 )
 from harness.emulator.flash import prepare_flash
+from harness.emulator.mpy import _board_wire as wire
+from harness.emulator.mpy._board_wire import DEEPSLEEP_RESET, HARD_RESET, PWRON_RESET
 from harness.emulator.profiles import DEFAULT_PROFILE, Profile, get_profile
 from harness.emulator.reset_circuit import AutoResetCircuit
 from harness.emulator.rom import BOOT_RETRY_S, flash_boot_failure
@@ -553,29 +550,29 @@ class EmulatedBoard:
         child.partial_event = b""
         index = 0
         while index < len(events):
-            code = events[index]
+            code = events[index:index + 1]
             index += 1
-            if code == ord("B"):
+            if code == wire.EVENT_BOOTED:
                 child.booted = True
                 self._crashes = 0
                 self._booted.set()
-            elif code == ord("X"):  # pyexec: interrupt char Ctrl-C while code runs
+            elif code == wire.EVENT_RUNNING:  # pyexec: interrupt char Ctrl-C while code runs
                 child.executing, child.sigint_sent = True, False
                 child.intr_char = CTRL_C
-            elif code == ord("I"):
+            elif code == wire.EVENT_REPL:
                 child.executing, child.sigint_sent = False, False
                 child.intr_char = None
-            elif code == ord("K"):  # micropython.kbd_intr(c)
+            elif code == wire.EVENT_INTR_CHAR:  # micropython.kbd_intr(c)
                 if index >= len(events):
-                    child.partial_event = b"K"
+                    child.partial_event = code
                     return
                 child.intr_char = events[index]
                 index += 1
-            elif code == ord("k"):  # micropython.kbd_intr(-1)
+            elif code == wire.EVENT_INTR_OFF:  # micropython.kbd_intr(-1)
                 child.intr_char = None
-            elif code in (ord("H"), ord("D")):
+            elif code in (wire.EVENT_HARD_RESET, wire.EVENT_DEEP_SLEEP):
                 self._drain_output(child)
-                self._reboot(HARD_RESET if code == ord("H") else DEEPSLEEP_RESET)
+                self._reboot(HARD_RESET if code == wire.EVENT_HARD_RESET else DEEPSLEEP_RESET)
                 return
 
     def _drain_output(self, child: BootProcess) -> None:
@@ -598,10 +595,10 @@ class EmulatedBoard:
         self._on_exit(child)
 
     def _on_exit(self, child: BootProcess) -> None:
-        mode = "raw" if child.proc.wait() == EXIT_SOFT_RAW else "friendly"
+        mode = "raw" if child.proc.wait() == wire.EXIT_SOFT_RAW else "friendly"
         code = child.proc.returncode
         self._end_child()
-        if code in (EXIT_SOFT_FRIENDLY, EXIT_SOFT_RAW):
+        if code in (wire.EXIT_SOFT_FRIENDLY, wire.EXIT_SOFT_RAW):
             self._spawn(mode, self._cause)
             return
         if child.sigint_sent or time.monotonic() - self._last_sigint < _SIGINT_GRACE_S:

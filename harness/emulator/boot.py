@@ -11,12 +11,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from harness import lifetime
+from harness.emulator.mpy._board_wire import DEEPSLEEP_RESET, HARD_RESET, PWRON_RESET
 from harness.emulator.profiles import Profile
 from harness.emulator.scenario import LINK_CONTROL_FILE, WifiScenario
 
-EXIT_SOFT_FRIENDLY = 40
-EXIT_SOFT_RAW = 41
-PWRON_RESET, HARD_RESET, DEEPSLEEP_RESET = 1, 2, 4
 DEFAULT_MAC = "246f28a1b2c3"
 
 ROM_LINE = b"ets Jun  8 2016 00:22:57\r\n\r\n"

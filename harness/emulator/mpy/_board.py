@@ -15,7 +15,7 @@ def init(cfg, builtins, ctl):
 
 
 def event(code):
-    # b'X' running user code, b'I' back in the REPL, b'H' hard reset request.
+    # one of _board_wire's EVENT_* codes
     _ctl.write(code)
 
 

@@ -5,6 +5,7 @@
 import micropython as _real
 
 import _board
+from _board_wire import EVENT_INTR_CHAR, EVENT_INTR_OFF
 
 for _name in dir(_real):
     if not _name.startswith("__"):
@@ -13,4 +14,4 @@ for _name in dir(_real):
 
 def kbd_intr(chr):
     # -1 (or any negative value) disables it: then \x03 reaches sys.stdin like any byte.
-    _board.event(b"k" if chr < 0 else b"K" + bytes((chr & 0xFF,)))
+    _board.event(EVENT_INTR_OFF if chr < 0 else EVENT_INTR_CHAR + bytes((chr & 0xFF,)))

@@ -16,7 +16,7 @@
 # whatever it does not consume is left for the program's own sys.stdin reads.
 # Ctrl-C while user code runs arrives as SIGINT (KeyboardInterrupt), like the ESP32's
 # UART interrupt character; otherwise it arrives in-band as \x03.
-# Exit codes: 40 soft reset into the friendly REPL, 41 soft reset into the raw REPL.
+# Exit codes (soft reset into the friendly or raw REPL) and event codes: _board_wire.py.
 import io
 import json
 import os
@@ -24,8 +24,6 @@ import sys
 
 import vfs
 
-EXIT_SOFT_FRIENDLY = 40
-EXIT_SOFT_RAW = 41
 RAW_PASTE_WINDOW = 128  # what an ESP32 announces (MICROPY_REPL_STDIN_BUFFER_MAX)
 PASTE_NAME = "<stdin>"  # the file name raw-paste code compiles under, as on the board
 
@@ -50,6 +48,9 @@ for _name in CFG["preload"]:
     for _alias, _target in CFG["aliases"].items():
         if _target in sys.modules:
             sys.modules[_alias] = sys.modules[_target]
+
+from _board_wire import (EVENT_BOOTED, EVENT_REPL, EVENT_RUNNING,  # noqa: E402
+                         EXIT_SOFT_FRIENDLY, EXIT_SOFT_RAW)
 
 _write = sys.stdout.write
 _write_bytes = sys.stdout.buffer.write
@@ -104,7 +105,7 @@ def _print_exception(exc):
 
 def execute(source, mode, filename="<stdin>"):
     # Returns (system_exit, exception): the pyexec.c outcome of one compile+run.
-    event(b"X")
+    event(EVENT_RUNNING)
     try:
         try:
             exec(compile(source, filename, mode), _globals)
@@ -114,7 +115,7 @@ def execute(source, mode, filename="<stdin>"):
             return False, exc
         return False, None
     finally:
-        event(b"I")
+        event(EVENT_REPL)
 
 
 def run_file(name):
@@ -213,7 +214,7 @@ def raw_paste():
         _write("\x04")
         return
     _flash.paste = "/paste.py"
-    event(b"X")
+    event(EVENT_RUNNING)
     try:
         try:
             if os.getcwd() == _flash.getcwd():
@@ -230,7 +231,7 @@ def raw_paste():
             system_exit, exc = False, e
     finally:
         _flash.paste = None
-        event(b"I")
+        event(EVENT_REPL)
     _write("\x04")
     if exc is not None:
         _print_exception(exc)
@@ -355,7 +356,7 @@ _mode = [CFG["mode"]]  # the REPL mode now: "raw" or "friendly"
 
 def boot():
     raw = _mode[0] == "raw"
-    event(b"B")
+    event(EVENT_BOOTED)
     ok, system_exit = run_file("boot.py")
     if system_exit:
         soft_reset(raw)

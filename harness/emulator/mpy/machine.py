@@ -2,14 +2,10 @@
 import time
 
 import _board
+from _board_wire import (DEEPSLEEP_RESET, EVENT_DEEP_SLEEP, EVENT_HARD_RESET, HARD_RESET,
+                         PWRON_RESET, SOFT_RESET, WDT_RESET)
 
 _unix = _board.real["machine"]
-
-PWRON_RESET = 1
-HARD_RESET = 2
-WDT_RESET = 3
-DEEPSLEEP_RESET = 4
-SOFT_RESET = 5
 
 SLEEP = 2
 DEEPSLEEP = 4
@@ -32,7 +28,7 @@ _freq = 160000000
 
 def reset():
     # Like the chip's software reset: immediate, whatever try/except surrounds the call.
-    _board.event(b"H")
+    _board.event(EVENT_HARD_RESET)
     while True:
         try:
             time.sleep(1)
@@ -54,7 +50,7 @@ def wake_reason():
 
 def deepsleep(time_ms=0):
     # Deep sleep ends in a reset; the emulator wakes at once with DEEPSLEEP_RESET.
-    _board.event(b"D")
+    _board.event(EVENT_DEEP_SLEEP)
     while True:
         try:
             time.sleep(1)
