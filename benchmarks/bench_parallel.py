@@ -85,12 +85,80 @@ def bench_labgrid(rounds: int) -> None:
           f"{statistics.median(overheads) * 1000:.0f} ms over {len(overheads)}")
 
 
-def bench_broker(limit: int) -> None:
-    from harness.farm.capacity import most_boards_served
+MESSAGES = 5
 
-    best, detail = most_boards_served(limit)
+
+def boards_echo(count: int, workdir: Path) -> list[str]:
+    """``count`` emulated boards run the device program against one broker at once; each
+    must echo MESSAGES messages in order. Returns the failures (empty: all served)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from harness.broker import open_broker
+    from harness.device.device import Device
+    from harness.emulator import EmulatedBoard
+    from harness.hil.programs import ContractProgram
+
+    program = ContractProgram(REPO / "device_src")
+    broker = open_broker("amqtt", users={"emqx": "public"}, workdir=workdir / "broker",
+                         host="127.0.0.1")
+    broker.start(timeout=15.0)
+    boards: list[EmulatedBoard] = []
+    try:
+        for index in range(count):
+            flash = workdir / f"board-{index}"
+            flash.mkdir(parents=True)
+            board = EmulatedBoard(flash, hosts={"broker.test": "127.0.0.1"})
+            boards.append(board)
+            board.start(timeout=30.0)
+
+        def one(index: int) -> str | None:
+            settings = {"server": "broker.test", "port": broker.port, "user": "emqx",
+                        "password": "public", "topic": f"bench/{index}", "wifi_ssid": "hil-ap",
+                        "wifi_password": "hil-password", "publish_interval": 0.3}
+            board = boards[index]
+            with Device(board.port, hard_reset=lambda _line: board.hard_reset()) as device:
+                device.deploy(files={**program.program_files(),
+                                     **program.run_files(settings, None)})
+                mark = device.hard_reset()
+                try:
+                    device.log.expect(rf"(?:Received [^\n]*\n[\s\S]*?){{{MESSAGES}}}",
+                                      60.0, since=mark, what=f"{MESSAGES} echoes")
+                except Exception as exc:  # a failure is the measurement
+                    return f"board {index}: {str(exc).splitlines()[0][:160]}"
+                received = [line for line in device.log.text(mark).splitlines()
+                            if line.startswith("Received")][:MESSAGES]
+                wanted = [f"Received '{{\"msg\": {n}}}' from topic 'bench/{index}'"
+                          for n in range(MESSAGES)]
+                if received != wanted:
+                    return f"board {index}: echoes out of order or foreign: {received[:2]}"
+                return None
+
+        with ThreadPoolExecutor(max_workers=count) as pool:
+            return [f for f in pool.map(one, range(count)) if f is not None]
+    finally:
+        for board in boards:
+            board.stop()
+        broker.stop()
+
+
+def bench_broker(limit: int) -> None:
+    best, tried, detail = 0, 0, "all served"
+    count = 2
+    while count <= limit:
+        with tempfile.TemporaryDirectory(prefix="bench-cap-") as tmp:
+            started = time.perf_counter()
+            failures = boards_echo(count, Path(tmp))
+            took = time.perf_counter() - started
+        tried = count
+        print(f"  {count} boards on one broker: {len(failures)} failures ({took:.1f} s)",
+              flush=True)
+        if failures:
+            detail = f"at {count}: {failures[0]}"
+            break
+        best = count
+        count *= 2
     print(f"most concurrent emulated boards one broker host served with 0 failures: {best} "
-          f"(tried up to {limit}; {detail})")
+          f"(tried up to {tried}; {detail})")
 
 
 def bench_project(rounds: int) -> None:

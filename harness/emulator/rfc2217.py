@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import serial.rfc2217
 
 from harness.emulator.serial_line import BRIDGE_BUFFER
-from harness.errors import PortInUse
+from harness.errors import EmulatorError, PortInUse
 
 if TYPE_CHECKING:
     from harness.emulator.board import EmulatedBoard
@@ -191,7 +191,7 @@ class Rfc2217Server:
                 payload = b"".join(manager.filter(data))
                 if payload:
                     self._board.feed_input(payload)
-        except OSError:
+        except (OSError, EmulatorError):  # the client left, or the board is stopping
             pass
         finally:
             self._board.remove_output_sink(to_client)

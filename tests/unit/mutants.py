@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -204,12 +205,15 @@ class SuiteResult:
 
 
 def run_hil_suite(device_src: Path, results: Path, timeout_s: float = SUITE_TIMEOUT_S,
+                  on_start: Callable[[subprocess.Popen[bytes]], None] | None = None,
                   ) -> SuiteResult:
     """Run ``pytest tests/hil -m hil`` on ``device_src`` in a subprocess; parse its JUnit XML."""
     results.mkdir(parents=True, exist_ok=True)
     junit = results / "junit.xml"
+    # hypothesis's plugin imports all of hypothesis at the end of every run (~1 s of CPU);
+    # the HIL suite does not use it, and the suites run many at once.
     command = [sys.executable, "-m", "pytest", "tests/hil", "-m", "hil", "-q",
-               "-p", "no:cacheprovider", *PINNED_OPTIONS,
+               "-p", "no:cacheprovider", "-p", "no:hypothesispytest", *PINNED_OPTIONS,
                "--hil-device-src", str(device_src), "--hil-results", str(results),
                "--junitxml", str(junit)]
     env = {k: v for k, v in os.environ.items() if k not in ENV_DROPPED}
@@ -217,6 +221,8 @@ def run_hil_suite(device_src: Path, results: Path, timeout_s: float = SUITE_TIME
     # Own session: on a timeout the whole tree (pytest, emulator, brokers) is killed.
     process = lifetime.spawn(command, cwd=REPO, env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, start_new_session=True)
+    if on_start is not None:  # lets a caller running suites concurrently stop this one
+        on_start(process)
     try:
         output, _ = process.communicate(timeout=timeout_s)
     except subprocess.TimeoutExpired:

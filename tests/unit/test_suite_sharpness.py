@@ -3,20 +3,24 @@ item fails that item's check, and only the checks that depend on it, with a mess
 names the item.
 
 Each mutant in ``mutants.py`` is device_src/ with one substitution. The whole HIL suite runs
-on it once (a subprocess on the emulated board, ~25-40 s), and several tests read the
-result. The unmutated program is the control: it must pass every check.
+on it once (a subprocess on the emulated board, ~25-40 s; the suites run concurrently),
+and several tests read the result. The unmutated program is the control: it must pass every check.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
-from collections.abc import Callable
+import subprocess
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.unit.mutants import DEVICE_SRC, MUTANTS, Mutant, SuiteResult, run_hil_suite
+from tests.unit.mutants import _stop as stop_suite
 
 pytestmark = pytest.mark.unit
 
@@ -46,32 +50,56 @@ def _params(test: str, per_item: bool = False) -> list[Any]:  # pytest.param val
     return params
 
 
+SUITE_JOBS = int(os.environ.get("HIL_SHARPNESS_JOBS", "4"))  # suites run at once
+
+
+def _needed(request: pytest.FixtureRequest) -> list[str]:
+    """The suites the selected tests of this module read: the control and their mutants."""
+    names = [CONTROL]
+    for item in request.session.items:
+        if item.module is not request.module or "suite_on" not in item.fixturenames:
+            continue
+        mutant = getattr(item, "callspec", None) and item.callspec.params.get("mutant")
+        if isinstance(mutant, Mutant) and mutant.name not in names:
+            names.append(mutant.name)
+    return names
+
+
 @pytest.fixture(scope="module")
-def suite_on(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], SuiteResult]:
-    """The HIL suite's result for a mutant (or the control), run once per module. A run
-    that could not finish is remembered too, so it is not retried for every test."""
-    cache: dict[str, SuiteResult | AssertionError] = {}
+def suite_on(tmp_path_factory: pytest.TempPathFactory,
+             request: pytest.FixtureRequest) -> Iterator[Callable[[str], SuiteResult]]:
+    """The HIL suite's result for a mutant (or the control), run once per module. Every
+    suite the selected tests need starts at once (the runs wait on emulated devices, not
+    on the CPU), ``HIL_SHARPNESS_JOBS`` at a time. A run that could not finish is
+    remembered too, so it is not retried for every test."""
     by_name = {mutant.name: mutant for mutant in MUTANTS}
+    running: list[subprocess.Popen[bytes]] = []
+
+    def run(name: str) -> SuiteResult:
+        base = tmp_path_factory.mktemp(name)
+        src = base / "device_src"
+        if name == CONTROL:
+            shutil.copytree(DEVICE_SRC, src, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            by_name[name].apply(src)
+        return run_hil_suite(src, base / "results", on_start=running.append)
+
+    pool = ThreadPoolExecutor(max_workers=max(1, SUITE_JOBS), thread_name_prefix="suite")
+    futures = {name: pool.submit(run, name) for name in _needed(request)}
 
     def get(name: str) -> SuiteResult:
-        if name not in cache:
-            base = tmp_path_factory.mktemp(name)
-            src = base / "device_src"
-            try:
-                if name == CONTROL:
-                    shutil.copytree(DEVICE_SRC, src,
-                                    ignore=shutil.ignore_patterns("__pycache__"))
-                else:
-                    by_name[name].apply(src)
-                cache[name] = run_hil_suite(src, base / "results")
-            except AssertionError as exc:
-                cache[name] = exc
-        outcome = cache[name]
-        if isinstance(outcome, AssertionError):
-            raise outcome
-        return outcome
+        if name not in futures:
+            futures[name] = pool.submit(run, name)
+        return futures[name].result()  # an AssertionError of the run is raised here
 
-    return get
+    try:
+        yield get
+    finally:  # after Ctrl-C or a stop on first failure: no suite goes on running
+        pool.shutdown(wait=False, cancel_futures=True)
+        for process in running:
+            if process.poll() is None:
+                stop_suite(process)
+        pool.shutdown(wait=True)
 
 
 def test_control_passes_every_check(suite_on: Callable[[str], SuiteResult]) -> None:
