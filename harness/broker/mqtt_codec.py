@@ -13,11 +13,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-PACKET_TYPES = {
-    1: "CONNECT", 2: "CONNACK", 3: "PUBLISH", 4: "PUBACK", 5: "PUBREC", 6: "PUBREL",
-    7: "PUBCOMP", 8: "SUBSCRIBE", 9: "SUBACK", 10: "UNSUBSCRIBE", 11: "UNSUBACK",
-    12: "PINGREQ", 13: "PINGRESP", 14: "DISCONNECT",
-}  # fmt: skip
+from harness.wire import PACKET_TYPE_BY_CODE, PacketType
 
 # Fixed-header flag bits every packet type but PUBLISH must carry [MQTT-2.2.2-1].
 REQUIRED_FLAGS = {6: 0b0010, 8: 0b0010, 10: 0b0010}
@@ -36,9 +32,9 @@ MAX_REMAINING_LENGTH = 268_435_455  # four-byte variable length limit
 
 @dataclass(frozen=True)
 class MqttPacket:
-    """One decoded packet: its type name, decoded fields, and size on the wire."""
+    """One decoded packet: its type, decoded fields, and size on the wire."""
 
-    type: str
+    type: PacketType
     fields: dict[str, Any] = field(default_factory=dict)
     size: int = 0
 
@@ -187,7 +183,7 @@ _BODY_DECODERS = {
 
 def decode_body(type_code: int, flags: int, body: bytes) -> DecodeResult:
     """Decode one complete frame's body; a malformed body becomes a :class:`DecodeProblem`."""
-    name = PACKET_TYPES[type_code]
+    name = PACKET_TYPE_BY_CODE[type_code]
     size = len(body)
     try:
         reader = _Reader(body)
@@ -265,10 +261,10 @@ class StreamDecoder:
         first = buf[pos]
         type_code, flags = first >> 4, first & 0x0F
         sample = bytes(buf[pos : pos + 16]).hex() if type_code in (0, 15) or flags else ""
-        if type_code not in PACKET_TYPES:
+        if type_code not in PACKET_TYPE_BY_CODE:
             return DecodeProblem(f"invalid packet type {type_code} (byte 0x{first:02x})", sample, 1)
         if type_code != 3 and flags != REQUIRED_FLAGS.get(type_code, 0):
-            name = PACKET_TYPES[type_code]
+            name = PACKET_TYPE_BY_CODE[type_code]
             return DecodeProblem(f"invalid fixed-header flags 0x{flags:x} for {name}", sample, 1)
         length = 0
         for index in range(4):

@@ -25,22 +25,12 @@ from typing import IO, TYPE_CHECKING, Any
 from harness.broker.loop_thread import LoopThread
 from harness.broker.mqtt_codec import DecodeProblem, MqttPacket, StreamDecoder
 from harness.broker.tap_faults import FaultState, Outlet, reset_connection, without_packets
-from harness.broker.tap_records import (
-    BROKER_TO_CLIENT,
-    CLIENT_TO_BROKER,
-    CLOSE,
-    DECODE_ERROR,
-    OPEN,
-    PACKET,
-    SNI,
-    TLS_ERROR,
-    TapConnection,
-    TapRecord,
-)
+from harness.broker.tap_records import TapConnection, TapRecord
 from harness.deadline import Deadline
 from harness.errors import BrokerError, PkiError
-from harness.faults.model import FAULT_EVENT, Fault, FaultEvent, FaultKind
+from harness.faults.model import Fault, FaultEvent, FaultKind
 from harness.redact import redact
+from harness.wire import PacketType, RecordKind, WireDirection
 
 if TYPE_CHECKING:
     from harness.broker.pki import CertPair
@@ -122,13 +112,13 @@ class _SubackReorder:
                 return
             raw = bytes(self._pending[: result.size])
             del self._pending[: result.size]
-            if result.type == "SUBACK" and self._held is None:
+            if result.type == PacketType.SUBACK and self._held is None:
                 self._held = raw
                 loop = asyncio.get_running_loop()
                 self._timer = loop.call_later(_SUBACK_HOLD_S, self._finish)
                 continue
             self._sink.write(raw)
-            if result.type == "PUBLISH" and result.fields.get("retain") and self._held:
+            if result.type == PacketType.PUBLISH and result.fields.get("retain") and self._held:
                 self._finish()
                 return
 
@@ -252,13 +242,13 @@ class Tap:
             return [c.copy() for c in self._connections.values()]
 
     def packets(
-        self, packet_type: str | None = None, direction: str | None = None
+        self, packet_type: PacketType | None = None, direction: WireDirection | None = None
     ) -> list[TapRecord]:
         """Decoded packets, optionally of one type and direction, in arrival order."""
         return [
             r
             for r in self.records()
-            if r.kind == PACKET
+            if r.kind == RecordKind.PACKET
             and (packet_type is None or r.packet_type == packet_type)
             and (direction is None or r.direction == direction)
         ]
@@ -308,7 +298,7 @@ class Tap:
         detail = f"{event.phase} {event.fault.describe()}"
         if event.detail:
             detail += f": {event.detail}"
-        return self._record_event(FAULT_EVENT, event.wall_time, event.mono_time,
+        return self._record_event(RecordKind.FAULT, event.wall_time, event.mono_time,
                                   fields=event.fields(), detail=detail)
 
     def live_connections(self) -> int:
@@ -342,21 +332,21 @@ class Tap:
                 raise port_error(self.host, self._port, exc) from exc
 
     # -- recording ----------------------------------------------------------------------
-    def _record(self, conn: TapConnection, kind: str, **data: Any) -> TapRecord:
+    def _record(self, conn: TapConnection, kind: RecordKind, **data: Any) -> TapRecord:
         with self._lock:
             record = TapRecord(
                 next(self._seq), kind, conn.id, time.time(), time.monotonic(), **data
             )
             self._records.append(record)
-            if kind == PACKET:
+            if kind == RecordKind.PACKET:
                 conn.packets.append(record)
-            elif kind == DECODE_ERROR:
+            elif kind == RecordKind.DECODE_ERROR:
                 conn.decode_errors.append(record)
             self._lock.notify_all()
         self._emit(record)
         return record
 
-    def _record_event(self, kind: str, wall: float, mono: float, **data: Any) -> TapRecord:
+    def _record_event(self, kind: RecordKind, wall: float, mono: float, **data: Any) -> TapRecord:
         """A record that belongs to no connection (conn 0)."""
         with self._lock:
             record = TapRecord(next(self._seq), kind, 0, wall, mono, **data)
@@ -388,7 +378,7 @@ class Tap:
     def _check_sni(self, link: _Link, server_name: str | None) -> int | None:
         conn = link.info
         conn.sni, conn.sni_seen = server_name, True
-        self._record(conn, SNI, fields={"server_name": server_name},
+        self._record(conn, RecordKind.SNI, fields={"server_name": server_name},
                      detail=server_name or "(no SNI)")  # fmt: skip
         wanted = self.tls.require_sni if self.tls is not None else None
         if wanted is None or server_name == wanted:
@@ -416,7 +406,7 @@ class Tap:
             self._connections[conn.id] = conn
         link = _Link(conn, writer)
         self._links[conn.id] = link
-        self._record(conn, OPEN, detail=f"from {conn.peer}")
+        self._record(conn, RecordKind.OPEN, detail=f"from {conn.peer}")
         try:
             if self._faults.has(FaultKind.RESET_PEER):
                 link.abort("reset by fault (RST)", reset=True)
@@ -432,7 +422,7 @@ class Tap:
             with self._lock:
                 conn.closed, conn.close_reason = True, link.first_close
                 conn.closed_at = time.time()
-            self._record(conn, CLOSE, detail=link.first_close or "closed")
+            self._record(conn, RecordKind.CLOSE, detail=link.first_close or "closed")
 
     async def _handshake(self, link: _Link) -> bool:
         if self.tls is None:
@@ -445,7 +435,7 @@ class Tap:
             error = link.refusal or describe_tls_failure(exc)
             with self._lock:
                 link.info.tls_error = error
-            self._record(link.info, TLS_ERROR, detail=error)
+            self._record(link.info, RecordKind.TLS_ERROR, detail=error)
             link.first_close = f"TLS handshake failed: {error}"
             return False
         ssl_object = link.client.get_extra_info("ssl_object")
@@ -464,23 +454,24 @@ class Tap:
                     return
                 results = decoder.feed(data)
                 for result in results:
-                    self._record_result(link.info, CLIENT_TO_BROKER, result)
-                if any(isinstance(r, MqttPacket) and r.type == "CONNECT" for r in results):
+                    self._record_result(link.info, WireDirection.CLIENT_TO_BROKER, result)
+                if any(isinstance(r, MqttPacket) and r.type == PacketType.CONNECT
+                       for r in results):
                     break
             for result in StreamDecoder().feed(CONNACK_SERVER_UNAVAILABLE):
-                self._record_result(link.info, BROKER_TO_CLIENT, result)
+                self._record_result(link.info, WireDirection.BROKER_TO_CLIENT, result)
             link.client.write(CONNACK_SERVER_UNAVAILABLE)
             await link.client.drain()
             link.first_close = "refused by fault: CONNACK 3 (server unavailable)"
         except (OSError, TimeoutError, ssl.SSLError) as exc:
             link.first_close = f"refused by fault; client side: {type(exc).__name__}"
 
-    def _record_result(self, conn: TapConnection, direction: str, result: Any,
+    def _record_result(self, conn: TapConnection, direction: WireDirection, result: Any,
                        detail: str = "") -> None:
         if isinstance(result, DecodeProblem):
             self._record_problem(conn, direction, result)
         else:
-            self._record(conn, PACKET, direction=direction, packet_type=result.type,
+            self._record(conn, RecordKind.PACKET, direction=direction, packet_type=result.type,
                          fields=result.fields, detail=detail)
 
     async def _connect_upstream(self, link: _Link) -> bool:
@@ -496,8 +487,10 @@ class Tap:
     async def _forward(self, link: _Link, client_reader: asyncio.StreamReader) -> None:
         assert link.upstream is not None and link.up_reader is not None
         await asyncio.gather(
-            self._pump(link, client_reader, link.upstream, CLIENT_TO_BROKER, "client"),
-            self._pump(link, link.up_reader, link.client, BROKER_TO_CLIENT, "broker"),
+            self._pump(link, client_reader, link.upstream, WireDirection.CLIENT_TO_BROKER,
+                       "client"),
+            self._pump(link, link.up_reader, link.client, WireDirection.BROKER_TO_CLIENT,
+                       "broker"),
         )
 
     async def _pump(
@@ -505,16 +498,16 @@ class Tap:
         link: _Link,
         source: asyncio.StreamReader,
         sink: asyncio.StreamWriter,
-        direction: str,
+        direction: WireDirection,
         source_name: str,
     ) -> None:
         decoder = StreamDecoder()
         reason = f"{source_name} closed the connection"
-        upstream = direction == CLIENT_TO_BROKER
+        upstream = direction == WireDirection.CLIENT_TO_BROKER
         faults = self._faults
         outlet = Outlet(faults, sink, link.info.id, upstream)
         reorder = (_SubackReorder(outlet) if self.retained_before_suback
-                   and direction == BROKER_TO_CLIENT else None)  # fmt: skip
+                   and direction == WireDirection.BROKER_TO_CLIENT else None)  # fmt: skip
         try:
             while True:
                 data = await source.read(_CHUNK)
@@ -522,8 +515,8 @@ class Tap:
                     break
                 held = decoder.buffered
                 results = decoder.feed(data)
-                if self.connack_delay_s and direction == BROKER_TO_CLIENT and any(
-                        getattr(r, "type", None) == "CONNACK" for r in results):
+                if self.connack_delay_s and direction == WireDirection.BROKER_TO_CLIENT and any(
+                        getattr(r, "type", None) == PacketType.CONNACK for r in results):
                     await asyncio.sleep(self.connack_delay_s)
                 swallowed = ""
                 if faults.active:
@@ -556,9 +549,11 @@ class Tap:
             # One side ended: end the other too, so its pump returns.
             link.abort(reason)
 
-    def _record_problem(self, conn: TapConnection, direction: str, problem: DecodeProblem) -> None:
+    def _record_problem(self, conn: TapConnection, direction: WireDirection,
+                        problem: DecodeProblem) -> None:
         fields = {"sample": problem.sample} if problem.sample else {}
-        self._record(conn, DECODE_ERROR, direction=direction, detail=problem.reason, fields=fields)
+        self._record(conn, RecordKind.DECODE_ERROR, direction=direction, detail=problem.reason,
+                     fields=fields)
 
     def _abort_all(self, reason: str) -> None:
         for link in list(self._links.values()):

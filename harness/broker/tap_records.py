@@ -7,11 +7,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-# Record kinds, in the order they normally occur on one connection.
-OPEN, SNI, TLS_ERROR, PACKET, DECODE_ERROR, CLOSE = (
-    "open", "sni", "tls_error", "packet", "decode_error", "close",
-)  # fmt: skip
-CLIENT_TO_BROKER, BROKER_TO_CLIENT = "c2b", "b2c"
+from harness.wire import PacketType, RecordKind, WireDirection
 
 
 def _jsonable(value: Any) -> Any:
@@ -30,26 +26,23 @@ def _jsonable(value: Any) -> Any:
 
 @dataclass(frozen=True)
 class TapRecord:
-    """One event seen by the tap.
-
-    ``kind`` is one of open, sni, tls_error, packet, decode_error, close; ``direction``
-    is ``c2b`` (client to broker) or ``b2c`` for packets and decode errors, else None.
-    """
+    """One event seen by the tap; ``direction`` is set for packets and decode errors."""
 
     seq: int
-    kind: str
+    kind: RecordKind
     conn: int
     wall_time: float
     mono_time: float
-    direction: str | None = None
-    packet_type: str | None = None
+    direction: WireDirection | None = None
+    packet_type: PacketType | None = None
     fields: dict[str, Any] = field(default_factory=dict)
     detail: str = ""
 
-    def is_packet(self, packet_type: str, direction: str | None = None) -> bool:
+    def is_packet(self, packet_type: PacketType,
+                  direction: WireDirection | None = None) -> bool:
         """True for a decoded packet of that type (and direction, if given)."""
         return (
-            self.kind == PACKET
+            self.kind == RecordKind.PACKET
             and self.packet_type == packet_type
             and (direction is None or self.direction == direction)
         )
@@ -78,7 +71,7 @@ class TapRecord:
     def summary(self) -> str:
         """A short human line, for ``-v`` output and timeout messages."""
         where = f"#{self.conn}"
-        if self.kind == PACKET:
+        if self.kind == RecordKind.PACKET:
             shown = {
                 k: v for k, v in _jsonable(self.fields).items() if v is not None and v is not False
             }
@@ -107,7 +100,8 @@ class TapConnection:
     close_reason: str | None = None
     closed_at: float | None = None
 
-    def packets_of(self, packet_type: str, direction: str | None = None) -> list[TapRecord]:
+    def packets_of(self, packet_type: PacketType,
+                   direction: WireDirection | None = None) -> list[TapRecord]:
         return [p for p in self.packets if p.is_packet(packet_type, direction)]
 
     def copy(self) -> TapConnection:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from harness.broker.tap_records import BROKER_TO_CLIENT, CLIENT_TO_BROKER, PACKET, TapRecord
+from harness.broker.tap_records import TapRecord
 from harness.checks.evidence import payload_counter
 from harness.errors import HarnessError
 from harness.faults.model import (
@@ -26,13 +26,13 @@ from harness.faults.model import (
     START,
     AfterEchoes,
     AtTime,
-    Direction,
     Fault,
     FaultEvent,
     FaultKind,
     OnPacket,
     Site,
 )
+from harness.wire import PacketType, RecordKind, WireDirection
 
 
 class FaultNotApplicable(HarnessError):
@@ -113,7 +113,7 @@ class FaultInjector:
 
 def is_echo(record: TapRecord) -> bool:
     """A PUBLISH delivering one of the device's own ``{"msg": n}`` payloads back to it."""
-    if not record.is_packet("PUBLISH", BROKER_TO_CLIENT):
+    if not record.is_packet(PacketType.PUBLISH, WireDirection.BROKER_TO_CLIENT):
         return False
     payload = record.fields.get("payload")
     text = bytes(payload).decode("utf-8", "replace") if isinstance(payload, bytes | bytearray) \
@@ -134,7 +134,7 @@ class FaultSchedule:
         self._pending = list(self.faults)  # not triggered yet
         self._started: list[_Started] = []
         self._echoes = 0
-        self._packets: dict[tuple[str, str], int] = {}
+        self._packets: dict[tuple[PacketType | None, WireDirection | None], int] = {}
         self._t0 = 0.0
         self._thread: threading.Thread | None = None
         self._closing = False
@@ -175,13 +175,13 @@ class FaultSchedule:
 
     # -- triggers (called on the tap's loop thread) -------------------------------------
     def on_record(self, record: TapRecord) -> None:
-        if record.kind != PACKET or self._closing or not self._pending:
+        if record.kind != RecordKind.PACKET or self._closing or not self._pending:
             return
         fired: list[tuple[Fault, str]] = []
         with self._cond:
             if is_echo(record):
                 self._echoes += 1
-            key = (str(record.packet_type), str(record.direction))
+            key = (record.packet_type, record.direction)
             self._packets[key] = self._packets.get(key, 0) + 1
             for fault in list(self._pending):
                 why = self._fires(fault)
@@ -196,9 +196,8 @@ class FaultSchedule:
         if isinstance(trigger, AfterEchoes) and self._echoes >= trigger.count:
             return f"echo #{self._echoes} seen"
         if isinstance(trigger, OnPacket):
-            direction = (CLIENT_TO_BROKER if trigger.direction is Direction.UPSTREAM
-                         else BROKER_TO_CLIENT)
-            if self._packets.get((trigger.packet_type, direction), 0) >= trigger.nth:
+            key = (trigger.packet_type, trigger.wire_direction)
+            if self._packets.get(key, 0) >= trigger.nth:
                 return f"{trigger.packet_type} #{trigger.nth} seen"
         return ""
 

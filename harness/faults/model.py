@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from harness.wire import PacketType, WireDirection
+
 
 class Site(StrEnum):
     """Where a fault acts; all three are on the path emulated and real boards share (the
@@ -84,12 +86,24 @@ class AfterEchoes:
 
 @dataclass(frozen=True)
 class OnPacket:
-    """When the tap sees the ``nth`` packet of ``packet_type`` (e.g. ``"CONNECT"``) going
-    ``direction`` (UPSTREAM = from the device)."""
+    """When the tap sees the ``nth`` packet of ``packet_type`` (e.g. ``PacketType.CONNECT``
+    or ``"CONNECT"``) going ``direction`` (UPSTREAM = from the device)."""
 
-    packet_type: str
+    packet_type: PacketType
     nth: int = 1
     direction: Direction = Direction.UPSTREAM
+
+    def __post_init__(self) -> None:
+        try:  # a misspelt type would never fire
+            object.__setattr__(self, "packet_type", PacketType(self.packet_type))
+        except ValueError:
+            raise ValueError(f"OnPacket: {self.packet_type!r} is not an MQTT packet type "
+                             f"({', '.join(PacketType)})") from None
+
+    @property
+    def wire_direction(self) -> WireDirection:
+        return (WireDirection.CLIENT_TO_BROKER if self.direction is Direction.UPSTREAM
+                else WireDirection.BROKER_TO_CLIENT)
 
     def describe(self) -> str:
         way = "from the device" if self.direction is Direction.UPSTREAM else "to the device"
@@ -192,7 +206,6 @@ class Fault:
                    jitter_s=jitter_s)
 
 
-FAULT_EVENT = "fault"  # the tap record kind of a fault event
 START, END = "start", "end"  # its phases
 
 

@@ -5,19 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 from harness.broker.tap import Tap
-from harness.broker.tap_records import PACKET, TapRecord
+from harness.broker.tap_records import TapRecord
 from harness.checks.evidence import Evidence, FaultMark, TlsHandshake, WireLink, WirePacket
-from harness.faults.model import FAULT_EVENT
+from harness.wire import PacketType, RecordKind
 
 
 def evidence_from_tap(evidence: Evidence, tap: Tap) -> None:
     """Append the tap's packets and TLS handshakes to ``evidence``."""
     for record in tap.records():
-        if record.kind == PACKET and record.packet_type and record.direction:
+        if record.kind == RecordKind.PACKET and record.packet_type and record.direction:
             evidence.packets.append(WirePacket(record.wall_time, record.conn, record.direction,
                                                record.packet_type, normalise(record),
                                                record.detail))
-        elif record.kind == FAULT_EVENT:
+        elif record.kind == RecordKind.FAULT:
             evidence.faults.append(FaultMark(record.wall_time, record.mono_time,
                                              str(record.fields.get("phase")),
                                              str(record.fields.get("fault")),
@@ -38,8 +38,8 @@ def normalise(record: TapRecord) -> dict[str, Any]:
     payload = fields.get("payload")
     if isinstance(payload, bytes | bytearray):
         fields["payload"] = bytes(payload).decode("utf-8", errors="replace")
-    if record.packet_type == "CONNECT":
+    if record.packet_type == PacketType.CONNECT:
         fields["has_password"] = bool(fields.get("password_present"))
-    if record.packet_type == "SUBSCRIBE":
+    if record.packet_type == PacketType.SUBSCRIBE:
         fields["topics"] = [(t["filter"], t["qos"]) for t in fields.get("topics", [])]
     return fields

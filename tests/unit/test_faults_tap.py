@@ -24,7 +24,7 @@ from harness.faults import (
     FaultKind,
     FaultSchedule,
 )
-from harness.faults.model import FAULT_EVENT
+from harness.wire import RecordKind
 
 pytestmark = pytest.mark.unit
 
@@ -227,9 +227,9 @@ def test_schedule_fires_after_the_nth_echo_and_records_start_and_end(
             for n in range(2):
                 device.publish("echo/t", json.dumps({"msg": n}))
             device.wait_for_messages(2, "echo/t", timeout=5)
-            events = tap.wait_for(lambda r: r.kind == FAULT_EVENT and "end" in r.detail, 5,
+            events = tap.wait_for(lambda r: r.kind == RecordKind.FAULT and "end" in r.detail, 5,
                                   "the fault to end")
-    marks = [r for r in tap.records() if r.kind == FAULT_EVENT]
+    marks = [r for r in tap.records() if r.kind == RecordKind.FAULT]
     assert [r.fields["phase"] for r in marks] == ["start", "end"]
     assert marks[0].fields["trigger"] == "after echo #2"
     assert 0.45 <= marks[1].mono_time - marks[0].mono_time < 1.5
@@ -243,15 +243,15 @@ def test_schedule_fires_after_the_nth_echo_and_records_start_and_end(
 def test_schedule_at_time(tap: Tap, injector: FaultInjector) -> None:
     began = time.monotonic()
     with FaultSchedule(injector, [Fault(FaultKind.REFUSE, AtTime(0.3), duration_s=0.2)]):
-        start = tap.wait_for(lambda r: r.kind == FAULT_EVENT, 5, "the start")
-        tap.wait_for(lambda r: r.kind == FAULT_EVENT and r.fields["phase"] == "end", 5, "end")
+        start = tap.wait_for(lambda r: r.kind == RecordKind.FAULT, 5, "the start")
+        tap.wait_for(lambda r: r.kind == RecordKind.FAULT and r.fields["phase"] == "end", 5, "end")
     assert 0.28 <= start.mono_time - began < 0.8
 
 
 def test_closing_the_schedule_ends_what_is_still_active(tap: Tap,
                                                         injector: FaultInjector) -> None:
     with FaultSchedule(injector, [Fault(FaultKind.NO_LISTENER)]):
-        tap.wait_for(lambda r: r.kind == FAULT_EVENT, 5, "the start")
+        tap.wait_for(lambda r: r.kind == RecordKind.FAULT, 5, "the start")
     ends = [e for e in injector.events if e.phase == "end"]
     assert ends and ends[0].detail == "the run ended"
     with _raw_client(tap.port):
