@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
-import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness import lifetime
 from harness.device.backends import (
     BackendFactory,
     BoardRequest,
@@ -114,8 +113,8 @@ class Target:
         """Keys and the board's flash (its settings file holds the MQTT and Wi-Fi passwords)
         live in a 0700 temp folder removed on every exit path (SIGTERM included), never in
         the results folder that CI uploads."""
-        self.private = Path(tempfile.mkdtemp(prefix="hil-session-"))
-        self._stack.callback(shutil.rmtree, self.private, ignore_errors=True)
+        self.private = lifetime.temp_dir("hil-session-")  # the reaper removes it on SIGKILL
+        self._stack.callback(lifetime.remove_dir, self.private)
 
     def _start_broker_side(self) -> None:
         from harness.broker import Observer, TestPki, open_broker

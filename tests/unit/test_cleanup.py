@@ -102,3 +102,24 @@ def test_sigterm_to_the_main_job_ends_it_like_ctrl_c(tmp_path: Path) -> None:
     leftovers = Deadline(10, "children to exit").poll(
         lambda: [] if not tagged_processes(tag) else None, interval=0.1)
     assert leftovers == []
+
+
+def test_sigkill_leaves_no_private_folder_with_secrets_behind(tmp_path: Path) -> None:
+    """The session's private folder (keys, the flash whose settings.json holds passwords)
+    is removed even when the owner is killed outright, with no chance to clean up."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    results = tmp_path / "results"
+    process = lifetime.spawn(
+        [sys.executable, "-m", "pytest", str(REPO / "tests" / "hil" / "test_messaging.py"),
+         "-m", "hil", "-p", "no:cacheprovider", f"--hil-results={results}",
+         f"--hil-device-src={REPO / 'device_src'}"],
+        cwd=tmp_path, env={**os.environ, "TMPDIR": str(scratch)},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    wait_for_board(results, process)
+    assert list(scratch.glob("hil-session-*")), "the session made no private folder?"
+    process.kill()
+    process.wait(timeout=10)
+    left = Deadline(10, "the reaper to remove the private folder").poll(
+        lambda: [] if not list(scratch.glob("hil-session-*")) else None, interval=0.1)
+    assert left == []
