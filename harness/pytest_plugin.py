@@ -372,8 +372,6 @@ def profile_rigs(request: pytest.FixtureRequest,
 
 def known_profiles() -> list[str]:
     """Firmware profiles the emulator knows (for parametrizing S12)."""
-    try:
-        from harness.emulator import list_profiles
-    except ImportError:
-        return ["v1.22"]
-    return list(list_profiles())
+    from harness.emulator.profiles import list_profiles
+
+    return list_profiles()

@@ -50,13 +50,14 @@ from harness.emulator.firmware_image import (
     FLASH_FILE_NAME,
     build_merged_firmware,
     filesystem_range,
+    profile_from_flash,
 )
 from harness.emulator.flash import prepare_flash
 from harness.emulator.mpy import _board_wire as wire
 from harness.emulator.mpy._board_wire import DEEPSLEEP_RESET, HARD_RESET, PWRON_RESET
 from harness.emulator.profiles import DEFAULT_PROFILE, Profile, get_profile
 from harness.emulator.reset_circuit import AutoResetCircuit
-from harness.emulator.rom import BOOT_RETRY_S, flash_boot_failure
+from harness.emulator.rom import BOOT_RETRY_S, FlashStore, RomBootloader, flash_boot_failure
 from harness.emulator.scenario import LINK_CONTROL_FILE, WifiScenario
 from harness.emulator.serial_line import OutputSink, SerialLine
 from harness.emulator.umqtt_source import umqtt_134_dir, umqtt_from_checkout
@@ -508,10 +509,6 @@ class EmulatedBoard:
     def _boot_profile(self) -> Profile:
         """The profile a firmware image written to the emulated flash names, else ours."""
         try:
-            from harness.emulator.firmware_image import profile_from_flash
-        except ImportError:
-            return self.profile
-        try:
             name = profile_from_flash(self.state_dir)
         except Exception:  # a corrupt image boots nothing better than the configured one
             name = None
@@ -745,10 +742,6 @@ class EmulatedBoard:
 
     def _enter_download_mode(self) -> None:
         self._emit(DOWNLOAD_BANNER)
-        try:
-            from harness.emulator.rom import FlashStore, RomBootloader
-        except ImportError:
-            return  # no ROM protocol available: the chip just waits
         self.state_dir.mkdir(parents=True, exist_ok=True)
         path = self.state_dir / FLASH_FILE_NAME
         fresh = not path.exists()

@@ -9,7 +9,6 @@ live inside the suite. ``--dry-run`` prints the cells without running anything.
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import re
 import shlex
@@ -24,11 +23,11 @@ from pathlib import Path
 from harness import lifetime
 from harness.broker.mosquitto_broker import mosquitto_installed
 from harness.deadline import Deadline
+from harness.emulator.profiles import list_profiles
 from harness.errors import ConfigError
 from harness.report.cli import DEFAULT_LAST, build_report
 from harness.report.history import ensure_writable
 
-FALLBACK_PROFILES = ["v1.22"]
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SUITE = REPO_ROOT / "tests" / "hil"
 DEFAULT_CELL_TIMEOUT_S = 1800.0
@@ -80,19 +79,8 @@ class Cell:
 
 
 def available_profiles() -> list[str]:
-    """Firmware profiles the emulator knows, or the fallback while it does not say."""
-    try:
-        module = importlib.import_module("harness.emulator.profiles")
-    except ImportError:
-        return list(FALLBACK_PROFILES)
-    for name in ("list_profiles", "available_profiles", "profile_names"):
-        function = getattr(module, name, None)
-        if callable(function):
-            return [str(p) for p in function()]
-    table = getattr(module, "PROFILES", None)
-    if isinstance(table, dict | list | tuple) and table:
-        return [str(p) for p in table]
-    return list(FALLBACK_PROFILES)
+    """Firmware profiles the emulator knows."""
+    return list_profiles()
 
 
 def available_brokers() -> list[str]:

@@ -8,7 +8,7 @@ import pytest
 import serial
 
 from harness.deadline import Deadline
-from harness.emulator import PROFILES, EmulatedBoard, list_profiles
+from harness.emulator import PROFILES, EmulatedBoard, firmware_image, list_profiles, rom
 from harness.emulator.fixtures import BoardFactory, board_factory, emulated_board, mpremote
 from harness.errors import ConfigError, UnknownProfile
 
@@ -94,8 +94,6 @@ def test_profiles() -> None:
 
 def test_flashed_firmware_image_picks_the_profile(
         board_factory: BoardFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    firmware_image = pytest.importorskip("harness.emulator.firmware_image")
-    rom = pytest.importorskip("harness.emulator.rom")
     monkeypatch.delenv("HIL_MICROPYTHON_LIB", raising=False)
     state = tmp_path / "state"
     store = rom.FlashStore(state / firmware_image.FLASH_FILE_NAME)

@@ -55,7 +55,6 @@ def test_en_pulse_resets_and_io0_low_enters_download_mode(board_factory: BoardFa
 
 
 def test_esptool_talks_to_the_rom_over_rfc2217(board_factory: BoardFactory) -> None:
-    pytest.importorskip("harness.emulator.rom")
     board = board_factory(rfc2217_port=0)
     assert board.rfc2217_url is not None
     result = lifetime.run(

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from harness.broker.mosquitto_broker import mosquitto_installed
+from harness.emulator.profiles import list_profiles
 from harness.report import nightly
 from harness.report.history import History
 from harness.report.nightly import Cell, NightlyRunner, plan_cells
@@ -101,11 +102,8 @@ def test_mosquitto_is_a_broker_exactly_when_installed(
     assert nightly.available_brokers() == ["amqtt", "mosquitto"]
 
 
-def test_profiles_fall_back_while_the_emulator_does_not_list_them(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setitem(sys.modules, "harness.emulator.profiles", None)  # import fails
-    assert nightly.available_profiles() == ["v1.22"]
+def test_the_nightly_matrix_covers_every_emulator_profile() -> None:
+    assert nightly.available_profiles() == list_profiles()
 
 
 def test_dry_run_prints_the_cells_and_runs_nothing(
