@@ -35,6 +35,36 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+
+class _InfoLevel:
+    """Lets INFO records of some loggers through while any broker log is attached, and puts
+    their levels back when the last one detaches (the loggers are process-wide)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._users = 0
+        self._saved: list[tuple[logging.Logger, int]] = []
+
+    def acquire(self, *loggers: logging.Logger) -> None:
+        with self._lock:
+            self._users += 1
+            if self._users == 1:
+                self._saved = [(lg, lg.level) for lg in loggers
+                               if lg.getEffectiveLevel() > logging.INFO]
+                for logger, _ in self._saved:
+                    logger.setLevel(logging.INFO)
+
+    def release(self) -> None:
+        with self._lock:
+            self._users -= 1
+            if self._users == 0:
+                for logger, level in self._saved:
+                    logger.setLevel(level)
+                self._saved = []
+
+
+_INFO_LEVEL = _InfoLevel()
+
 # Event sinks by id: amqtt builds plugins itself from a dotted path and a config dict,
 # so the plugin finds its broker's recorder through this table.
 _SINKS: dict[str, Callable[[BrokerEvent], None]] = {}
@@ -164,11 +194,8 @@ class AmqttBroker(LocalBroker):
         # amqtt logs through module-level loggers; keep only this broker's thread.
         handler.addFilter(lambda record: loop is not None and record.thread == loop.thread_id)
         amqtt_logger = logging.getLogger("amqtt")
-        if amqtt_logger.getEffectiveLevel() > logging.INFO:
-            amqtt_logger.setLevel(logging.INFO)
+        _INFO_LEVEL.acquire(amqtt_logger, log)
         amqtt_logger.addHandler(handler)
-        if log.getEffectiveLevel() > logging.INFO:
-            log.setLevel(logging.INFO)
         log.addHandler(handler)
         self._log_handler = handler
 
@@ -252,5 +279,6 @@ class AmqttBroker(LocalBroker):
             log.removeHandler(self._log_handler)
             self._log_handler.close()
             self._log_handler = None
+            _INFO_LEVEL.release()
         _SINKS.pop(self._sink_id, None)
         self._port = self._tls_port = None

@@ -3,6 +3,7 @@ broker events, clean stop. mosquitto tests skip (with the install command) if ab
 
 from __future__ import annotations
 
+import logging
 import socket
 import sys
 import threading
@@ -147,6 +148,14 @@ def test_stop_frees_the_port_and_is_idempotent(backend: str, tmp_path: Path) -> 
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
     assert running.log_path is not None and running.log_path.exists()
+
+
+def test_amqtt_log_puts_the_logger_levels_back(tmp_path: Path) -> None:
+    loggers = [logging.getLogger("amqtt"), logging.getLogger("harness.broker.amqtt_broker")]
+    before = [lg.level for lg in loggers]
+    with open_broker("amqtt", workdir=tmp_path / "a"), open_broker("amqtt", workdir=tmp_path / "b"):
+        assert all(lg.getEffectiveLevel() <= logging.INFO for lg in loggers)
+    assert [lg.level for lg in loggers] == before
 
 
 @pytest.mark.parametrize("backend", ["amqtt", "mosquitto"])
