@@ -3,8 +3,9 @@
 We open the listening sockets ourselves (``asyncio.start_server`` on port 0 gives the
 bound port with no race) and hand each connection to amqtt's ``external`` listeners.
 Password auth uses amqtt's FileAuthPlugin alone, the combination that really answers a
-bad login with CONNACK 5 (notes/brokers-and-tls.md). A small plugin records the
-broker's own connect/subscribe/publish/disconnect events for the checks.
+bad login with CONNACK 5 (with the anonymous plugin loaded too, a wrong password gets in).
+A small plugin records the broker's own connect/subscribe/publish/disconnect events for
+the checks.
 """
 
 from __future__ import annotations

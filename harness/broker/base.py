@@ -6,7 +6,6 @@ import abc
 import atexit
 import errno
 import socket
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -99,7 +98,6 @@ class Broker(abc.ABC):
         else:
             self.workdir = Path.cwd()
         self._started = False
-        self.started_in_s: float | None = None
 
     # -- what every backend provides ------------------------------------------------
     @property
@@ -131,7 +129,6 @@ class Broker(abc.ABC):
         """Start and wait until clients can connect; on failure nothing is left running."""
         if self._started:
             return self
-        began = time.monotonic()
         _LIVE.add(self)
         try:
             self._start(timeout)
@@ -139,7 +136,6 @@ class Broker(abc.ABC):
             self.stop()
             raise
         self._started = True
-        self.started_in_s = time.monotonic() - began
         return self
 
     def stop(self) -> None:

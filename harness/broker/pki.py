@@ -1,7 +1,8 @@
 """Test PKI: a CA and the server certificates the TLS checks need, as PEM and DER files.
 
 trustme makes the certificates; ``cryptography`` converts them to DER because the
-MicroPython unix port's mbedTLS only accepts DER ``cadata`` (see notes/brokers-and-tls.md).
+MicroPython unix port's mbedTLS only accepts DER ``cadata`` (PEM fails there, for RSA and
+ECDSA CAs alike).
 """
 
 from __future__ import annotations
