@@ -11,11 +11,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from harness import lifetime
+from harness.emulator import rom
 from harness.emulator.mpy._board_wire import DEEPSLEEP_RESET, HARD_RESET, PWRON_RESET
 from harness.emulator.profiles import Profile
 from harness.emulator.scenario import LINK_CONTROL_FILE, WifiScenario
 
-DEFAULT_MAC = "246f28a1b2c3"
+DEFAULT_MAC = rom.DEFAULT_MAC.hex()  # as text, the form the boot config carries
 
 ROM_LINE = b"ets Jun  8 2016 00:22:57\r\n\r\n"
 SPI_BOOT = (b"configsip: 0, SPIWP:0xee\r\nclk_drv:0x00,q_drv:0x00,d_drv:0x00,cs0_drv:0x00,"

@@ -63,7 +63,7 @@ def lightsleep(time_ms=0):
 
 
 def unique_id():
-    mac = _board.config.get("mac", "246f28a1b2c3")
+    mac = _board.config["mac"]
     return bytes(int(mac[i:i + 2], 16) for i in range(0, 12, 2))
 
 

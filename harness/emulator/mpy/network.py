@@ -64,7 +64,7 @@ def _read_control():
 
 
 def _mac(iface):
-    base = _board.config.get("mac", "246f28a1b2c3")
+    base = _board.config["mac"]
     raw = bytes(int(base[i:i + 2], 16) for i in range(0, 12, 2))
     return raw[:5] + bytes([(raw[5] + iface) & 0xFF])
 
