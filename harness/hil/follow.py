@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from harness.checks.evidence import BROKER_CONNECTED, RECEIVED, SEND, TRACEBACK
+from harness.checks.evidence import BROKER_CONNECTED, MEMORY_FREE, RECEIVED, SEND, TRACEBACK
 from harness.device.device import REBOOT_SIGNS, REPL_PROMPT
 from harness.device.serial_log import SerialLog
 from harness.errors import ExpectTimeout, ProgramBootLooping, ProgramStopped
@@ -33,13 +33,17 @@ BOOT_LOOP_WINDOW_S = 10.0
 class RunFollower:
     """What the device has printed since a position, counted as the lines complete."""
 
-    def __init__(self, log: SerialLog, since: int) -> None:
+    def __init__(self, log: SerialLog, since: int, *, heap_every: int = 0) -> None:
         self._log = log
         self._cursor = log.cursor(since)
         self.connected = False
         self.sends = 0
         # Loop iterations completed: one starts at its Send line and ends at the Received
         # line its wait_msg() printed, or at the next Send line (a message not printed).
+        # A device told to print its heap every ``heap_every`` messages ends those
+        # iterations with that line instead (stopping it mid-iteration would cut it off).
+        self._heap_every = heap_every
+        self._heap_line_due = False
         self.completed = 0
         self._iteration_open = False
         # Harness CPU (this process: rig, serial reader, tap, broker, observer) when each
@@ -88,8 +92,10 @@ class RunFollower:
             return f"the device program stopped after: {self.errors[-1]}"
         return "the device program ended (back at the REPL prompt)"
 
-    def _take(self) -> None:
-        for line in self._cursor.read():
+    def _take(self) -> int:
+        """Count the lines that arrived since the last call; how many there were."""
+        lines = self._cursor.read()
+        for line in lines:
             text = line.content
             if self._in_traceback:
                 # "  File ..." lines, then the exception's own line, not indented.
@@ -108,14 +114,20 @@ class RunFollower:
                 self.ended = True
             elif SEND.match(text):
                 self.sends += 1
-                if self._iteration_open:
+                if self._iteration_open or self._heap_line_due:
                     self._complete()
-                self._iteration_open = True
+                self._iteration_open, self._heap_line_due = True, False
             elif match := RECEIVED.match(text):
                 self.received.append(match["payload"])
                 if self._iteration_open:
-                    self._complete()
+                    if self._heap_every and self.sends % self._heap_every == 0:
+                        self._heap_line_due = True
+                    else:
+                        self._complete()
                 self._iteration_open = False
+            elif self._heap_line_due and MEMORY_FREE.match(text):
+                self._heap_line_due = False
+                self._complete()
             elif BROKER_CONNECTED.match(text):
                 self.connected = True
             elif text.startswith(ERROR_PREFIX):
@@ -127,6 +139,7 @@ class RunFollower:
         partial = self._cursor.partial
         if partial is not None and partial.startswith(REPL_PROMPT):
             self.ended = True
+        return len(lines)
 
     def _note_reboot(self) -> None:
         if not self._booted and not self._last_output:
@@ -158,32 +171,41 @@ class RunFollower:
         return metrics
 
     def until(self, done: Callable[[RunFollower], bool], timeout: float, what: str,
-              progress: Callable[[RunFollower], None] | None = None) -> None:
+              progress: Callable[[RunFollower], None] | None = None,
+              idle: float | None = None) -> None:
         """Wait until ``done(self)``; raise :class:`ProgramStopped` as soon as the program
-        has stopped without it, :class:`ExpectTimeout` when ``timeout`` runs out."""
-        deadline = time.monotonic() + timeout
-        reported = time.monotonic()
+        has stopped without it, :class:`ExpectTimeout` when ``timeout`` runs out or, with
+        ``idle``, when the device has printed no line for that long (its loop stalled)."""
+        started = time.monotonic()
+        deadline = started + timeout
+        reported = last_line = started
         while True:
-            self._take()
+            if self._take():
+                last_line = time.monotonic()
             if done(self):
                 return
-            if progress is not None and time.monotonic() - reported >= PROGRESS_EVERY_S:
-                reported = time.monotonic()
+            now = time.monotonic()
+            if progress is not None and now - reported >= PROGRESS_EVERY_S:
+                reported = now
                 progress(self)
             if self.stopped:
                 reason = self.stop_reason()
                 if self.boot_looping:
                     raise ProgramBootLooping(f"{reason}, before {what}", loop=reason)
                 raise ProgramStopped(f"{reason}, before {what}")
-            remaining = deadline - time.monotonic()
-            if self._traceback_at is not None:  # wake up for the grace period's end
-                remaining = min(remaining, self._traceback_at + _TRACEBACK_GRACE_S
-                                - time.monotonic() + 0.01)
-            if remaining <= 0 and time.monotonic() >= deadline:
+            if now >= deadline:
                 raise ExpectTimeout(
                     f"timed out after {timeout:g} s waiting for {what} on the serial line; "
                     f"last lines:\n{self._log.tail()}")
-            self._cursor.wait(max(0.0, remaining))
+            if idle is not None and now - last_line >= idle:
+                raise ExpectTimeout(
+                    f"the device printed nothing for {now - last_line:.1f} s while the run "
+                    f"waited for {what} (one loop iteration takes at most {idle:g} s); last "
+                    f"lines:\n{self._log.tail()}")
+            wake = deadline if idle is None else min(deadline, last_line + idle)
+            if self._traceback_at is not None:  # wake up for the grace period's end
+                wake = min(wake, self._traceback_at + _TRACEBACK_GRACE_S + 0.01)
+            self._cursor.wait(max(0.0, wake - now))
 
     def until_stopped(self, timeout: float) -> bool:
         """Wait for the program to stop (a refused device prints its error and returns

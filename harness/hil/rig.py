@@ -167,7 +167,7 @@ class Rig:
         mark = self.device.hard_reset()
         notes: list[str] = []
         boot_loop: str | None = None
-        run = RunFollower(self.device.log, mark)
+        run = RunFollower(self.device.log, mark, heap_every=scenario.mem_log_every)
         try:
             if scenario.expect_connect:
                 self._wait_for_echoes(scenario, topic, run)
@@ -261,8 +261,11 @@ class Rig:
         wanted = scenario.publishes
         ends = time.monotonic() + scenario.run_for_s if scenario.run_for_s else None
         report = self.progress
+        # Each iteration shows up within its own budget, or the loop has stalled (a device
+        # that never gets its echo): no need to wait out the whole run's budget for it.
         run.until(lambda r: r.sends >= wanted or (ends is not None and time.monotonic() >= ends),
                   per_message * wanted + slack, f"{wanted} Send lines",
+                  idle=per_message + slack,
                   progress=None if report is None else lambda r: report(
                       f"{scenario.name}: {r.completed} messages echoed"
                       + (f" of {wanted}" if ends is None else

@@ -192,3 +192,55 @@ def test_the_reset_that_starts_a_run_and_one_later_reboot_are_not_a_loop() -> No
     run = RunFollower(log, mark)
     run.until(lambda r: r.sends >= 2, 5, "2 Send lines")
     assert not run.boot_looping and len(run.reboots) == 1
+
+
+def heap(count: int) -> bytes:
+    return f"Memory free: 61000 bytes after {count} messages\r\n".encode()
+
+
+def test_an_iteration_that_prints_its_heap_ends_at_that_line() -> None:
+    """Stopping the device between its Received line and its heap line would cut the
+    iteration short (and Ctrl-C would land in gc.collect())."""
+    log = SerialLog()
+    mark = log.mark("hard reset")
+    log.append(CONNECTED + send(0) + received('{"msg": 0}') + heap(1) + send(1)
+               + received('{"msg": 1}'))
+    run = RunFollower(log, mark, heap_every=1)
+    with pytest.raises(ExpectTimeout):
+        run.until(lambda r: r.completed >= 2, 0.05, "iteration 2")
+    assert run.completed == 1
+    log.append(heap(2))
+    run.until(lambda r: r.completed >= 2, 1, "iteration 2")
+
+
+def test_heap_lines_every_n_messages_end_only_those_iterations() -> None:
+    log = SerialLog()
+    mark = log.mark("hard reset")
+    log.append(CONNECTED + send(0) + received('{"msg": 0}') + send(1) + received('{"msg": 1}'))
+    run = RunFollower(log, mark, heap_every=2)
+    run.until(lambda r: r.completed >= 1, 1, "iteration 1")
+    with pytest.raises(ExpectTimeout):
+        run.until(lambda r: r.completed >= 2, 0.05, "iteration 2")
+    log.append(heap(2))
+    run.until(lambda r: r.completed >= 2, 1, "iteration 2")
+
+
+def test_a_stalled_loop_ends_the_wait_after_one_iteration_budget_not_the_runs() -> None:
+    log = SerialLog()
+    mark = log.mark("hard reset")
+    log.append(CONNECTED + send(0) + received('{"msg": 0}') + send(1))  # no echo comes
+    run = RunFollower(log, mark)
+    started = time.monotonic()
+    with pytest.raises(ExpectTimeout, match="printed nothing for"):
+        run.until(lambda r: r.sends >= 7, 60, "7 Send lines", idle=0.3)
+    assert time.monotonic() - started < 2
+
+
+def test_a_loop_that_keeps_printing_is_not_idle() -> None:
+    log = SerialLog()
+    mark = log.mark("hard reset")
+    log.append(CONNECTED)
+    timers = [later(log, 0.1 * (n + 1), send(n), received(f'{{"msg": {n}}}')) for n in range(6)]
+    RunFollower(log, mark).until(lambda r: r.sends >= 6, 10, "6 Send lines", idle=0.35)
+    for timer in timers:
+        timer.join()
