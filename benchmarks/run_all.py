@@ -12,6 +12,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 QUICK_ARGS = {"bench_broker.py": ["--quick"], "bench_emulator.py": ["--quick"],
+              "bench_serial.py": ["--quick"],
               "bench_device.py": ["300"], "bench_report.py": ["--repeat", "2"],
               "bench_hardware.py": ["--rounds", "2"], "bench_hil.py": ["--cycles", "3"],
               "bench_soak.py": ["--counts", "10", "100", "--repeat", "1"]}
