@@ -83,9 +83,11 @@ def floor_of(results: Path) -> Floor:
     reconnect backoff; its designed wait is the device time its run took."""
     known = scenarios_by_name()
     floor = Floor()
-    for folder in sorted(results.glob("runs/*/*")):
+    # runs/<session>/NN-<scenario>, or runs/<session>/<xdist worker>/NN-<scenario>
+    for log in sorted((results / "runs").rglob("serial.log")):
+        folder = log.parent
         match = RUN_FOLDER.match(folder.name)
-        if not (folder.is_dir() and match and match["name"] in known):
+        if not (match and match["name"] in known):
             continue
         scenario = known[match["name"]]
         device = device_time_s(folder) or 0.0

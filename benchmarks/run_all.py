@@ -15,7 +15,8 @@ QUICK_ARGS = {"bench_broker.py": ["--quick"], "bench_emulator.py": ["--quick"],
               "bench_serial.py": ["--quick"],
               "bench_device.py": ["300"], "bench_report.py": ["--repeat", "2"],
               "bench_hardware.py": ["--rounds", "2"], "bench_hil.py": ["--cycles", "3"],
-              "bench_soak.py": ["--counts", "10", "100", "--repeat", "1"]}
+              "bench_soak.py": ["--counts", "10", "100", "--repeat", "1"],
+              "bench_suite.py": ["--rounds", "1"]}
 
 
 def main() -> int:

@@ -339,7 +339,17 @@ class Device:
         paths = sorted(wanted)
         with self.repl() as transport:
             try:
-                remote = _parse_literal(transport.exec(_HASH_SCRIPT.format(paths=paths)))
+                try:
+                    remote = _parse_literal(transport.exec(_HASH_SCRIPT.format(paths=paths)))
+                except TransportExecError as exc:
+                    if "MemoryError" not in str(exc):
+                        raise
+                    # The stopped program's objects still fill the heap (as on a board
+                    # after Ctrl-C): a soft reset frees it, and the raw REPL comes back.
+                    with contextlib.redirect_stdout(io.StringIO()):
+                        transport.enter_raw_repl(soft_reset=True)
+                    self.log.mark("soft reset: the heap was full")
+                    remote = _parse_literal(transport.exec(_HASH_SCRIPT.format(paths=paths)))
                 made_dirs: set[str] = set()
                 for path, remote_hash in zip(paths, remote, strict=True):
                     if remote_hash == hashlib.sha256(wanted[path]).hexdigest():

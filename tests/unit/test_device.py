@@ -110,3 +110,31 @@ def test_leaving_the_raw_repl_leaves_its_prompt_in_the_log_before_returning(
     for _ in range(3):
         device.exec("print(1)")
         assert device.log.text().endswith(">>> ")
+
+
+HEAP_HOG = b"""
+import gc
+hog = []
+while True:
+    try:
+        hog.append(bytearray(256))
+    except MemoryError:
+        break
+del hog[-6:]  # room for the KeyboardInterrupt, not for a deploy's hashing
+gc.collect()
+print('hog ready')
+while True:
+    pass
+"""
+
+
+def test_deploy_after_a_program_filled_the_heap_frees_it_and_goes_on(device: Device) -> None:
+    """A program stopped by Ctrl-C leaves its objects on the heap (as on a board): deploy
+    soft-resets when the board runs out of memory, instead of failing."""
+    device.deploy(files={"/main.py": HEAP_HOG})
+    mark = device.hard_reset()
+    device.expect("hog ready", timeout=10, since=mark)
+    device.interrupt(timeout=10)
+    report = device.deploy(files={f"/f{n}.py": b"x = %d\n" % n for n in range(30)})
+    assert len(report.copied) == 30
+    assert "soft reset: the heap was full" in device.log.text(mark)
