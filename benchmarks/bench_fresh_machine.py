@@ -19,7 +19,6 @@ import os
 import re
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -52,6 +51,9 @@ def run_suite(clone: Path, env: dict[str, str], marker: str) -> tuple[float, str
                         cwd=clone, env=env, timeout=3600, check=False, text=True)
     wall = time.monotonic() - began
     lines = [line for line in done.stdout.splitlines() if SUMMARY.search(line)]
+    for line in done.stdout.splitlines():
+        if line.startswith(("FAILED ", "ERROR ")):
+            print(f"    {line[:160]}", flush=True)
     return wall, (lines[-1].strip("= ") if lines else "(no summary)"), done.returncode
 
 
@@ -63,8 +65,8 @@ def main() -> int:
     python = base_python()
     print(f"bench_fresh_machine: python {python}, marker {args.marker!r}, "
           f"repeat {args.repeat}, load average {os.getloadavg()[0]:.1f}", flush=True)
-    with tempfile.TemporaryDirectory(prefix="hil-bench-fresh-") as scratch:
-        work = Path(scratch)
+    work = lifetime.temp_dir("hil-bench-fresh-")  # removed even if this script is killed
+    try:
         (work / "home").mkdir()
         (work / "tmp").mkdir()
         clone = work / "clone"
@@ -88,6 +90,8 @@ def main() -> int:
             finally:
                 for hog in hogs:
                     lifetime.stop(hog, grace=1)
+    finally:
+        lifetime.remove_dir(work)
     idle = statistics.median(wall for wall, _, _ in results["idle"])
     busy = statistics.median(wall for wall, _, _ in results["both cores busy"])
     print(f"./hil test -m {args.marker!r}: median idle {idle:.1f} s, both cores busy "
