@@ -1,6 +1,7 @@
 """A new user's first run, step by step, and `./hil test` idle versus both cores busy.
 
 Run: .venv/bin/python benchmarks/bench_fresh_machine.py [--marker "unit or hil"] [--repeat 1]
+         [-- more pytest arguments, e.g. --deselect tests/unit/test_suite_sharpness.py]
 
 1. Fresh clone of HEAD, `env -i` with a minimal PATH, an empty HOME and TMPDIR (as
    `.ci/run` does): `./hil --help` creates the virtualenv, pip-installs, fetches umqtt;
@@ -45,9 +46,10 @@ def scrubbed_env(work: Path, python: str) -> dict[str, str]:
             "HOME": str(work / "home"), "TMPDIR": str(work / "tmp")}
 
 
-def run_suite(clone: Path, env: dict[str, str], marker: str) -> tuple[float, str, int]:
+def run_suite(clone: Path, env: dict[str, str], marker: str,
+              extra: list[str]) -> tuple[float, str, int]:
     began = time.monotonic()
-    done = lifetime.run(["./hil", "test", "-m", marker, "-q", "-p", "no:cacheprovider"],
+    done = lifetime.run(["./hil", "test", "-m", marker, "-q", "-p", "no:cacheprovider", *extra],
                         cwd=clone, env=env, timeout=3600, check=False, text=True)
     wall = time.monotonic() - began
     lines = [line for line in done.stdout.splitlines() if SUMMARY.search(line)]
@@ -61,10 +63,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--marker", default="unit or hil")
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("pytest_args", nargs="*", help="more pytest arguments (after --)")
     args = parser.parse_args()
     python = base_python()
     print(f"bench_fresh_machine: python {python}, marker {args.marker!r}, "
-          f"repeat {args.repeat}, load average {os.getloadavg()[0]:.1f}", flush=True)
+          f"repeat {args.repeat}, extra {args.pytest_args}, load average {os.getloadavg()[0]:.1f}", flush=True)
     work = lifetime.temp_dir("hil-bench-fresh-")  # removed even if this script is killed
     try:
         (work / "home").mkdir()
@@ -83,7 +86,7 @@ def main() -> int:
                 lifetime.spawn([sys.executable, "-c", "while True: pass"]) for _ in range(2)]
             try:
                 for _ in range(args.repeat):
-                    results[label].append(run_suite(clone, env, args.marker))
+                    results[label].append(run_suite(clone, env, args.marker, args.pytest_args))
                     wall, summary, code = results[label][-1]
                     print(f"  ./hil test [{label}]: {wall:7.1f} s  exit {code}  {summary}  "
                           f"(load average {os.getloadavg()[0]:.1f})", flush=True)

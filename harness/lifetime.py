@@ -41,9 +41,14 @@ _TAIL_LINES = 12
 
 # Looked up once, at import: the forked child must not have to load anything.
 _prctl: Any = None
-if sys.platform == "linux":
+_c_signal: Any = None
+if os.name == "posix":
     with contextlib.suppress(OSError, AttributeError):
-        _prctl = ctypes.CDLL(None, use_errno=True).prctl
+        _libc = ctypes.CDLL(None, use_errno=True)
+        _c_signal = _libc.signal
+        _c_signal.argtypes, _c_signal.restype = [ctypes.c_int, ctypes.c_void_p], ctypes.c_void_p
+        if sys.platform == "linux":
+            _prctl = _libc.prctl
 
 
 def _die_with(parent: int) -> Callable[[], None]:
@@ -52,6 +57,11 @@ def _die_with(parent: int) -> Callable[[], None]:
             _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         if os.getppid() != parent:  # the owner died before the request took effect
             os.kill(os.getpid(), signal.SIGKILL)
+        if _c_signal is not None:
+            # An ignored SIGINT survives exec: a harness started as a script's background
+            # job (which ignores SIGINT) would pass that on, and a Python child would then
+            # never see the Ctrl-C the harness sends it. Children get the default back.
+            _c_signal(signal.SIGINT, None)  # None = SIG_DFL (0)
     return in_child
 
 

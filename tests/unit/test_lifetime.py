@@ -170,3 +170,20 @@ def test_a_failing_program_under_a_test_reads_as_one_message(pytester: pytest.Py
     output = result.stdout.str()
     assert "test_tool.py:5: `" in output and "exited with 7" in output and "boom" in output
     assert "subprocess.py" not in output and "lifetime.py" not in output
+
+
+def test_a_child_reacts_to_sigint_even_when_its_owner_ignores_it() -> None:
+    """A script's background job ignores SIGINT, and an ignored signal survives exec: the
+    harness's children must still stop on the Ctrl-C it sends them (plain Popen: they don't)."""
+    script = (
+        "import signal, subprocess, sys\n"
+        "from harness import lifetime\n"
+        "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+        "probe = [sys.executable, '-c', 'import signal; print(signal.getsignal(signal.SIGINT))']\n"
+        "for start in (lifetime.spawn, subprocess.Popen):\n"
+        "    child = start(probe, stdout=subprocess.PIPE, text=True)\n"
+        "    print(child.communicate()[0].strip())\n")
+    done = lifetime.run([sys.executable, "-c", script], cwd=REPO, timeout=60, text=True)
+    through_lifetime, plain = done.stdout.splitlines()
+    assert "default_int_handler" in through_lifetime
+    assert plain in ("Handlers.SIG_IGN", "1")  # SIG_IGN
