@@ -67,7 +67,8 @@ def main() -> int:
     args = parser.parse_args()
     python = base_python()
     print(f"bench_fresh_machine: python {python}, marker {args.marker!r}, "
-          f"repeat {args.repeat}, extra {args.pytest_args}, load average {os.getloadavg()[0]:.1f}", flush=True)
+          f"repeat {args.repeat}, extra {args.pytest_args}, "
+          f"load average {os.getloadavg()[0]:.1f}", flush=True)
     work = lifetime.temp_dir("hil-bench-fresh-")  # removed even if this script is killed
     try:
         (work / "home").mkdir()
