@@ -21,6 +21,7 @@ from harness.broker.tap import Tap, TapTls
 from harness.broker.tap_records import TapRecord
 from harness.errors import ConfigError
 from harness.redact import redact
+from harness.run_files import TAP_TRACE
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -184,7 +185,7 @@ def _start(
         tap = Tap(
             (broker.host, broker.port),
             TapTls(pki.server, require_sni=args.require_sni),
-            record_path=workdir / "tap.jsonl",
+            record_path=workdir / TAP_TRACE,
             listen_host=args.host,
             listen_port=args.tls_port,
             secrets=secrets,

@@ -38,6 +38,7 @@ from harness.hil.manifest import MANIFEST_NAME
 from harness.hil.programs import CA_PATH_ON_DEVICE, DeviceProgram
 from harness.hil.scenario import FOREIGN_PAYLOAD, RETAINED_PAYLOAD, Scenario
 from harness.hil.targets import Target
+from harness.run_files import SERIAL_LOG, TAP_TRACE
 
 WRONG_PASSWORD = "not-the-password"
 
@@ -134,7 +135,7 @@ class Rig:
         settings = self.settings_for(scenario, topic)
         # A program with fixed TLS (the seed) runs every scenario over TLS.
         scenario = replace(scenario, tls=bool(settings["tls"]))
-        with self.target.tap_for(scenario, run_dir / "tap.jsonl") as tap:
+        with self.target.tap_for(scenario, run_dir / TAP_TRACE) as tap:
             settings["port"] = tap.port
             schedule = self._fault_schedule(scenario, tap)
             return self._drive(scenario, settings, tap, topic, run_dir, started, schedule)
@@ -294,7 +295,7 @@ class Rig:
         return None
 
     def _save_artifacts(self, run_dir: Path, mark: int, tap: Any) -> dict[str, Path]:
-        artifacts = {"serial log": self.device.log.save(run_dir / "serial.log")}
+        artifacts = {"serial log": self.device.log.save(run_dir / SERIAL_LOG)}
         record = getattr(tap, "record_path", None)
         if record and Path(record).exists():
             artifacts["tap trace"] = Path(record)

@@ -30,8 +30,9 @@ from harness.report.analysis import (
 from harness.report.history import NOT_APPLICABLE_STATUS, STATUSES, RunRecord, TestRecord
 from harness.report.style import FILTER_JS, REPORT_CSS
 from harness.report.svg import line_chart
-from harness.report.timeline import SERIAL_LOG, quoted_lines
+from harness.report.timeline import quoted_lines
 from harness.report.timeline_page import FailedCheck, write_timeline
+from harness.run_files import SERIAL_LOG
 from harness.spec_items import title_of
 
 LETTER = {"pass": "P", "fail": "F", "skip": "S", "na": "–", "none": "·"}

@@ -14,7 +14,7 @@ from urllib.parse import quote
 from harness.report.analysis import Change, ReportModel, plural, row_label
 from harness.report.history import STATUSES, TestRecord
 from harness.report.render import ARTIFACT_ORDER, STATUS_WORDS, run_folder
-from harness.report.timeline import TIMELINE
+from harness.run_files import TIMELINE
 from harness.spec_items import title_of
 
 MAX_LISTED = 10  # a job summary stays short; the page has the rest

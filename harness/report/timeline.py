@@ -17,16 +17,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-SERIAL_LOG = "serial.log"
-TAP_TRACE = "tap.jsonl"
-TIMELINE = "timeline.html"
-EXTRA_EVENTS = "*.events.jsonl"  # {"time": <epoch s>, "kind": ..., "text": ...} per line
+from harness.run_files import EXTRA_EVENTS, SERIAL_LOG, TAP_TRACE
+from harness.wire import PacketType
 
 # Lanes, left to right on the page.
 SERIAL, WIRE, TLS, OTHER = "serial", "wire", "tls", "other"
 LANES = {SERIAL: "Device serial", WIRE: "MQTT on the wire", TLS: "TLS / connection",
          OTHER: "Faults and other events"}
-DEVICE_TO_BROKER, BROKER_TO_DEVICE = "c2b", "b2c"
 
 # serial.log lines: "HH:MM:SS.mmm text" in the recording machine's local time.
 _SERIAL_LINE = re.compile(r"^(\d\d):(\d\d):(\d\d)\.(\d{3}) ?(.*)$")
@@ -253,22 +250,22 @@ def _tap_events(records: Iterable[dict[str, Any]]) -> Iterable[Event]:
 
 def packet_text(packet_type: str, fields: dict[str, Any]) -> str:
     """One readable line per MQTT packet."""
-    if packet_type == "CONNECT":
+    if packet_type == PacketType.CONNECT:
         password = (f", password ({fields.get('password_length', '?')} bytes)"
                     if fields.get("password_present") else "")
         return (f"CONNECT client id {fields.get('client_id')!r}, user {fields.get('username')!r}"
                 f"{password}, keepalive {fields.get('keepalive')}, MQTT level "
                 f"{fields.get('protocol_level')}, clean {fields.get('clean_session')}")
-    if packet_type == "CONNACK":
+    if packet_type == PacketType.CONNACK:
         return f"CONNACK {fields.get('return_code')} ({fields.get('return_text', '')})"
-    if packet_type == "PUBLISH":
+    if packet_type == PacketType.PUBLISH:
         flags = f"QoS {fields.get('qos', 0)}" + (", retained" if fields.get("retain") else "")
         return f"PUBLISH {fields.get('topic')!r} {_payload(fields.get('payload'))} ({flags})"
-    if packet_type == "SUBSCRIBE":
+    if packet_type == PacketType.SUBSCRIBE:
         topics = ", ".join(f"{t.get('filter')!r} QoS {t.get('qos')}"
                            for t in fields.get("topics", []) if isinstance(t, dict))
         return f"SUBSCRIBE {topics}"
-    if packet_type == "SUBACK":
+    if packet_type == PacketType.SUBACK:
         return f"SUBACK {fields.get('return_codes')}"
     shown = {k: v for k, v in fields.items() if v not in (None, False)}
     return f"{packet_type} {_short_json(shown)}" if shown else packet_type

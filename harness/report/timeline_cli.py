@@ -13,8 +13,9 @@ from pathlib import Path
 from harness.errors import ConfigError
 from harness.report.history import History
 from harness.report.render import run_folder
-from harness.report.timeline import SERIAL_LOG, TAP_TRACE, TIMELINE, quoted_lines
+from harness.report.timeline import quoted_lines
 from harness.report.timeline_page import FailedCheck, write_timeline
+from harness.run_files import SERIAL_LOG, TAP_TRACE, TIMELINE
 from harness.spec_items import title_of
 
 ROUNDS_SEARCHED = 1000  # how far back --history is searched for tests of this run

@@ -12,13 +12,13 @@ from pathlib import Path
 from harness.report.style import BASE_CSS
 from harness.report.svg import nice_ticks
 from harness.report.timeline import (
-    DEVICE_TO_BROKER,
     LANES,
     SERIAL,
-    TIMELINE,
     Timeline,
     build_timeline,
 )
+from harness.run_files import TIMELINE
+from harness.wire import WireDirection
 
 GAP_S = 1.0  # a quiet stretch longer than this gets its own row, so stalls stand out
 
@@ -205,7 +205,7 @@ def _table(timeline: Timeline) -> str:
                 continue
             text = escape(event.text)
             if event.direction:
-                arrow = ("device → broker" if event.direction == DEVICE_TO_BROKER
+                arrow = ("device → broker" if event.direction == WireDirection.CLIENT_TO_BROKER
                          else "broker → device")
                 text = f'<span class="dir">{arrow}</span> {text}'
             if event.detail:
