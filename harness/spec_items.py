@@ -1,4 +1,4 @@
-"""The spec items (``/work/shared/SPEC.md``): one home for their ids and one-line titles.
+"""The spec items (README, "What the HIL suite checks"): one home for their ids and titles.
 
 Reports, summaries and timelines show an item as ``S7 — Echo …`` from here, so the words
 are written once. The checks give the detailed, run-specific expectation on failure.
