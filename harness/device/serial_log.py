@@ -192,11 +192,12 @@ class SerialLog:
     def expect_exact(self, text: str, timeout: float, *, since: int = 0) -> re.Match[str]:
         return self.expect(re.escape(text), timeout, since=since, what=repr(text))
 
-    def save(self, path: Path) -> Path:
-        """Write the log, secrets redacted, as text with one timestamp per line."""
+    def save(self, path: Path, since: int = 0) -> Path:
+        """Write the log from character ``since`` on (one run's part: its
+        :meth:`position` before the run), secrets redacted, one timestamp per line."""
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("w", encoding="utf-8") as out:
-            for line in self.lines():
+            for line in self.lines(since):
                 stamp = time.strftime("%H:%M:%S", time.localtime(line.time))
                 millis = int((line.time % 1) * 1000)
                 out.write(f"{stamp}.{millis:03d} {redact(line.text, self._secrets)}\n")

@@ -165,6 +165,7 @@ class Rig:
         self.device.deploy(files=files)
         if schedule is not None:
             schedule.begin()  # t = 0 of AtTime triggers: the reset
+        begin = self.device.log.position()  # the run's own serial log starts at its reset
         mark = self.device.hard_reset()
         notes: list[str] = []
         boot_loop: str | None = None
@@ -236,7 +237,7 @@ class Rig:
         )
         evidence.notes = notes
         evidence_from_tap(evidence, tap)
-        evidence.artifacts = self._save_artifacts(run_dir, mark, tap)
+        evidence.artifacts = self._save_artifacts(run_dir, begin, tap)
         return RunResult(scenario, evidence, time.monotonic() - started,
                          metrics={**run_metrics(evidence), **run.cost_metrics()})
 
@@ -294,8 +295,8 @@ class Rig:
             return out.strip().splitlines()[-1]
         return None
 
-    def _save_artifacts(self, run_dir: Path, mark: int, tap: Any) -> dict[str, Path]:
-        artifacts = {"serial log": self.device.log.save(run_dir / SERIAL_LOG)}
+    def _save_artifacts(self, run_dir: Path, since: int, tap: Any) -> dict[str, Path]:
+        artifacts = {"serial log": self.device.log.save(run_dir / SERIAL_LOG, since)}
         record = getattr(tap, "record_path", None)
         if record and Path(record).exists():
             artifacts["tap trace"] = Path(record)

@@ -60,6 +60,17 @@ def test_save_writes_timestamped_redacted_lines(tmp_path: Path) -> None:
     assert text.splitlines()[1].endswith(" ok")
 
 
+def test_save_from_a_position_keeps_only_that_run(tmp_path: Path) -> None:
+    log = SerialLog()
+    log.append(b"first run\r\n")
+    begin = log.position()
+    log.mark("hard reset")
+    log.append(b"second run\r\n")
+    lines = log.save(tmp_path / "serial.log", begin).read_text().splitlines()
+    texts = [line.split(" ", 1)[1] for line in lines]
+    assert [text for text in texts if text] == ["[harness] hard reset", "second run"]
+
+
 def test_a_line_is_stamped_when_its_first_character_arrives() -> None:
     log = SerialLog()
     log.append(b"Connected on 1.2.3.4\r\n")
