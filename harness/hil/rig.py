@@ -69,7 +69,8 @@ class Rig:
         # (``session_dir``: one the caller names, e.g. shared by pytest-xdist workers).
         self.results_dir = session_dir or (
             results_dir / f"{time.strftime('%Y%m%d-%H%M%S')}-{self.session_id}")
-        self._runs: dict[Scenario, RunResult] = {}
+        # Keyed by the whole (frozen) scenario; a run that failed is kept as its error.
+        self._runs: dict[Scenario, RunResult | HarnessError | NotApplicable] = {}
         self.lost: str | None = None  # why the device is gone, once it is
         self._counter = itertools.count(1)
         self.program_revision = program_revision(program)
@@ -117,10 +118,17 @@ class Rig:
 
     # --- runs -------------------------------------------------------------------
     def run(self, scenario: Scenario) -> RunResult:
-        """Run ``scenario`` once per session; later calls return the same evidence."""
+        """Run ``scenario`` once per session; later calls return the same evidence, or raise
+        the same error (a broken run is not run again for each test that reads it)."""
         if scenario not in self._runs:
-            self._runs[scenario] = self._run(scenario)
-        return self._runs[scenario]
+            try:
+                self._runs[scenario] = self._run(scenario)
+            except (HarnessError, NotApplicable) as exc:
+                self._runs[scenario] = exc
+        outcome = self._runs[scenario]
+        if isinstance(outcome, RunResult):
+            return outcome
+        raise outcome
 
     def _run(self, scenario: Scenario) -> RunResult:
         started = time.monotonic()
