@@ -14,13 +14,14 @@ import sys
 import time
 from pathlib import Path
 
+from pytest import ExitCode
+
 from harness import lifetime
 from harness.errors import ConfigError, HistoryError
 from harness.report import cli as report_cli
 from harness.report.history import History
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-PYTEST_USAGE_ERROR = 4  # pytest.ExitCode.USAGE_ERROR
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -76,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
             lifetime.stop(suite)
         raise
     elapsed = time.monotonic() - started
-    if outcome == PYTEST_USAGE_ERROR or _recorded_runs(history) == runs_before:
+    if outcome == ExitCode.USAGE_ERROR or _recorded_runs(history) == runs_before:
         # pytest said what was wrong; nothing was recorded, so there is nothing to report.
         if not existed and results.is_dir() and not any(results.iterdir()):
             results.rmdir()
