@@ -211,7 +211,8 @@ class _SessionRig:
                 program = _program(self.config)
                 options = target_options(self.config)
                 self.target = Target(options).start()
-                self.target.device.deploy(files=program.program_files())
+                self.target.device.deploy(files=program.program_files(),
+                                          soft_reset=self.target.backend.reset_at_start)
                 runs = options.workdir.parent / "runs"
                 self.rig = Rig(self.target, program, runs,
                                session_dir=_session_dir(self.config, runs))

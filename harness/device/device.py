@@ -234,8 +234,11 @@ class Device:
 
     # --- raw REPL ----------------------------------------------------------------
     @contextlib.contextmanager
-    def repl(self, timeout: float = 10.0) -> Iterator[SerialTransport]:
+    def repl(self, timeout: float = 10.0, *,
+             soft_reset: bool = False) -> Iterator[SerialTransport]:
         """Stop the running program, enter the raw REPL and lend out mpremote's transport.
+        ``soft_reset``: a soft reset in the raw REPL first (a clean heap; main.py does not
+        run), for a board whose last program may have left its heap full.
 
         On leaving, the board is back in the friendly REPL (no program running)."""
         transport = self._require_transport()
@@ -247,7 +250,7 @@ class Device:
                 try:
                     with _recording_reads(transport.serial, seen, answer), \
                             contextlib.redirect_stdout(io.StringIO()):  # mpremote prints junk
-                        transport.enter_raw_repl(soft_reset=False, timeout_overall=timeout)
+                        transport.enter_raw_repl(soft_reset=soft_reset, timeout_overall=timeout)
                 except TransportError as exc:
                     raise self._diagnose_no_repl(bytes(seen), transport.serial,
                                                  answer.verdict) from exc
@@ -328,16 +331,18 @@ class Device:
 
     # --- deploy ------------------------------------------------------------------
     def deploy(self, src_dir: Path | None = None, *,
-               files: Mapping[str, bytes] | None = None) -> DeployReport:
+               files: Mapping[str, bytes] | None = None,
+               soft_reset: bool = False) -> DeployReport:
         """Copy a device program (and/or in-memory ``files``) to the board's flash,
-        skipping files whose sha256 on the board already matches."""
+        skipping files whose sha256 on the board already matches (``soft_reset``: see
+        :meth:`repl`)."""
         wanted: dict[str, bytes] = {}
         if src_dir is not None:
             wanted.update(collect_files(src_dir))
         wanted.update(files or {})
         report = DeployReport()
         paths = sorted(wanted)
-        with self.repl() as transport:
+        with self.repl(soft_reset=soft_reset) as transport:
             try:
                 try:
                     remote = _parse_literal(transport.exec(_HASH_SCRIPT.format(paths=paths)))

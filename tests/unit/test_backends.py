@@ -151,3 +151,19 @@ def test_a_killed_holder_frees_its_board(tmp_path: Path) -> None:
     finally:
         child.kill()
         child.wait(timeout=10)
+
+
+def test_auto_means_every_esp32_attached(monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    from harness.device.backends.serial_port import local_candidates
+    from harness.hardware import discovery
+
+    ports = [SimpleNamespace(device=f"/dev/ttyUSB{n}", vid=0x10C4, pid=0xEA60,
+                             serial_number=f"SN{n}", location=f"1-1.{n}", description="CP2102")
+             for n in (1, 0)]
+    ports.append(SimpleNamespace(device="/dev/ttyS0", vid=None, pid=None, serial_number=None,
+                                 location=None, description="UART"))
+    monkeypatch.setattr(discovery, "system_ports", lambda: ports)
+    assert local_candidates("auto") == ["/dev/ttyUSB0", "/dev/ttyUSB1"]
+    assert local_candidates("SN1,auto") == ["/dev/ttyUSB1", "/dev/ttyUSB0"]  # no duplicates

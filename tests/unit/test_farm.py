@@ -176,3 +176,18 @@ def _wait_for_first_run(results: Path, process: subprocess.Popen[str] | subproce
         assert process.poll() is None, "the session ended before its first run"
         assert time.monotonic() < deadline, "no scenario run started"
         time.sleep(0.1)
+
+
+def test_a_board_left_with_a_full_heap_is_soft_reset_before_deploying(
+        farm: Farm, tmp_path: Path) -> None:
+    """A shared board is as the last session left it: a program stopped at the REPL keeps
+    its objects. The session starts from a soft reset, or the deploy runs out of memory."""
+    from harness.device.device import Device
+
+    board = farm.boards[1]
+    with Device(board.url, hard_reset=lambda _line: board.board.hard_reset()) as device:
+        # Fill the heap, then give back a little so the REPL itself still works.
+        device.exec("hog = []\ntry:\n    while True:\n        hog.append(bytearray(512))\n"
+                    "except MemoryError:\n    del hog[-2:]\n")
+    done = _run(farm.address, board.url, tmp_path / "results", "-k", "s11_")
+    assert done.returncode == 0, done.stdout[-3000:]

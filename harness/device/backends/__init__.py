@@ -53,6 +53,10 @@ class DeviceBackend(Protocol):
     wifi: WifiNetwork
     #: True when the harness itself plays the access point (its association time is known).
     controls_wifi: bool
+    #: True for a board other sessions used before (a desk, runner or farm board): it is
+    #: reset before the session deploys, so nothing a previous session left running or
+    #: allocated (a program stopped at the REPL keeps its heap) gets in the way.
+    reset_at_start: bool
 
     def open(self, stack: contextlib.ExitStack) -> Device:
         """Bring the board up and return its (unopened) :class:`Device`; register every

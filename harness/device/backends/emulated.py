@@ -22,6 +22,7 @@ _BOOT_TIMEOUT_S = 15.0
 class EmulatedBackend:
     request: BoardRequest
     controls_wifi: bool = True
+    reset_at_start: bool = False
 
     def __post_init__(self) -> None:
         self.wifi = EMULATED_WIFI

@@ -338,6 +338,7 @@ class LabgridBackend:
 
     request: BoardRequest
     controls_wifi: bool = False
+    reset_at_start: bool = True
     board: str = field(init=False)
     wifi: WifiNetwork = field(init=False)
     place: str | None = field(default=None, init=False)

@@ -41,6 +41,7 @@ class RealBoard:
     request: BoardRequest
     candidates: Callable[[], list[str]]  # resolved when the session starts
     controls_wifi: bool = False
+    reset_at_start: bool = True
     board: str = field(init=False)
     wifi: WifiNetwork = field(init=False)
 
