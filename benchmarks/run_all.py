@@ -16,7 +16,8 @@ QUICK_ARGS = {"bench_broker.py": ["--quick"], "bench_emulator.py": ["--quick"],
               "bench_device.py": ["300"], "bench_report.py": ["--repeat", "2"],
               "bench_hardware.py": ["--rounds", "2"], "bench_hil.py": ["--cycles", "3"],
               "bench_soak.py": ["--counts", "10", "100", "--repeat", "1"],
-              "bench_suite.py": ["--rounds", "1"]}
+              "bench_suite.py": ["--rounds", "1"],
+              "bench_faults.py": ["--echoes", "100", "--rounds", "3", "--keepalives", "2"]}
 
 
 def main() -> int:
