@@ -46,6 +46,7 @@ def _baseline_tap(tmp: Path) -> ModuleType | None:
     spec = importlib.util.spec_from_file_location("tap_before_faults", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
