@@ -106,3 +106,13 @@ def test_rshell_cp_both_ways(board_factory: BoardFactory, tmp_path: Path) -> Non
     down = _rshell(board.port, "cp", "/pyboard/down.bin", str(tmp_path / "down.bin"))
     assert down.returncode == 0, down.stdout + down.stderr
     assert (tmp_path / "down.bin").read_bytes() == data[::-1]
+
+
+def test_help_prints_the_esp32_text_with_board_line_endings(port: Port) -> None:
+    port.write(b"print('go')\r")
+    port.expect(b"go\r\n>>> ")
+    port.write(b"help()\r")
+    out = port.expect(b">>> ")
+    assert out.startswith(b"help()\r\nWelcome to MicroPython on the ESP32!\r\n\r\n")
+    assert b"sta_if = network.WLAN(network.STA_IF); sta_if.active(True)\r\n" in out  # v1.22
+    assert out.count(b"\n") == out.count(b"\r\n")

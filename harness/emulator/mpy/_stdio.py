@@ -213,7 +213,50 @@ def repl_print(obj):
         builtins._ = obj
 
 
-def install(board_sys):
+# help() with no argument: the ESP32 port's text (ports/esp32/help.c), printed cooked.
+_HELP = (
+    "Welcome to MicroPython on the ESP32!\n\n"
+    "For online docs please visit http://docs.micropython.org/\n\n"
+    "For access to the hardware use the 'machine' module:\n\n"
+    "import machine\n"
+    "pin12 = machine.Pin(12, machine.Pin.OUT)\n"
+    "pin12.value(1)\n"
+    "pin13 = machine.Pin(13, machine.Pin.IN, machine.Pin.PULL_UP)\n"
+    "print(pin13.value())\n"
+    "i2c = machine.I2C(scl=machine.Pin(21), sda=machine.Pin(22))\n"
+    "i2c.scan()\n"
+    "i2c.writeto(addr, b'1234')\n"
+    "i2c.readfrom(addr, 4)\n\n"
+    "Basic WiFi configuration:\n\n"
+    "import network\n"
+    "sta_if = network.WLAN(%s); sta_if.active(True)\n"
+    "sta_if.scan()                             # Scan for available access points\n"
+    "sta_if.connect(\"<AP_name>\", \"<password>\") # Connect to an AP\n"
+    "sta_if.isconnected()                      # Check for successful connection\n\n"
+    "Control commands:\n"
+    "  CTRL-A        -- on a blank line, enter raw REPL mode\n"
+    "  CTRL-B        -- on a blank line, enter normal REPL mode\n"
+    "  CTRL-C        -- interrupt a running program\n"
+    "  CTRL-D        -- on a blank line, do a soft reset of the board\n"
+    "  CTRL-E        -- on a blank line, enter paste mode\n\n"
+    "For further help on a specific object, type help(obj)\n"
+    "For a list of available modules, type help('modules')\n")
+
+
+def _make_help(release, real_help):
+    # v1.25 names the interface network.WLAN.IF_STA in its help text
+    iface = "network.WLAN.IF_STA" if release >= (1, 25) else "network.STA_IF"
+
+    def board_help(*args):
+        if not args:
+            write_cooked(_HELP % iface)
+            return
+        real_help(*args)  # help(obj), help('modules'): the interpreter's own listing
+
+    return board_help
+
+
+def install(board_sys, release=(1, 22)):
     # Give the board's sys module (sys.modules["sys"]) the board's stdio.
     board_sys.stdin = stdin
     board_sys.stdout = stdout
@@ -221,3 +264,4 @@ def install(board_sys):
     board_sys.print_exception = print_exception
     builtins.print = board_print
     builtins.__repl_print__ = repl_print
+    builtins.help = _make_help(release, builtins.help)

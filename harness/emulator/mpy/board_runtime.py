@@ -17,6 +17,7 @@
 # Ctrl-C while user code runs arrives as SIGINT (KeyboardInterrupt), like the ESP32's
 # UART interrupt character; otherwise it arrives in-band as \x03.
 # Exit codes (soft reset into the friendly or raw REPL) and event codes: _board_wire.py.
+import gc
 import io
 import json
 import os
@@ -45,6 +46,7 @@ _board.init(CFG, {"socket": _unix_socket, "machine": _unix_machine, "vfs": vfs},
 # (aliases as soon as their module exists: umqtt 1.3.4 does `import usocket`)
 for _name in CFG["preload"]:
     __import__(_name)
+    gc.collect()  # see below: each module's compile garbage freed before the next
     for _alias, _target in CFG["aliases"].items():
         if _target in sys.modules:
             sys.modules[_alias] = sys.modules[_target]
@@ -67,10 +69,16 @@ import _readline  # noqa: E402
 import _stdio  # noqa: E402
 
 _board_sys = __import__("_board_sys")
-_stdio.install(_board_sys)
+_RELEASE = tuple(int(p) for p in CFG["banner"].split()[1][1:].split("-")[0].split(".")[:2])
+_stdio.install(_board_sys, _RELEASE)
 sys.modules["sys"] = _board_sys
 sys.modules["micropython"] = __import__("_board_micropython")
 _board_imports = __import__("_board_imports")
+# A real ESP32 runs these modules frozen in flash; here they are compiled into the heap at
+# start-up, and their compile garbage, interleaved with the code it leaves, would fragment
+# the heap device code gets (a 640-byte allocation failing with 80 KB free). Collecting
+# after each compile keeps the long-lived code together at the bottom of the heap.
+gc.collect()
 
 
 # --- flash filesystem ----------------------------------------------------------------
@@ -379,6 +387,7 @@ def repl():
 # From here on, what the profile's firmware lacks fails to import (release from the banner).
 _board_imports.install(
     tuple(int(p) for p in CFG["banner"].split()[1][1:].split("-")[0].split(".")[:2]))
+gc.collect()  # device code starts with the runtime's start-up garbage gone
 _code = 0
 _step = repl if CFG.get("skip_boot") else boot
 while True:
