@@ -28,7 +28,7 @@ from harness.device.backends import factory_for
 from harness.emulator.fixtures import board_factory, emulated_board  # noqa: F401
 from harness.errors import ConfigError, DeviceLost, HarnessError
 from harness.faults import FaultPlan
-from harness.hil.programs import ContractProgram, DeviceProgram, SeedProgram
+from harness.hil.programs import DeviceProgram, open_program, seed_program
 from harness.hil.rig import NotApplicable, Rig, RunResult
 from harness.hil.scenario import Scenario
 from harness.hil.targets import Target, TargetOptions, options_from_env
@@ -38,6 +38,7 @@ from harness.spec_items import NOT_APPLICABLE
 
 pytest_plugins = ["harness.report.pytest_history", "harness.parallel", "harness.pytest_soak"]
 
+DEFAULT_PROFILE = "v1.22"
 SEED_DOCUMENT_DEFAULT = "../shared/seeds/000_1d65173659e48ce4.txt"
 
 
@@ -107,6 +108,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "spec(item): the spec item (S1..S12) a HIL test checks")
     _validate_device_option(option_value(config, "hil_device") or "emu")
     _validate_firmware_option(config)
+    _validate_path_options(config)
     check_settings_loaded(config)
     sigterm = SigtermAsInterrupt()
     sigterm.install()
@@ -120,6 +122,26 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 _SIGTERM_KEY = pytest.StashKey[SigtermAsInterrupt]()
+
+
+# Options naming something that must already exist: (option, what it must be).
+_INPUT_PATHS = (("hil_micropython_lib", "a micropython-lib checkout folder"),
+                ("hil_device_src", "a device program folder (or seed[:PATH])"))
+
+
+def _validate_path_options(config: pytest.Config) -> None:
+    """A path option that points nowhere is a usage error, not a run of skips. Only values
+    the user gave are checked (the defaults may not exist where pytest runs)."""
+    root = config.invocation_params.dir
+    for name, what in _INPUT_PATHS:
+        value = config.getoption(name) or os.environ.get(name.upper())
+        if not value or (name == "hil_device_src" and (value == "seed"
+                                                       or value.startswith("seed:"))):
+            continue
+        path = _resolve(root, str(value))
+        if not path.exists():
+            flag = "--" + name.replace("_", "-")
+            raise pytest.UsageError(f"{flag} {value}: {path} does not exist; give {what}")
 
 
 def _validate_device_option(value: str) -> None:
@@ -149,8 +171,8 @@ def _program(config: pytest.Config) -> DeviceProgram:
     root = config.invocation_params.dir
     if value == "seed" or value.startswith("seed:"):
         path = value.partition(":")[2] or SEED_DOCUMENT_DEFAULT
-        return SeedProgram(_resolve(root, path))
-    return ContractProgram(_resolve(root, value))
+        return seed_program(_resolve(root, path))
+    return open_program(_resolve(root, value))
 
 
 def _resolve(root: Path, value: str) -> Path:
@@ -193,6 +215,21 @@ def _session_dir(config: pytest.Config, runs: Path) -> Path:
     return folder / worker if worker else folder
 
 
+def session_profile(config: pytest.Config, program: DeviceProgram) -> str:
+    """The firmware profile the user chose; without a choice, the default unless the
+    program's manifest targets other generations, then the newest targeted one known."""
+    ini = config.getini("hil_profile")
+    given = (config.getoption("hil_profile") or os.environ.get("HIL_PROFILE")
+             or (ini if ini != DEFAULT_PROFILE else None))
+    if given:
+        return str(given)
+    manifest = program.manifest
+    if manifest.targets(DEFAULT_PROFILE):
+        return DEFAULT_PROFILE
+    targeted = [profile for profile in known_profiles() if manifest.targets(profile)]
+    return targeted[-1] if targeted else DEFAULT_PROFILE
+
+
 class _SessionRig:
     """Starts the rig on first use; a failed start is reported once, then skips the rest
     (a broken set-up is not retried for every test)."""
@@ -209,7 +246,8 @@ class _SessionRig:
         if self.rig is None:
             try:
                 program = _program(self.config)
-                options = target_options(self.config)
+                options = target_options(self.config,
+                                         profile=session_profile(self.config, program))
                 self.target = Target(options).start()
                 self.target.device.deploy(files=program.program_files(),
                                           soft_reset=self.target.backend.reset_at_start)
@@ -302,7 +340,10 @@ class HilRunner:
 
 
 def assert_spec(finding: Finding) -> None:
-    """Fail the test with the finding's message (spec item, expected, seen, artifacts)."""
+    """Fail the test with the finding's message (spec item, expected, seen, artifacts), or
+    skip it when the item cannot be judged on this program (and say why, with evidence)."""
+    if finding.inapplicable is not None:
+        pytest.skip(f"{NOT_APPLICABLE}: {finding.inapplicable}")
     if not finding.ok:
         pytest.fail(finding.message(), pytrace=False)
 
@@ -329,7 +370,7 @@ class _ProfileRigs:
         main = self.session.get()
         not_targeted = main.program.manifest.not_targeted(profile)
         if not_targeted is not None:
-            pytest.skip(f"not applicable: {not_targeted}")
+            pytest.skip(f"{NOT_APPLICABLE}: {not_targeted}")
         if not main.target.factory.runs_profiles:
             if profile != self.session_profile:
                 pytest.skip(f"a real board runs the firmware it was flashed with; flash a "
@@ -356,7 +397,7 @@ class _ProfileRigs:
 
     @property
     def session_profile(self) -> str:
-        return option_value(self.config, "hil_profile") or "v1.22"
+        return self.session.get().target.options.profile
 
     def close(self) -> None:
         for target in self.targets:

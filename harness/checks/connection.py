@@ -8,16 +8,23 @@ import re
 
 from harness.checks.evidence import (
     BROKER_CONNECTED,
+    SEED_CLIENT_ID_FORM,
     WIFI_CONNECTED,
     WIFI_WAITING,
     Evidence,
 )
 from harness.checks.findings import Finding, diagnose
 
-SEED_CLIENT_ID = re.compile(r"^micropython-client-(?P<n>\d{1,3})$")
 # How a device may say its TLS connection failed: an error line or the exception's text.
 TLS_ERROR_LINE = re.compile(
     r"(tls|ssl|certificate|cert\b|verif|handshake|MBEDTLS|x509|CN does not match)", re.I)
+# Lines about a file, not about TLS: "ERROR settings: ca_file ... copy the CA certificate
+# there", "OSError: [Errno 2] ENOENT" (a CA file that is missing is not a TLS refusal).
+FILE_ERROR_LINE = re.compile(r"(^ERROR settings\b|ENOENT|Errno 2\b|No such file|OSError:? 2\b)",
+                             re.I)
+# A serial error may trail the tap's record of the handshake by the serial line's latency,
+# never precede it by more than the two host-side channels' jitter.
+_ERROR_AFTER_HELLO_SLACK_S = 0.5
 AUTH_ERROR_LINE = re.compile(r"(not authori[sz]ed|MQTTException: ?[45]\b|CONNACK ?[45]\b)", re.I)
 
 
@@ -27,13 +34,16 @@ def check_wifi(ev: Evidence) -> Finding:
     how_long = f" (~{exp.wifi_delay:g} s here)" if exp.wifi_delay is not None else ""
     finding = Finding("S1", "prints 'Waiting for connection...' about once a second until "
                       f"associated{how_long}, then 'Connected on "
-                      f"{exp.wifi_ip}' with the address ifconfig()[0] reports", ev,
+                      f"{exp.wifi_ip or '<ip>'}' with the address ifconfig()[0] reports", ev,
                       quote=(re.escape(WIFI_WAITING), "^Connected on"))
     connected = ev.lines_matching(WIFI_CONNECTED)
     if not connected:
         return finding.fail("no 'Connected on <ip>' line")
     first_line, match = connected[0]
-    if match["ip"] != exp.wifi_ip:
+    if exp.wifi_ip is None:
+        finding.fail(f"'Connected on {match['ip']}', but the board reports no address of its "
+                     "own (ifconfig() after the run: not connected)")
+    elif match["ip"] != exp.wifi_ip:
         finding.fail(f"'Connected on {match['ip']}', but the access point gave the board "
                      f"{exp.wifi_ip} (what ifconfig()[0] reports)")
     waiting = [line for line in ev.serial if line.text.strip() == WIFI_WAITING]
@@ -59,7 +69,8 @@ def check_wifi(ev: Evidence) -> Finding:
 def check_connect_packet(ev: Evidence) -> Finding:
     """S2: one MQTT 3.1.1 CONNECT with the configured identity, clean session, keepalive."""
     exp = ev.expectation
-    wanted_id = exp.client_id or "micropython-client-<0..255>"
+    form = exp.client_id_form or SEED_CLIENT_ID_FORM
+    wanted_id = exp.client_id or str(form)
     finding = Finding("S2", f"one CONNECT, protocol level 4, client id {wanted_id!r}, user "
                       f"{exp.username!r} with password, clean session, keepalive "
                       f"{exp.keepalive}", ev)
@@ -74,10 +85,8 @@ def check_connect_packet(ev: Evidence) -> Finding:
     if exp.client_id is not None:
         if client_id != exp.client_id:
             finding.fail(f"client id {client_id!r}, configured {exp.client_id!r}")
-    else:
-        match = SEED_CLIENT_ID.match(str(client_id))
-        if not match or not 0 <= int(match["n"]) <= 255:
-            finding.fail(f"client id {client_id!r} is not micropython-client-<0..255>")
+    elif not form.matches(str(client_id)):
+        finding.fail(f"client id {client_id!r} is not of the form {form}")
     if fields.get("username") != exp.username:
         finding.fail(f"user name {fields.get('username')!r}, configured {exp.username!r}")
     if exp.username is not None and not fields.get("has_password"):
@@ -143,22 +152,56 @@ def check_tls_connected(ev: Evidence, item: str = "S9") -> Finding:
 
 
 def check_tls_refused(ev: Evidence, why: str) -> Finding:
-    """S9 (negative): the device refuses a bad server certificate, with a clear error."""
-    finding = check_not_connected(ev, "S9", f"the device refuses {why}: no CONNECT reaches the "
-                                  "broker and the serial log shows a TLS error")
+    """S9 (negative): the device begins the TLS handshake (its ClientHello reaches the tap),
+    aborts it on the bad server certificate, sends no CONNECT, and says so on serial."""
+    finding = check_not_connected(ev, "S9", f"the device refuses {why}: it begins the TLS "
+                                  "handshake, aborts it, no CONNECT reaches the broker and "
+                                  "the serial log shows a TLS error")
+    hellos = ev.hellos()
+    if not hellos:
+        return finding.fail(f"no refusal to judge: {no_handshake(ev)}")
+    completed = [h for h in hellos if h.error is None]
+    if completed:
+        finding.fail(f"the device completed the TLS handshake with {why} (it did not verify "
+                     "the server certificate)")
     if ev.packets_of("CONNECT", "c2b"):
         finding.fail("a CONNECT reached the broker through the untrustworthy TLS session")
-    if not any(TLS_ERROR_LINE.search(line.text) for line in ev.serial):
-        finding.fail("the serial log shows no TLS/certificate error")
+    began = hellos[0].time - _ERROR_AFTER_HELLO_SLACK_S
+    if not any(TLS_ERROR_LINE.search(line.text) and not FILE_ERROR_LINE.search(line.text)
+               for line in ev.serial if line.time >= began):
+        finding.fail("the serial log shows no TLS/certificate error after the handshake began")
     return finding
 
 
+def no_handshake(ev: Evidence) -> str:
+    """Why no ClientHello reached the tap, from what did arrive and what the device said."""
+    first_error = ev.first_error()
+    said = f"; the first error it printed: {first_error.text}" if first_error else ""
+    if ev.connections_opened == 0:
+        return f"the device never began a TLS handshake: it opened no connection{said}"
+    if not any(h.error for h in ev.handshakes) and ev.packets_of("CONNECT", "c2b"):
+        return "the device never began a TLS handshake: it connected without TLS"
+    errors = [h.error or "" for h in ev.handshakes]
+    if errors and not errors[0].startswith(("client closed", "handshake timed out")):
+        return ("the device never began a TLS handshake: it sent non-TLS bytes (plain "
+                f"MQTT?) to the TLS port ({errors[0]}){said}")
+    return ("the device never began a TLS handshake: it opened a connection and closed it "
+            f"before any ClientHello{said}")
+
+
 def check_sni_rejected(ev: Evidence) -> Finding:
-    """S10 (negative): a device that sends no SNI is rejected; the cause is named."""
+    """S10 (negative): a device that sends no SNI is rejected; the cause is named. A device
+    that sends SNI anyway ignores ``sni: false``: that is not applicable, unless its
+    manifest claims it honours ``sni`` (then it fails)."""
     finding = check_not_connected(ev, "S10", "a broker that requires SNI rejects a device that "
                                   "sends none, and the harness names the missing SNI")
-    if any(h.sni is not None for h in ev.handshakes):
-        finding.fail(f"the device sent SNI {ev.handshakes[0].sni!r} although SNI was off")
+    offered = [h for h in ev.hellos() if h.sni is not None]
+    if offered:
+        evidence = (f"it sent SNI {offered[0].sni!r} (tap connection #{offered[0].connection}) "
+                    "although sni was false")
+        if "sni" not in ev.expectation.honours:
+            return finding.not_applicable(f"the program ignores sni: {evidence}")
+        finding.fail(f"the program claims to honour sni, but {evidence}")
     if "sent no SNI" not in diagnose(ev):
         finding.fail(f"diagnosis does not name the missing SNI: {diagnose(ev)}")
     return finding

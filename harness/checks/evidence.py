@@ -21,6 +21,7 @@ BROKER_CONNECTED = re.compile(r'^Connected to MQTT Broker "(?P<server>.*)"$')
 SEND = re.compile(r"^Send '(?P<payload>.*)' to topic '(?P<topic>.*)'$")
 RECEIVED = re.compile(r"^Received '(?P<payload>.*)' from topic '(?P<topic>.*)'$")
 TRACEBACK = re.compile(r"^Traceback \(most recent call last\):$")
+ERROR_LINE = re.compile(r"^ERROR [\w-]+: ")
 _NUMBER_RANGE = re.compile(r"<(\d+)\.\.(\d+)>")
 
 
@@ -121,6 +122,20 @@ class TlsHandshake:
 
 
 @dataclass(frozen=True)
+class Crash:
+    """A traceback on the serial line: when it started, its exception line, its frames."""
+
+    time: float
+    exception: str  # e.g. "TypeError: function takes 3 positional arguments but 5 were given"
+    frames: tuple[str, ...] = ()
+
+    @property
+    def kind(self) -> str:
+        """The exception's class name (``TypeError``)."""
+        return self.exception.split(":", 1)[0].strip()
+
+
+@dataclass(frozen=True)
 class ObservedPublish:
     time: float
     topic: str
@@ -138,7 +153,7 @@ class Expectation:
     username: str | None
     keepalive: int
     publish_interval: float
-    wifi_ip: str
+    wifi_ip: str | None  # from the board's Wi-Fi configuration; None: unknown
     wifi_delay: float | None = 0.0  # None: unknown (a real access point)
     tls: bool = False
     sni_expected: str | None = None
@@ -146,6 +161,9 @@ class Expectation:
     foreign_payloads: tuple[str, ...] = ()
     reconnect_delay: float | None = None  # None: the device was not told to reconnect
     reconnect_max_delay: float | None = None
+    # Settings the program claims to honour (its manifest): ignoring one fails, not N/A.
+    honours: frozenset[str] = frozenset()
+    client_id_form: ClientIdForm | None = None  # None: the seed's form
 
 
 @dataclass
@@ -157,6 +175,9 @@ class Evidence:
     observed: list[ObservedPublish] = field(default_factory=list)
     artifacts: dict[str, Path] = field(default_factory=dict)
     connections_opened: int = 0
+    # Connections to a plain (non-TLS) tap whose first bytes were a TLS ClientHello: the
+    # device opened TLS although it was told not to.
+    tls_on_plain: list[int] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # how the run went, e.g. ended early
     faults: list[FaultMark] = field(default_factory=list)  # injected faults, in order
     links: list[WireLink] = field(default_factory=list)
@@ -177,16 +198,41 @@ class Evidence:
     def receives(self) -> list[tuple[float, str, str]]:
         return [(line.time, m["payload"], m["topic"]) for line, m in self.lines_matching(RECEIVED)]
 
+    def crashes(self) -> list[Crash]:
+        """Each traceback the device printed: its exception line and its frames."""
+        result = []
+        lines = [(line.time, line.text.rstrip()) for line in self.serial]
+        for index, (when, text) in enumerate(lines):
+            if not TRACEBACK.match(text.strip()):
+                continue
+            frames: list[str] = []
+            exception = "Traceback"
+            for _, later in lines[index + 1:index + 40]:
+                stripped = later.strip()
+                if not stripped:
+                    continue
+                if later.startswith((" ", "\t")) or stripped.startswith("File "):
+                    frames.append(stripped)
+                    continue
+                exception = stripped
+                break
+            result.append(Crash(when, exception, tuple(frames)))
+        return result
+
     def tracebacks(self) -> list[str]:
         """Each traceback the device printed, as its last line (the exception)."""
-        result = []
-        lines = [line.text.strip() for line in self.serial]
-        for index, text in enumerate(lines):
-            if TRACEBACK.match(text):
-                rest = [t for t in lines[index + 1:index + 30] if t and not t.startswith("File ")]
-                tail = next((t for t in rest if not t.startswith((" ", "File"))), "Traceback")
-                result.append(tail)
-        return result
+        return [crash.exception for crash in self.crashes()]
+
+    def first_error(self) -> SerialLine | None:
+        """The first error the device printed: a traceback's exception, or an ``ERROR``
+        line (the settings contract's one-line errors)."""
+        errors = [SerialLine(c.time, c.exception) for c in self.crashes()]
+        errors += [line for line in self.serial if ERROR_LINE.match(line.text.strip())]
+        return min(errors, key=lambda line: line.time) if errors else None
+
+    def hellos(self) -> list[TlsHandshake]:
+        """TLS handshakes the device began: its ClientHello reached the tap."""
+        return [h for h in self.handshakes if h.hello_seen]
 
     # --- wire views ---------------------------------------------------------------
     def packets_of(self, packet_type: str, direction: str | None = None) -> list[WirePacket]:

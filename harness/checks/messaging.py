@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import statistics
 
-from harness.checks.evidence import Evidence, payload_counter
+from harness.checks.evidence import Crash, Evidence, payload_counter
 from harness.checks.findings import Finding
 
 SEND_BEFORE_PUBLISH_SLACK_S = 0.1
@@ -35,11 +35,12 @@ def check_retained_delivered(ev: Evidence) -> Finding:
     if (exp.retained_payload, exp.topic) not in received:
         finding.fail("no \"Received '" + str(exp.retained_payload) + "' from topic '"
                      + exp.topic + "'\" line")
-    crashes = ev.tracebacks()
+    crashes = ev.crashes()
     if crashes:
-        finding.fail(f"the device crashed: {crashes[0]} (was the callback set after "
-                     "subscribe? MQTT 3.1.1 §3.8.4 lets a broker send the retained "
-                     "PUBLISH before SUBACK)")
+        hint = (" (the callback was not set when the message came: set_callback() must come "
+                "before subscribe(); MQTT 3.1.1 §3.8.4 lets a broker send the retained "
+                "PUBLISH before SUBACK)" if callback_order_crash(crashes[0]) else "")
+        finding.fail(f"the device crashed: {crashes[0].exception}{hint}")
     if len(ev.sends()) < 2:
         finding.fail(f"only {len(ev.sends())} Send line(s): the loop did not keep running")
     return finding
@@ -133,8 +134,12 @@ def check_echo(ev: Evidence) -> Finding:
     if echoed != published[:len(echoed)]:
         finding.fail(f"Received lines {echoed[:5]} are not the published payloads "
                      f"{published[:5]} in order")
-    # One message per wait_msg(): each extra takes one slot; the last may be in flight.
-    if len(echoed) < len(published) - shifted - 1:
+    # One message per wait_msg(): each extra takes one slot; the last may be in flight,
+    # but a device that got none of its payloads back has not shown an echo at all.
+    if not echoed:
+        finding.fail(f"none of the {len(published)} published payload(s) came back as "
+                     "Received")
+    elif len(echoed) < len(published) - shifted - 1:
         missing = published[len(echoed):len(published) - shifted - 1]
         finding.fail(f"{len(missing)} published payload(s) never printed as Received, "
                      f"first {missing[0]!r}")
@@ -157,15 +162,43 @@ def check_foreign(ev: Evidence) -> Finding:
     for payload in exp.foreign_payloads:
         if (payload, exp.topic) in received:
             continue
-        if ev.packets and payload not in delivered:
-            finding.fail(f"the broker never delivered {payload!r} to the device (the run "
-                         "ended before it; see the note), so S8 is unproven")
+        if payload not in delivered:
+            why = _why_undelivered(ev)
+            finding.fail(f"the broker never delivered {payload!r} to the device ({why}), so "
+                         "S8 is unproven")
         else:
             finding.fail(f"the device got {payload!r} but printed no \"Received '{payload}' "
                          f"from topic '{exp.topic}'\" line")
     if ev.tracebacks():
         finding.fail(f"the device crashed: {ev.tracebacks()[0]}")
     return finding
+
+
+def _why_undelivered(ev: Evidence) -> str:
+    """What the wire says about a foreign message that never reached the device."""
+    topic = ev.expectation.topic
+    subscribed = [t for p in ev.packets_of("SUBSCRIBE", "c2b")
+                  for t, _ in p.fields.get("topics") or []]
+    if not ev.packets_of("CONNECT", "c2b"):
+        return "the device never sent CONNECT"
+    if topic not in subscribed:
+        return (f"the device never subscribed to {topic!r}"
+                + (f"; it subscribed to {subscribed}" if subscribed else ""))
+    if not any(o.payload.decode(errors="replace") in ev.expectation.foreign_payloads
+               for o in ev.observed):
+        return "the run ended before it was published; see the note"
+    return "the broker sent nothing more before the run ended"
+
+
+def callback_order_crash(crash: Crash) -> bool:
+    """The crash a callback set after subscribe() causes: umqtt's subscribe() asserts a
+    callback is set, or wait_msg() calls a callback that is None."""
+    text = crash.exception
+    in_umqtt = any("subscribe" in frame or "wait_msg" in frame for frame in crash.frames)
+    return ("callback" in text.lower()
+            or (text.startswith("TypeError") and "NoneType" in text and in_umqtt)
+            or (text.startswith("AssertionError") and in_umqtt
+                and any("subscribe" in frame for frame in crash.frames)))
 
 
 def publish_intervals(ev: Evidence) -> list[float]:

@@ -150,7 +150,8 @@ def umqtt_from_checkout(checkout: Path | None, version: str) -> Path:
     if checkout is None:
         raise MicropythonLibMissing(
             f"umqtt.simple {version} is not on the package index; give a micropython-lib "
-            f"checkout with --micropython-lib DIR or {LIB_ENV}=DIR")
+            f"checkout: pytest --hil-micropython-lib DIR, python -m harness emulate "
+            f"--micropython-lib DIR, or {LIB_ENV}=DIR")
     package = Path(checkout) / "micropython" / "umqtt.simple"
     manifest = package / "manifest.py"
     if not (package / "umqtt" / "simple.py").is_file() or not manifest.is_file():

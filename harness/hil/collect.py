@@ -7,7 +7,10 @@ from typing import Any
 from harness.broker.tap import Tap
 from harness.broker.tap_records import TapRecord
 from harness.checks.evidence import Evidence, FaultMark, TlsHandshake, WireLink, WirePacket
-from harness.wire import PacketType, RecordKind
+from harness.wire import PacketType, RecordKind, WireDirection
+
+# A TLS record of type handshake (0x16), version 3.x: how every ClientHello starts.
+TLS_HANDSHAKE_RECORD = "1603"
 
 
 def evidence_from_tap(evidence: Evidence, tap: Tap) -> None:
@@ -30,6 +33,12 @@ def evidence_from_tap(evidence: Evidence, tap: Tap) -> None:
     evidence.connections_opened = len(tap.connections())
     evidence.links = [WireLink(c.id, c.opened_at, c.closed_at, c.close_reason)
                       for c in tap.connections()]
+    if tap.tls is None:
+        evidence.tls_on_plain = sorted({
+            record.conn for record in tap.records()
+            if record.kind == RecordKind.DECODE_ERROR
+            and record.direction == WireDirection.CLIENT_TO_BROKER
+            and str(record.fields.get("sample", "")).startswith(TLS_HANDSHAKE_RECORD)})
 
 
 def normalise(record: TapRecord) -> dict[str, Any]:

@@ -88,7 +88,8 @@ class Rig:
             "server": self.target.server_name,
             "port": 0,  # the run's tap port, filled in once the tap listens
             "tls": scenario.tls,
-            "ca_file": CA_PATH_ON_DEVICE if scenario.tls else None,
+            # Given even without TLS: a program that always uses TLS still finds its CA.
+            "ca_file": CA_PATH_ON_DEVICE,
             "sni": scenario.sni,
             "client_id": scenario.client_id,
             "user": self.target.options.username,
@@ -106,14 +107,22 @@ class Rig:
             wanted["reconnect_delay"] = scenario.reconnect_delay
             wanted["reconnect_max_delay"] = scenario.reconnect_max_delay
         fixed = self.program.fixed_settings
-        for key in scenario.required:
+        settable = self.program.settable
+        name = self.program.name
+        for key in sorted(scenario.required):
             if key in fixed and fixed[key] != wanted[key]:
-                raise NotApplicable(f"the {self.program.name} program always uses {key}="
-                                    f"{fixed[key]!r}; scenario {scenario.name!r} needs "
-                                    f"{key}={wanted[key]!r}")
+                raise NotApplicable(f"the {name} program always uses {key}={fixed[key]!r} "
+                                    f"({self.program.why_fixed(key)}); scenario "
+                                    f"{scenario.name!r} needs {key}={wanted[key]!r}")
+            if key not in fixed and key not in settable:
+                raise NotApplicable(f"the {name} program has no {key} setting the harness "
+                                    f"can change (no constant carries it; if one does, map it "
+                                    f"in hil.toml: [constants] {key} = \"NAME\"); scenario "
+                                    f"{scenario.name!r} needs {key}={wanted[key]!r}")
+        for key in ("client_id", "user", "password"):
+            if key not in settable:
+                wanted[key] = None  # the program sends its own (or none)
         wanted.update(fixed)
-        if wanted["tls"] and not scenario.tls:
-            wanted["ca_file"] = CA_PATH_ON_DEVICE
         return wanted
 
     # --- runs -------------------------------------------------------------------
@@ -131,8 +140,22 @@ class Rig:
         raise outcome
 
     def _run(self, scenario: Scenario) -> RunResult:
+        result = self._run_once(scenario)
+        plain_hellos = result.evidence.tls_on_plain
+        if not scenario.tls and plain_hellos and "tls" not in self.program.manifest.honours:
+            # The program opens TLS whatever it is told. Nothing in a plain scenario needs
+            # plain TCP, so run it again the way the program works, and say so.
+            note = (f"the program ignores tls: it sent a TLS ClientHello to the plain MQTT "
+                    f"port although tls was false (tap connection #{plain_hellos[0]}); this "
+                    "scenario ran again over TLS")
+            result = self._run_once(replace(scenario, tls=True))
+            result.evidence.notes.append(note)
+        return result
+
+    def _run_once(self, scenario: Scenario) -> RunResult:
         started = time.monotonic()
-        run_dir = self.results_dir / f"{next(self._counter):02d}-{scenario.name}"
+        suffix = "-tls" if scenario.tls and not scenario.required else ""
+        run_dir = self.results_dir / f"{next(self._counter):02d}-{scenario.name}{suffix}"
         run_dir.mkdir(parents=True, exist_ok=True)
         topic = f"hil/{self.session_id}/{scenario.name}"
         if scenario.reconnect and not self.program.manifest.reconnect:
@@ -169,7 +192,7 @@ class Rig:
             observer.publish(topic, RETAINED_PAYLOAD, retain=True)
             observer.wait_for_messages(1, topic, timeout=5.0)
         self.target.prepare_wifi(delay=scenario.wifi_delay, link_control=scenario.drops_wifi)
-        files = self.program.run_files(settings, self.target.ca_pem if settings["tls"] else None)
+        files = self.program.run_files(settings, self.target.ca_pem)
         self.device.deploy(files=files)
         if schedule is not None:
             schedule.begin()  # t = 0 of AtTime triggers: the reset
@@ -207,7 +230,7 @@ class Rig:
                 # A real board in such a loop misses Ctrl-C too; nothing more can be deployed.
                 self.lost = (f"{boot_loop}, and it does not stop on Ctrl-C; fix the program "
                              "or erase the flash (esptool erase-flash)")
-            device_ip = self._device_ip() if stopped else None
+            device_ip = self._device_ip() if stopped and not self.target.wifi_ip else None
         published = len(self._sends(mark))
         # The wire and the observer trail the serial line by a moment: let them catch up.
         with contextlib.suppress(HarnessError):
@@ -225,10 +248,12 @@ class Rig:
         evidence = Evidence(
             expectation=Expectation(
                 server=str(settings["server"]), topic=topic,
-                client_id=settings["client_id"], username=str(settings["user"]),
+                client_id=settings["client_id"], username=settings["user"],
                 keepalive=int(settings["keepalive"]),
                 publish_interval=float(settings["publish_interval"]),
-                wifi_ip=device_ip or self.target.wifi_ip,
+                # The address the board's Wi-Fi configuration gives it (the emulated
+                # access point's); a real board's DHCP lease only the board itself knows.
+                wifi_ip=self.target.wifi_ip or device_ip,
                 # Only the emulated access point's association time is known.
                 wifi_delay=scenario.wifi_delay if self.target.backend.controls_wifi else None,
                 tls=bool(settings["tls"]),
@@ -237,6 +262,8 @@ class Rig:
                 foreign_payloads=(FOREIGN_PAYLOAD,) if scenario.foreign else (),
                 reconnect_delay=settings.get("reconnect_delay"),
                 reconnect_max_delay=settings.get("reconnect_max_delay"),
+                honours=self.program.manifest.honours,
+                client_id_form=self.program.manifest.client_id_form,
             ),
             serial=[SerialLine(line.time, line.content)
                     for line in self.device.log.lines(mark, until=stop)],
@@ -296,11 +323,13 @@ class Rig:
             run.until_stopped(_RETRY_GRACE_S)
 
     def _device_ip(self) -> str | None:
-        """What ``ifconfig()[0]`` says on the board (S1 compares against it)."""
+        """What ``ifconfig()[0]`` says on a real board that is still associated (S1
+        compares against it); None when it is not connected, so S1 never expects 0.0.0.0."""
         with contextlib.suppress(Exception):
-            out = self.device.exec("import network\n"
-                                   "print(network.WLAN(network.STA_IF).ifconfig()[0])")
-            return out.strip().splitlines()[-1]
+            out = self.device.exec("import network\nw = network.WLAN(network.STA_IF)\n"
+                                   "print(w.ifconfig()[0] if w.isconnected() else '-')")
+            address = out.strip().splitlines()[-1]
+            return None if address in ("-", "0.0.0.0") else address
         return None
 
     def _save_artifacts(self, run_dir: Path, since: int, tap: Any) -> dict[str, Path]:

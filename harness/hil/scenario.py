@@ -77,7 +77,8 @@ TLS_EXPIRED = Scenario("tls-expired", tls=True, server_cert=ServerCert.EXPIRED,
                        expect_connect=False, required=frozenset({"tls"}))
 TLS_NO_SNI = Scenario("tls-no-sni", tls=True, require_sni=True, sni=False,
                       expect_connect=False, required=frozenset({"tls", "sni"}))
-AUTH_WRONG = Scenario("auth-wrong-password", wrong_password=True, expect_connect=False)
+AUTH_WRONG = Scenario("auth-wrong-password", wrong_password=True, expect_connect=False,
+                      required=frozenset({"password"}))
 # Default client id (S2) and, with CONNACK held back, the order of CONNACK and the
 # connected line (S3).
 DEFAULT_CLIENT_ID = Scenario("default-client-id", publishes=2, connack_delay=0.5)

@@ -52,6 +52,11 @@ class Mutant:
     defect_items: frozenset[str]  # the spec item(s) the defect violates
     dependent_items: frozenset[str] = frozenset()  # items that cannot pass without them
     why: str = ""  # the defect in words, and why the dependents fail
+    # (item, text): every failure of that item must say this (the diagnosis names the cause).
+    diagnoses: tuple[tuple[str, str], ...] = ()
+    # Tests reported as not applicable on this mutant, beyond the control's skips.
+    skipped_tests: frozenset[str] = frozenset()
+    manifest: str | None = None  # replaces device_src/hil.toml (None: keep it)
 
     @property
     def expected_items(self) -> frozenset[str]:
@@ -60,6 +65,8 @@ class Mutant:
     def apply(self, destination: Path) -> Path:
         """Copy device_src/ to ``destination`` with the one substitution made."""
         shutil.copytree(DEVICE_SRC, destination, ignore=shutil.ignore_patterns("__pycache__"))
+        if self.manifest is not None:
+            (destination / "hil.toml").write_text(self.manifest, encoding="utf-8")
         path = destination / self.file
         source = path.read_text(encoding="utf-8")
         count = source.count(self.old)
@@ -108,7 +115,8 @@ MUTANTS: tuple[Mutant, ...] = (
         # (retries before the first session); the faults of R1/R3/R4 wait for echoes that
         # never come, and R6 needs publishes.
         _items("S5", "S6", "S7", "S8", "R1", "R3", "R4", "R6"),
-        why="set_callback after subscribe: the device crashes in subscribe()"),
+        why="set_callback after subscribe: the device crashes in subscribe()",
+        diagnoses=(("S4", "set_callback() must come before subscribe()"),)),
     Mutant(
         "callback_ignores_non_json", "main.py",
         "        payload = msg.decode()\n",
@@ -173,6 +181,74 @@ MUTANTS: tuple[Mutant, ...] = (
         "            counter = Counter()\n            client = connect(cfg, client_id, cadata)\n",
         _items("R3"),
         why="every session starts the counter at 0 again: duplicates after a reconnect"),
+    # --- checks that cannot be fooled, diagnoses built from the evidence (issue 11) ---
+    Mutant(
+        "tls_never_attempted", "mqtt.py",
+        '    if settings["tls"]:\n        kwargs.update(',
+        '    if False:\n        kwargs.update(',
+        _items("S9"),
+        # Plain MQTT to the TLS port: no handshake, so nothing over TLS works.
+        _items("S7", "S10", "S12"),
+        why="the program ignores tls=true and speaks plain MQTT to the TLS port",
+        diagnoses=(("S9", "never began a TLS handshake"),)),
+    Mutant(
+        "ca_file_missing", "settings.py",
+        '    path = settings["ca_file"]\n',
+        '    path = settings["ca_file"] + ".missing"\n',
+        _items("S9"),
+        _items("S7", "S10", "S12"),
+        why="the program looks for its CA file in the wrong place and stops with an "
+            "'ERROR settings: ca_file ... certificate' line before any TLS",
+        diagnoses=(("S9", "never began a TLS handshake"), ("S9", "ca_file"))),
+    Mutant(
+        "crash_before_connecting", "main.py",
+        "    client = mqtt.connect(cfg, client_id, cadata)\n",
+        "    client = mqtt.connect(cfg, client_id, cadata, None, None)\n",
+        _items("S2"),
+        _items("S3", "S4", "S5", "S6", "S7", "S8", "S9", "S10", "S11", "S12"),
+        why="a TypeError after Wi-Fi, before any connection: nothing after Wi-Fi can pass",
+        diagnoses=(("S2", "TypeError"), ("S11", "TypeError"), ("S9", "TypeError"))),
+    Mutant(
+        "syntax_error", "main.py",
+        "def subscribe(client, topic):\n",
+        "def subscribe(client, topic)\n",
+        _items("S1"),
+        _items("S2", "S3", "S4", "S5", "S6", "S7", "S8", "S9", "S10", "S11", "S12"),
+        why="main.py does not compile: the device stops before Wi-Fi",
+        diagnoses=(("S1", "SyntaxError"), ("S2", "SyntaxError"))),
+    Mutant(
+        "subscribe_wrong_topic", "main.py",
+        "    client.subscribe(topic)\n",
+        '    client.subscribe(topic + "/elsewhere")\n',
+        _items("S5"),
+        # Nothing comes back: the first wait_msg() blocks, no retained, echo or foreign.
+        _items("S4", "S6", "S7", "S8"),
+        why="SUBSCRIBE names another topic, so nothing is ever delivered to the device",
+        diagnoses=(("S8", "never subscribed"),)),
+    Mutant(
+        "sni_always_sent", "mqtt.py",
+        '        if sni:\n            ssl_params["server_hostname"] = server\n',
+        '        ssl_params["server_hostname"] = server\n',
+        _items("S10"),
+        why="SNI is sent although sni is false, and hil.toml claims the program honours sni",
+        diagnoses=(("S10", "claims to honour sni"),)),
+    Mutant(
+        "sni_always_sent_unclaimed", "mqtt.py",
+        '        if sni:\n            ssl_params["server_hostname"] = server\n',
+        '        ssl_params["server_hostname"] = server\n',
+        _items(),
+        why="SNI is sent although sni is false, and the manifest does not claim sni: the "
+            "no-SNI check is not applicable (with the evidence), never failed",
+        skipped_tests=frozenset({"test_s10_device_without_sni_rejected_and_diagnosed"}),
+        manifest='settings = "contract"\nreconnect = true\nhonours = ["tls"]\n'),
+    Mutant(
+        "tls_always_unclaimed", "mqtt.py",
+        '    if settings["tls"]:\n        kwargs.update(',
+        '    if True:\n        kwargs.update(',
+        _items(),
+        why="TLS although tls is false, not claimed in the manifest: the plain scenarios "
+            "run again over TLS and pass",
+        manifest='settings = "contract"\nreconnect = true\nhonours = ["sni"]\n'),
 )
 
 

@@ -263,3 +263,127 @@ def test_device_that_refuses_locally_without_sni_is_diagnosed_as_missing_sni() -
     run.ev.handshakes = [dataclasses.replace(run.ev.handshakes[0], hello_seen=False)]
     assert connection.check_sni_rejected(run.ev).ok
     assert "sent no SNI" in diagnose(run.ev)
+
+
+# --- refusals need a handshake the device began; diagnoses follow the evidence -------
+def refusal_run(*, hello: bool = True, error_line: str | None = None) -> Run:
+    """A device told to use TLS against a bad certificate, up to its refusal."""
+    run = Run()
+    run.ev.expectation.wifi_delay = None
+    run.say("Connected on 192.168.4.23")
+    run.ev.connections_opened = 1
+    run.ev.handshakes.append(TlsHandshake(run.tick(), 1, "broker.test" if hello else None,
+                                          "unknown ca" if hello else
+                                          "client closed the connection during the handshake",
+                                          hello_seen=hello))
+    if error_line is not None:
+        run.say(error_line)
+    return run
+
+
+def test_tls_refusal_with_clienthello_and_tls_error_passes() -> None:
+    run = refusal_run(error_line="ERROR tls: certificate verification failed: unknown CA")
+    assert connection.check_tls_refused(run.ev, "an untrusted CA").ok
+
+
+def test_tls_refusal_without_clienthello_fails_even_with_a_certificate_word() -> None:
+    # The fooling case: a program that stops on its missing CA file prints "certificate".
+    run = refusal_run(hello=False, error_line="ERROR settings: ca_file: /ca.pem cannot be "
+                      "read (OSError 2); copy the CA certificate there")
+    finding = connection.check_tls_refused(run.ev, "an untrusted CA")
+    assert not finding.ok
+    assert "never began a TLS handshake" in finding.message()
+    assert "ca_file" in finding.message()  # the first error the device printed
+
+
+def test_tls_refusal_by_a_device_that_never_connects_says_so() -> None:
+    run = Run()
+    run.say("Connected on 192.168.4.23")
+    finding = connection.check_tls_refused(run.ev, "an expired certificate")
+    assert not finding.ok and "opened no connection" in finding.message()
+
+
+def test_tls_refusal_needs_the_error_after_the_handshake_not_a_file_error() -> None:
+    run = refusal_run(error_line="OSError: [Errno 2] ENOENT while reading the certificate")
+    finding = connection.check_tls_refused(run.ev, "an untrusted CA")
+    assert "no TLS/certificate error" in finding.message()
+
+
+def test_plain_mqtt_to_the_tls_port_is_named() -> None:
+    run = refusal_run(hello=False)
+    run.ev.handshakes[0] = dataclasses.replace(run.ev.handshakes[0],
+                                               error="wrong version number")
+    finding = connection.check_tls_refused(run.ev, "an untrusted CA")
+    assert "non-TLS bytes" in finding.message()
+
+
+def test_sni_sent_although_off_is_not_applicable_unless_honoured() -> None:
+    run = refusal_run()
+    run.ev.expectation.sni_expected = None
+    finding = connection.check_sni_rejected(run.ev)
+    assert finding.inapplicable is not None
+    assert "ignores sni" in finding.inapplicable and "'broker.test'" in finding.inapplicable
+    run.ev.expectation.honours = frozenset({"sni"})
+    finding = connection.check_sni_rejected(run.ev)
+    assert finding.inapplicable is None and not finding.ok
+    assert "claims to honour sni" in finding.message()
+
+
+def test_crash_before_connecting_is_diagnosed_by_its_traceback() -> None:
+    run = Run()
+    run.say("Connected on 192.168.4.23")
+    run.say("Traceback (most recent call last):")
+    run.say('  File "main.py", line 30, in connect')
+    run.say("TypeError: function takes 3 positional arguments but 5 were given")
+    text = diagnose(run.ev)
+    assert "TypeError: function takes 3" in text
+    assert "never reached the broker" not in text
+
+
+def test_crash_before_wifi_names_the_error_not_wifi() -> None:
+    run = Run()
+    run.say("Traceback (most recent call last):")
+    run.say('  File "main.py", line 3')
+    run.say("SyntaxError: invalid syntax")
+    assert "SyntaxError: invalid syntax" in diagnose(run.ev)
+
+
+def test_callback_hint_only_for_the_crash_that_order_causes() -> None:
+    run = good_run(messages=0)
+    run.say("Traceback (most recent call last):")
+    run.say('  File "main.py", line 60, in loop_publish')
+    run.say("OSError: -202")
+    message = messaging.check_retained_delivered(run.ev).message()
+    assert "OSError: -202" in message and "set_callback" not in message
+    assessed = good_run(messages=0)
+    assessed.say("Traceback (most recent call last):")
+    assessed.say('  File "umqtt/simple.py", line 170, in subscribe')
+    assessed.say("AssertionError: Subscribe callback is not set")
+    assert "set_callback() must come before subscribe()" in (
+        messaging.check_retained_delivered(assessed.ev).message())
+
+
+def test_nothing_delivered_because_never_subscribed() -> None:
+    run = good_run()
+    run.ev.serial = [s for s in run.ev.serial if "foreign-hello" not in s.text]
+    run.ev.packets = [p for p in run.ev.packets if p.type != "SUBSCRIBE"
+                      and p.fields.get("payload") != "foreign-hello"]
+    message = failing(run.ev)["S8"].message()
+    assert "never subscribed" in message and "but printed no" not in message
+
+
+def test_s1_with_no_known_address_does_not_expect_0_0_0_0() -> None:
+    run = good_run()
+    run.ev.expectation.wifi_ip = None
+    message = connection.check_wifi(run.ev).message()
+    assert "0.0.0.0" not in message and "no address of its own" in message
+
+
+def test_client_id_form_from_the_manifest() -> None:
+    from harness.checks.evidence import ClientIdForm
+
+    run = good_run()
+    _replace_packets(run, "CONNECT", client_id="esp32-a1b2c3")
+    assert "S2" in failing(run.ev)
+    run.ev.expectation.client_id_form = ClientIdForm("re:esp32-[0-9a-f]{6}")
+    assert "S2" not in failing(run.ev)

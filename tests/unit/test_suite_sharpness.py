@@ -148,8 +148,25 @@ def test_only_the_defect_and_its_dependents_fail(
         f"{sorted(mutant.expected_items - failed)}\n{result.summary()}\n"
         + "\n".join(f"--- {o.name}\n{o.message[:1500]}" for o in result.failed()
                     if o.item not in mutant.expected_items))
-    # A defect must not turn a check into a skip either.
-    assert result.skipped() == control.skipped(), result.summary()
+    # A defect must not turn a check into a skip either (only the declared not-applicable).
+    assert result.skipped() == control.skipped() | mutant.skipped_tests, result.summary()
+    for name in mutant.skipped_tests:
+        skip = next(o for o in result.outcomes if o.name == name)
+        assert "not applicable" in skip.message, skip.message
+
+
+@pytest.mark.parametrize(("mutant", "item", "text"), [
+    pytest.param(m, item, text, id=f"{m.name}-{item}")
+    for m in MUTANTS for item, text in m.diagnoses])
+def test_diagnosis_names_the_cause(
+    mutant: Mutant, item: str, text: str, suite_on: Callable[[str], SuiteResult]
+) -> None:
+    result = suite_on(mutant.name)
+    failed = [o for o in result.failed() if o.item == item]
+    assert failed, f"{mutant.why}: no {item} check failed\n{result.summary()}"
+    vague = [o for o in failed if text not in o.message]
+    assert not vague, (f"{mutant.why}: {item} failures that do not say {text!r}:\n"
+                       + "\n".join(f"--- {o.name}\n{o.message[:1500]}" for o in vague))
 
 
 @pytest.mark.parametrize("mutant", _params("failures_name_item"))
