@@ -139,6 +139,8 @@ def check_tls_connected(ev: Evidence, item: str = "S9") -> Finding:
                       "the MQTT session then runs over TLS", ev)
     done = [h for h in ev.handshakes if h.error is None]
     if not done:
+        if not ev.hellos():
+            return finding.fail(f"no TLS handshake completed: {no_handshake(ev)}")
         errors = [h.error for h in ev.handshakes]
         return finding.fail("no TLS handshake completed" + (f" ({errors[0]})" if errors else ""))
     if done[0].sni != exp.server:

@@ -157,7 +157,8 @@ class Rig:
         suffix = "-tls" if scenario.tls and not scenario.required else ""
         run_dir = self.results_dir / f"{next(self._counter):02d}-{scenario.name}{suffix}"
         run_dir.mkdir(parents=True, exist_ok=True)
-        topic = f"hil/{self.session_id}/{scenario.name}"
+        # A topic of its own per run (a re-run too: nothing of the first run may leak in).
+        topic = f"hil/{self.session_id}/{scenario.name}{suffix}"
         if scenario.reconnect and not self.program.manifest.reconnect:
             raise NotApplicable(f"the {self.program.name} program does not say it reconnects "
                                 f"(reconnect = true in its {MANIFEST_NAME}; "
