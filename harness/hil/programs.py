@@ -152,14 +152,18 @@ class ConstantsProgram:
         if "sni" not in self._fixed and "sni" not in sites and facts.get("sni"):
             self._fixed["sni"] = True
             self._why["sni"] = evidence["sni"]
+        # A literal keepalive= configures the keepalive (S2 checks "the one configured").
+        # A literal sleep in the loop does not move S6's "about 1 s apart": only the
+        # manifest or a constant the harness sets does.
+        if "keepalive" in facts and not {"keepalive"} & (set(self._fixed) | set(sites)):
+            self._fixed["keepalive"], self._why["keepalive"] = facts["keepalive"], \
+                evidence["keepalive"]
         for key, default in GUIDE_DEFAULTS.items():
             if key in self._fixed or key in sites:
                 continue
-            if key in facts:
-                self._fixed[key], self._why[key] = facts[key], evidence[key]
-            else:
-                self._fixed[key] = default
-                self._why[key] = f"no {key} in its code: the guide's {default!r}"
+            self._fixed[key] = default
+            self._why[key] = f"the guide's {default!r} (no {key} setting in its code" + (
+                f"; it has {evidence[key]}" if key in evidence else "") + ")"
 
     @property
     def settable(self) -> frozenset[str]:

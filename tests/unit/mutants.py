@@ -205,7 +205,8 @@ MUTANTS: tuple[Mutant, ...] = (
         "    client = mqtt.connect(cfg, client_id, cadata)\n",
         "    client = mqtt.connect(cfg, client_id, cadata, None, None)\n",
         _items("S2"),
-        _items("S3", "S4", "S5", "S6", "S7", "S8", "S9", "S10", "S11", "S12"),
+        _items("S3", "S4", "S5", "S6", "S7", "S8", "S9", "S10", "S11", "S12",
+               "R1", "R2", "R3", "R4", "R5", "R6"),
         why="a TypeError after Wi-Fi, before any connection: nothing after Wi-Fi can pass",
         diagnoses=(("S2", "TypeError"), ("S11", "TypeError"), ("S9", "TypeError"))),
     Mutant(
@@ -213,7 +214,8 @@ MUTANTS: tuple[Mutant, ...] = (
         "def subscribe(client, topic):\n",
         "def subscribe(client, topic)\n",
         _items("S1"),
-        _items("S2", "S3", "S4", "S5", "S6", "S7", "S8", "S9", "S10", "S11", "S12"),
+        _items("S2", "S3", "S4", "S5", "S6", "S7", "S8", "S9", "S10", "S11", "S12",
+               "R1", "R2", "R3", "R4", "R5", "R6"),
         why="main.py does not compile: the device stops before Wi-Fi",
         diagnoses=(("S1", "SyntaxError"), ("S2", "SyntaxError"))),
     Mutant(
@@ -221,8 +223,9 @@ MUTANTS: tuple[Mutant, ...] = (
         "    client.subscribe(topic)\n",
         '    client.subscribe(topic + "/elsewhere")\n',
         _items("S5"),
-        # Nothing comes back: the first wait_msg() blocks, no retained, echo or foreign.
-        _items("S4", "S6", "S7", "S8"),
+        # Nothing comes back: the first wait_msg() blocks, no retained, echo or foreign;
+        # the faults of R1/R3/R4 wait for echoes that never come, and R6 needs publishes.
+        _items("S4", "S6", "S7", "S8", "R1", "R3", "R4", "R6"),
         why="SUBSCRIBE names another topic, so nothing is ever delivered to the device",
         diagnoses=(("S8", "never subscribed"),)),
     Mutant(

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.mutants import REPO, run_hil_suite
+from tests.unit.mutants import REPO, STOP_GRACE_S, SUITE_TIMEOUT_S, run_hil_suite
 
-pytestmark = pytest.mark.unit
+# A whole HIL suite per mutant runs inside the first test that needs it.
+pytestmark = [pytest.mark.unit, pytest.mark.timeout(SUITE_TIMEOUT_S + STOP_GRACE_S + 60)]
 
 GUIDE_TLS = REPO / "tests" / "fixtures" / "device_programs" / "guide_tls"
 

@@ -19,10 +19,19 @@ from typing import Any
 
 import pytest
 
-from tests.unit.mutants import DEVICE_SRC, MUTANTS, Mutant, SuiteResult, run_hil_suite
+from tests.unit.mutants import (
+    DEVICE_SRC,
+    MUTANTS,
+    STOP_GRACE_S,
+    SUITE_TIMEOUT_S,
+    Mutant,
+    SuiteResult,
+    run_hil_suite,
+)
 from tests.unit.mutants import _stop as stop_suite
 
-pytestmark = pytest.mark.unit
+# A whole HIL suite per mutant runs inside the first test that needs it.
+pytestmark = [pytest.mark.unit, pytest.mark.timeout(SUITE_TIMEOUT_S + STOP_GRACE_S + 60)]
 
 CONTROL = "control"
 # Every spec item has at least one check the reference program must pass.
