@@ -192,9 +192,9 @@ MUTANTS: tuple[Mutant, ...] = (
         why="the program ignores tls=true and speaks plain MQTT to the TLS port",
         diagnoses=(("S9", "never began a TLS handshake"),)),
     Mutant(
-        "ca_file_missing", "settings.py",
-        '    path = settings["ca_file"]\n',
-        '    path = settings["ca_file"] + ".missing"\n',
+        "ca_file_missing", "main.py",
+        "        cadata = config.read_ca(cfg)\n",
+        '        cfg["ca_file"] += ".missing"\n        cadata = config.read_ca(cfg)\n',
         _items("S9"),
         _items("S7", "S10", "S12"),
         why="the program looks for its CA file in the wrong place and stops with an "
