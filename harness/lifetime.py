@@ -89,6 +89,11 @@ class _Reaper:
         self._fd: int | None = None
         self._failed = False
 
+    def ensure_started(self) -> None:
+        with self._lock:
+            if self._fd is None and not self._failed:
+                self._start()
+
     def _send(self, line: str) -> None:
         with self._lock:
             if self._fd is None and not self._failed:
@@ -222,6 +227,7 @@ def spawn(argv: Sequence[str | os.PathLike[str]], **options: Any) -> OwnedProces
         raise ValueError("spawn() sets preexec_fn itself")
     if os.name == "posix":
         options["preexec_fn"] = _die_with(os.getpid())
+    _reaper.ensure_started()  # first, so an interrupt cannot fall between child and record
     process: OwnedProcess = _spawner.call(lambda: OwnedProcess(list(argv), **options))
     group = bool(options.get("start_new_session")) or options.get("process_group") == 0
     _reaper.add_process(process.pid, group=group)
@@ -302,8 +308,15 @@ def describe(argv: Sequence[str | os.PathLike[str]], code: int | None, out: Any,
 def temp_dir(prefix: str) -> Path:
     """A new temporary folder that is removed when this process ends, however it ends,
     unless :func:`remove_dir` removed it first."""
-    path = Path(tempfile.mkdtemp(prefix=prefix))
-    _reaper.add_dir(path)
+    _reaper.ensure_started()  # before the folder exists: a Ctrl-C here leaves nothing
+    path: Path | None = None
+    try:
+        path = Path(tempfile.mkdtemp(prefix=prefix))
+        _reaper.add_dir(path)
+    except BaseException:  # interrupted before the caller could own it: undo
+        if path is not None:
+            shutil.rmtree(path, ignore_errors=True)
+        raise
     return path
 
 
