@@ -15,7 +15,8 @@ interpreter. ``docs/architecture.md`` is the map; folders mirror it:
 - ``harness.pytest_plugin``  thin fixtures and options over all of the above
 
 Leaf modules every layer may import: ``errors`` (the one exception tree), ``deadline``,
-``wire`` (packet types, directions, record kinds), ``spec_items``, ``settings``,
+``wire`` (packet types, directions, record kinds), ``console`` (the device's console
+lines), ``run_files`` (a run folder's file names), ``spec_items``, ``settings``,
 ``redact``, ``lifetime`` (child processes and temp folders that end with their owner).
 """
 

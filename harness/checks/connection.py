@@ -6,14 +6,9 @@ from __future__ import annotations
 import itertools
 import re
 
-from harness.checks.evidence import (
-    BROKER_CONNECTED,
-    SEED_CLIENT_ID_FORM,
-    WIFI_CONNECTED,
-    WIFI_WAITING,
-    Evidence,
-)
+from harness.checks.evidence import SEED_CLIENT_ID_FORM, Evidence
 from harness.checks.findings import Finding, diagnose
+from harness.console import BROKER_CONNECTED, WIFI_CONNECTED, WIFI_WAITING
 
 # How a device may say its TLS connection failed: an error line or the exception's text.
 TLS_ERROR_LINE = re.compile(

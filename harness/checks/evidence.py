@@ -14,14 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# The console lines of the seed program, exactly as it prints them.
-WIFI_WAITING = "Waiting for connection..."
-WIFI_CONNECTED = re.compile(r"^Connected on (?P<ip>\S+)$")
-BROKER_CONNECTED = re.compile(r'^Connected to MQTT Broker "(?P<server>.*)"$')
-SEND = re.compile(r"^Send '(?P<payload>.*)' to topic '(?P<topic>.*)'$")
-RECEIVED = re.compile(r"^Received '(?P<payload>.*)' from topic '(?P<topic>.*)'$")
-TRACEBACK = re.compile(r"^Traceback \(most recent call last\):$")
-ERROR_LINE = re.compile(r"^ERROR [\w-]+: ")
+from harness.console import ERROR_LINE, RECEIVED, SEND, TRACEBACK
+
 _NUMBER_RANGE = re.compile(r"<(\d+)\.\.(\d+)>")
 
 
@@ -61,8 +55,6 @@ class ClientIdForm:
 
 
 SEED_CLIENT_ID_FORM = ClientIdForm("micropython-client-<0..255>")
-# device_src's heap line, every mem_log_every messages.
-MEMORY_FREE = re.compile(r"^Memory free: (?P<free>-?\d+) bytes after (?P<count>\d+) messages$")
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from harness.checks.evidence import BROKER_CONNECTED, WIFI_CONNECTED, Evidence
+from harness.checks.evidence import Evidence
+from harness.console import BROKER_CONNECTED, WIFI_CONNECTED
 
 
 @dataclass

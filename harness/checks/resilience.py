@@ -15,15 +15,10 @@ import itertools
 import re
 from dataclasses import replace
 
-from harness.checks.evidence import (
-    WIFI_CONNECTED,
-    Evidence,
-    FaultMark,
-    WirePacket,
-    payload_counter,
-)
+from harness.checks.evidence import Evidence, FaultMark, WirePacket, payload_counter
 from harness.checks.findings import Finding
 from harness.checks.messaging import check_echo, check_publish
+from harness.console import WIFI_CONNECTED
 
 # Slack for what is not the device's doing: the emulated board's scheduling, the tap's
 # thread hand-offs, a loaded 2-core runner.

@@ -11,12 +11,18 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from harness.checks.evidence import BROKER_CONNECTED, MEMORY_FREE, RECEIVED, SEND, TRACEBACK
+from harness.console import (
+    BROKER_CONNECTED,
+    ERROR_PREFIX,
+    MEMORY_FREE,
+    RECEIVED,
+    SEND,
+    TRACEBACK,
+)
 from harness.device.device import REBOOT_SIGNS, REPL_PROMPT
 from harness.device.serial_log import SerialLog
 from harness.errors import ExpectTimeout, ProgramBootLooping, ProgramStopped
 
-ERROR_PREFIX = "ERROR "  # the device_src contract's failure lines (README, console lines)
 # After a traceback starts, the REPL prompt follows within milliseconds on a real board;
 # this bounds the wait for the rest of the traceback when no prompt comes (a program that
 # reboots itself, say).

@@ -19,15 +19,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from harness.checks.evidence import (
-    BROKER_CONNECTED,
-    MEMORY_FREE,
-    SEND,
-    Evidence,
-    Expectation,
-    ObservedPublish,
-    SerialLine,
-)
+from harness.checks.evidence import Evidence, Expectation, ObservedPublish, SerialLine
+from harness.console import BROKER_CONNECTED, MEMORY_FREE, SEND
 from harness.deadline import Deadline
 from harness.device.device import Device
 from harness.errors import ExpectTimeout, HarnessError, ProgramBootLooping, ProgramStopped

@@ -16,7 +16,7 @@ from html import escape
 from pathlib import Path
 from urllib.parse import quote
 
-from harness.checks.evidence import MEMORY_FREE
+from harness.console import MEMORY_FREE
 from harness.report.analysis import (
     NO_CELL,
     STATE_OF,

@@ -14,7 +14,9 @@ import sys
 import time
 from pathlib import Path
 
+from harness import console
 from harness.report.history import History, RunRecord, TestRecord
+from harness.run_files import SERIAL_LOG, TAP_TRACE
 
 DAY = 86400.0
 SHOT_HEIGHT = 1800
@@ -116,8 +118,8 @@ def _record(spec: str, test: str, scenario: str, night: int, nights: int, profil
         spec_item=spec, backend="emu", device="emu", profile=profile, broker=broker,
         transport="tls" if scenario.startswith("tls") else "plain",
         device_rev="device_src@1cc9504a1d", message=message,
-        artifacts={"serial_log": str(folder / "serial.log"),
-                   "tap_trace": str(folder / "tap.jsonl"),
+        artifacts={"serial_log": str(folder / SERIAL_LOG),
+                   "tap_trace": str(folder / TAP_TRACE),
                    "broker_log": str(session.parent / "broker.log")},
         metrics=metrics,
     )
@@ -144,8 +146,9 @@ def _write_run_folder(folder: Path, started: float, scenario: str, *, failing: b
     topic = "hil/n/messaging"
     lines: list[tuple[float, str]] = [(0.0, "[harness] hard reset"),
                                       (0.01, "ets Jun  8 2016 00:22:57")]
-    lines += [(0.05 + i, "Waiting for connection...") for i in range(3)]
-    lines += [(3.0, "Connected on 192.168.4.23"), (3.05, 'Connected to MQTT Broker "broker.test"')]
+    lines += [(0.05 + i, console.WIFI_WAITING) for i in range(3)]
+    lines += [(3.0, console.wifi_connected("192.168.4.23")),
+              (3.05, console.broker_connected("broker.test"))]
     tap: list[dict[str, object]] = [
         {"kind": "open", "conn": 1, "t": 3.01, "detail": "from 127.0.0.1:52240"},
         {"kind": "packet", "dir": "c2b", "type": "CONNECT", "t": 3.02, "fields": {
@@ -164,24 +167,24 @@ def _write_run_folder(folder: Path, started: float, scenario: str, *, failing: b
         payload = json.dumps({"msg": n})
         tap.append({"kind": "packet", "dir": "c2b", "type": "PUBLISH", "t": t,
                     "fields": {"topic": topic, "qos": 0, "retain": False, "payload": payload}})
-        lines.append((t + 0.001, f"Send '{payload}' to topic '{topic}'"))
+        lines.append((t + 0.001, console.send(payload, topic)))
         if failing and n >= 3:
             tap.append({"kind": "fault", "conn": 1, "t": t + 0.002,
                         "detail": "drop b2c PUBLISH (injected)"})
             continue
         tap.append({"kind": "packet", "dir": "b2c", "type": "PUBLISH", "t": t + 0.004,
                     "fields": {"topic": topic, "qos": 0, "retain": False, "payload": payload}})
-        lines.append((t + 0.006, f"Received '{payload}' from topic '{topic}'"))
+        lines.append((t + 0.006, console.received(payload, topic)))
         heap -= 4_800 if leak else 16
-        lines.append((t + 0.01, f"Memory free: {heap} bytes after {n + 1} messages"))
+        lines.append((t + 0.01, console.memory_free(heap, n + 1)))
     lines.append((5.2, "[harness] the harness stops the program (Ctrl-C)"))
     tap.append({"kind": "close", "conn": 1, "t": 5.25, "detail": "client closed"})
-    with (folder / "serial.log").open("w") as out:
+    with (folder / SERIAL_LOG).open("w") as out:
         for offset, text in lines:
             stamp = started + offset
             out.write(time.strftime("%H:%M:%S", time.localtime(stamp))
                       + f".{int(stamp % 1 * 1000):03d} {text}\n")
-    with (folder / "tap.jsonl").open("w") as out:
+    with (folder / TAP_TRACE).open("w") as out:
         for seq, record in enumerate(tap, 1):
             offset = float(str(record.pop("t")))
             record.update(seq=seq, time=started + offset)
