@@ -69,7 +69,7 @@ def check_connect_packet(ev: Evidence) -> Finding:
     finding = Finding("S2", f"one CONNECT, protocol level 4, client id {wanted_id!r}, user "
                       f"{exp.username!r} with password, clean session, keepalive "
                       f"{exp.keepalive}", ev)
-    connects = ev.packets_of("CONNECT", "c2b")
+    connects = ev.connects()
     if len(connects) != 1:
         return finding.fail(f"{len(connects)} CONNECT packets reached the broker")
     fields = connects[0].fields
@@ -104,7 +104,7 @@ def check_connected_line(ev: Evidence) -> Finding:
     line, match = lines[0]
     if match["server"] != exp.server:
         finding.fail(f"names server {match['server']!r}, configured {exp.server!r}")
-    accepted = [p for p in ev.packets_of("CONNACK", "b2c") if p.fields.get("return_code") == 0]
+    accepted = [p for p in ev.connacks() if p.return_code == 0]
     if not accepted:
         finding.fail("printed although the broker never sent CONNACK 0")
     elif line.time < accepted[0].time:
@@ -141,7 +141,7 @@ def check_tls_connected(ev: Evidence, item: str = "S9") -> Finding:
     if done[0].sni != exp.server:
         finding.fail(f"SNI {done[0].sni!r}, expected {exp.server!r}")
     tls_connections = {h.connection for h in done}
-    if not any(p.connection in tls_connections for p in ev.packets_of("CONNECT", "c2b")):
+    if not any(p.connection in tls_connections for p in ev.connects()):
         finding.fail("no CONNECT arrived over the TLS connection")
     if not ev.lines_matching(BROKER_CONNECTED):
         finding.fail("no 'Connected to MQTT Broker' line")
@@ -161,7 +161,7 @@ def check_tls_refused(ev: Evidence, why: str) -> Finding:
     if completed:
         finding.fail(f"the device completed the TLS handshake with {why} (it did not verify "
                      "the server certificate)")
-    if ev.packets_of("CONNECT", "c2b"):
+    if ev.connects():
         finding.fail("a CONNECT reached the broker through the untrustworthy TLS session")
     began = hellos[0].time - _ERROR_AFTER_HELLO_SLACK_S
     if not any(TLS_ERROR_LINE.search(line.text) and not FILE_ERROR_LINE.search(line.text)
@@ -176,7 +176,7 @@ def no_handshake(ev: Evidence) -> str:
     said = f"; the first error it printed: {first_error.text}" if first_error else ""
     if ev.connections_opened == 0:
         return f"the device never began a TLS handshake: it opened no connection{said}"
-    if not any(h.error for h in ev.handshakes) and ev.packets_of("CONNECT", "c2b"):
+    if not any(h.error for h in ev.handshakes) and ev.connects():
         return "the device never began a TLS handshake: it connected without TLS"
     errors = [h.error or "" for h in ev.handshakes]
     if errors and not errors[0].startswith(("client closed", "handshake timed out")):
@@ -209,7 +209,7 @@ def check_auth_refused(ev: Evidence) -> Finding:
     finding = check_not_connected(ev, "S11", "with wrong credentials the broker answers "
                                   "CONNACK 4 or 5, the device reports it on serial, and the "
                                   "harness diagnoses 'not authorized'")
-    codes = [p.fields.get("return_code") for p in ev.packets_of("CONNACK", "b2c")]
+    codes = [p.return_code for p in ev.connacks()]
     if not any(code in (4, 5) for code in codes):
         finding.fail(f"CONNACK codes seen: {codes or 'none'}")
     if not any(AUTH_ERROR_LINE.search(line.text) for line in ev.serial):

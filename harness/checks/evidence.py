@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.console import ERROR_LINE, RECEIVED, SEND, TRACEBACK
+from harness.wire import PacketType, WireDirection
 
 _NUMBER_RANGE = re.compile(r"<(\d+)\.\.(\d+)>")
 
@@ -65,19 +66,42 @@ class SerialLine:
 
 @dataclass(frozen=True)
 class WirePacket:
-    """One decoded MQTT packet seen by the tap. ``direction`` is ``c2b`` (device to broker)
-    or ``b2c``; ``fields`` are the decoded fields (e.g. ``client_id``, ``return_code``)."""
+    """One decoded MQTT packet seen by the tap. ``fields`` are the decoded fields in the
+    checks' vocabulary (``harness.hil.collect`` turns tap records into this once: payloads
+    are text, SUBSCRIBE topics are (filter, qos) pairs); the properties read them typed."""
 
     time: float
     connection: int
-    direction: str
-    type: str
+    direction: WireDirection
+    type: PacketType
     fields: dict[str, Any]
     note: str = ""  # e.g. "swallowed (timeout)": seen by the tap, not forwarded (a fault)
 
     @property
     def forwarded(self) -> bool:
         return not self.note.startswith("swallowed")
+
+    @property
+    def payload(self) -> str:
+        """A PUBLISH's payload, as text ("" for other packets)."""
+        return str(self.fields.get("payload", ""))
+
+    @property
+    def topic(self) -> str | None:
+        """A PUBLISH's topic."""
+        topic = self.fields.get("topic")
+        return None if topic is None else str(topic)
+
+    @property
+    def return_code(self) -> int | None:
+        """A CONNACK's return code."""
+        code = self.fields.get("return_code")
+        return None if code is None else int(code)
+
+    @property
+    def topics(self) -> list[tuple[str, int]]:
+        """A SUBSCRIBE's (filter, qos) pairs."""
+        return [(str(f), int(q)) for f, q in self.fields.get("topics") or []]
 
 
 @dataclass(frozen=True)
@@ -227,12 +251,27 @@ class Evidence:
         return [h for h in self.handshakes if h.hello_seen]
 
     # --- wire views ---------------------------------------------------------------
-    def packets_of(self, packet_type: str, direction: str | None = None) -> list[WirePacket]:
+    def packets_of(self, packet_type: PacketType,
+                   direction: WireDirection | None = None) -> list[WirePacket]:
         return [p for p in self.packets
                 if p.type == packet_type and (direction is None or p.direction == direction)]
 
     def device_publishes(self) -> list[WirePacket]:
-        return self.packets_of("PUBLISH", "c2b")
+        """The PUBLISH packets the device sent."""
+        return self.packets_of(PacketType.PUBLISH, WireDirection.CLIENT_TO_BROKER)
+
+    def deliveries(self) -> list[WirePacket]:
+        """The PUBLISH packets delivered to the device."""
+        return self.packets_of(PacketType.PUBLISH, WireDirection.BROKER_TO_CLIENT)
+
+    def connects(self) -> list[WirePacket]:
+        return self.packets_of(PacketType.CONNECT, WireDirection.CLIENT_TO_BROKER)
+
+    def connacks(self) -> list[WirePacket]:
+        return self.packets_of(PacketType.CONNACK, WireDirection.BROKER_TO_CLIENT)
+
+    def subscribes(self) -> list[WirePacket]:
+        return self.packets_of(PacketType.SUBSCRIBE, WireDirection.CLIENT_TO_BROKER)
 
     def quote(self, *patterns: str, limit: int = 8) -> str:
         """The serial lines that matter for a failure message."""

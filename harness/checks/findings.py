@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from harness.checks.evidence import Evidence
 from harness.console import BROKER_CONNECTED, WIFI_CONNECTED
+from harness.wire import PacketType
 
 
 @dataclass
@@ -69,7 +70,7 @@ def diagnose(evidence: Evidence) -> str:
         return ("the device opened TLS although tls was false: a TLS ClientHello arrived at "
                 "the plain MQTT port")
     refused = [h for h in evidence.handshakes if h.error]
-    if refused and not evidence.packets_of("CONNECT"):
+    if refused and not evidence.packets_of(PacketType.CONNECT):
         handshake = refused[0]
         error = handshake.error or ""
         if not handshake.hello_seen:
@@ -87,8 +88,8 @@ def diagnose(evidence: Evidence) -> str:
                     f"the first error it printed: {error_text}")
         return ("the device joined Wi-Fi but opened no connection to the broker and printed "
                 "no error")
-    for connack in evidence.packets_of("CONNACK", "b2c"):
-        code = connack.fields.get("return_code")
+    for connack in evidence.connacks():
+        code = connack.return_code
         if code in (4, 5):
             return (f"not authorized: the broker answered CONNACK {code} "
                     f"({'bad user name or password' if code == 4 else 'not authorized'})")

@@ -51,7 +51,7 @@ def check_subscribe(ev: Evidence) -> Finding:
     exp = ev.expectation
     finding = Finding("S5", f"one SUBSCRIBE to exactly {exp.topic!r} at QoS 0, before the "
                       "first PUBLISH", ev)
-    subscribes = ev.packets_of("SUBSCRIBE", "c2b")
+    subscribes = ev.subscribes()
     if len(subscribes) != 1:
         return finding.fail(f"{len(subscribes)} SUBSCRIBE packets")
     topics = subscribes[0].fields.get("topics") or []
@@ -73,7 +73,7 @@ def check_publish(ev: Evidence) -> Finding:
     publishes = ev.device_publishes()
     if len(publishes) < 2:
         return finding.fail(f"only {len(publishes)} PUBLISH packet(s) from the device")
-    counters = [payload_counter(p.fields.get("payload", "")) for p in publishes]
+    counters = [payload_counter(p.payload) for p in publishes]
     if counters != list(range(len(publishes))):
         shown = [p.fields.get("payload") for p in publishes[:6]]
         finding.fail(f"payload sequence {shown} is not {{\"msg\": 0}}, {{\"msg\": 1}}, … "
@@ -119,7 +119,7 @@ def check_echo(ev: Evidence) -> Finding:
                       "retained or foreign message may shift the echo by one), and the "
                       "observer receives the same payloads in the same order", ev,
                       quote=("^Send", "^Received"))
-    published = [str(p.fields.get("payload")) for p in ev.device_publishes()]
+    published = [p.payload for p in ev.device_publishes()]
     if not published:
         return finding.fail("the device published nothing")
     extras = _extras(ev)
@@ -128,7 +128,7 @@ def check_echo(ev: Evidence) -> Finding:
     # Each delivery of an extra (a broker may even deliver a retained message twice)
     # takes one wait_msg() slot and shifts the echo by one, printed or not: count them
     # on the wire, where the device cannot hide them.
-    delivered = [str(p.fields.get("payload")) for p in ev.packets_of("PUBLISH", "b2c")]
+    delivered = [p.payload for p in ev.deliveries()]
     shifted = max(sum(1 for payload in delivered if payload in extras),
                   sum(1 for _, payload, _ in ev.receives() if payload in extras))
     if echoed != published[:len(echoed)]:
@@ -158,7 +158,7 @@ def check_foreign(ev: Evidence) -> Finding:
     finding = Finding("S8", f"messages another client publishes to {exp.topic!r} are received "
                       "and printed", ev, quote=("^Received",))
     received = {(payload, topic) for _, payload, topic in ev.receives()}
-    delivered = {str(p.fields.get("payload")) for p in ev.packets_of("PUBLISH", "b2c")}
+    delivered = {p.payload for p in ev.deliveries()}
     for payload in exp.foreign_payloads:
         if (payload, exp.topic) in received:
             continue
@@ -177,9 +177,9 @@ def check_foreign(ev: Evidence) -> Finding:
 def _why_undelivered(ev: Evidence) -> str:
     """What the wire says about a foreign message that never reached the device."""
     topic = ev.expectation.topic
-    subscribed = [t for p in ev.packets_of("SUBSCRIBE", "c2b")
-                  for t, _ in p.fields.get("topics") or []]
-    if not ev.packets_of("CONNECT", "c2b"):
+    subscribed = [t for p in ev.subscribes()
+                  for t, _ in p.topics]
+    if not ev.connects():
         return "the device never sent CONNECT"
     if topic not in subscribed:
         return (f"the device never subscribed to {topic!r}"
@@ -208,6 +208,6 @@ def publish_intervals(ev: Evidence) -> list[float]:
 
 def echo_round_trips(ev: Evidence) -> list[float]:
     """Seconds from each device PUBLISH to the broker's delivery back to the device."""
-    delivered = {str(p.fields.get("payload")): p.time for p in ev.packets_of("PUBLISH", "b2c")}
-    return [delivered[str(p.fields.get("payload"))] - p.time for p in ev.device_publishes()
-            if str(p.fields.get("payload")) in delivered]
+    delivered = {p.payload: p.time for p in ev.deliveries()}
+    return [delivered[p.payload] - p.time for p in ev.device_publishes()
+            if p.payload in delivered]

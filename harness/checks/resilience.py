@@ -42,11 +42,11 @@ def _end_of(ev: Evidence, start: FaultMark) -> float | None:
 
 
 def _connects(ev: Evidence) -> list[WirePacket]:
-    return ev.packets_of("CONNECT", "c2b")
+    return ev.connects()
 
 
 def _accepted(ev: Evidence) -> list[WirePacket]:
-    return [p for p in ev.packets_of("CONNACK", "b2c") if p.fields.get("return_code") == 0]
+    return [p for p in ev.connacks() if p.return_code == 0]
 
 
 def _no_fault(finding: Finding, what: str) -> Finding:
@@ -172,12 +172,12 @@ def check_resume(ev: Evidence) -> Finding:
         return finding.fail("the device published nothing on a new connection after the "
                             "reset: it did not resume")
     for conn in resumed:
-        subscribes = [s for s in ev.packets_of("SUBSCRIBE", "c2b") if s.connection == conn
-                      and exp.topic in [t[0] for t in s.fields.get("topics", [])]]
+        subscribes = [s for s in ev.subscribes() if s.connection == conn
+                      and exp.topic in [t[0] for t in s.topics]]
         if not subscribes or subscribes[0].time > by_conn[conn][0].time:
             finding.fail(f"connection #{conn} published without subscribing to "
                          f"{exp.topic!r} first: the echo is lost after a reconnect")
-    counters = _counters([str(p.fields.get("payload")) for p in publishes])
+    counters = _counters([p.payload for p in publishes])
     if counters != list(range(len(counters))):
         finding.fail(f"the counters on the wire are {counters}, not 0..{len(counters) - 1} "
                      "once each (a gap, a duplicate, or a restart from 0)")
@@ -229,7 +229,7 @@ def check_unavailable_at_boot(ev: Evidence) -> Finding:
     silences = _starts(ev, "no_listener")
     if not refusals and not silences:
         return _no_fault(finding, "refuse or no_listener")
-    refused = [p for p in ev.packets_of("CONNACK", "b2c") if p.fields.get("return_code") == 3]
+    refused = [p for p in ev.connacks() if p.return_code == 3]
     if refusals and not refused:
         finding.fail("the broker side sent no CONNACK 3: the device made no attempt while "
                      "the broker refused")

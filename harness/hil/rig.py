@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from harness.broker.tap_records import TapRecord
 from harness.checks.evidence import Evidence, Expectation, ObservedPublish, SerialLine
 from harness.console import BROKER_CONNECTED, MEMORY_FREE, SEND
 from harness.deadline import Deadline
@@ -32,6 +33,7 @@ from harness.hil.programs import CA_PATH_ON_DEVICE, DeviceProgram
 from harness.hil.scenario import FOREIGN_PAYLOAD, RETAINED_PAYLOAD, Scenario
 from harness.hil.targets import Target
 from harness.run_files import SERIAL_LOG, TAP_TRACE
+from harness.wire import PacketType, WireDirection
 
 WRONG_PASSWORD = "not-the-password"
 
@@ -227,10 +229,15 @@ class Rig:
             device_ip = self._device_ip() if stopped and not self.target.wifi_ip else None
         published = len(self._sends(mark))
         # The wire and the observer trail the serial line by a moment: let them catch up.
+        def tapped_publishes() -> list[TapRecord]:
+            found: list[TapRecord] = tap.packets(PacketType.PUBLISH,
+                                                 WireDirection.CLIENT_TO_BROKER)
+            return found
+
         with contextlib.suppress(HarnessError):
             Deadline(3.0, "the tap to record every PUBLISH the device printed").poll(
-                lambda: True if len(tap.packets("PUBLISH", "c2b")) >= published else None)
-        device_publishes = tap.packets("PUBLISH", "c2b")
+                lambda: True if len(tapped_publishes()) >= published else None)
+        device_publishes = tapped_publishes()
         if device_publishes:
             last = bytes(device_publishes[-1].fields.get("payload") or b"")
             with contextlib.suppress(HarnessError):
@@ -350,8 +357,8 @@ def run_metrics(evidence: Evidence) -> dict[str, float]:
     from harness.checks.messaging import echo_round_trips
 
     metrics: dict[str, float] = {}
-    connects = evidence.packets_of("CONNECT", "c2b")
-    acks = evidence.packets_of("CONNACK", "b2c")
+    connects = evidence.connects()
+    acks = evidence.connacks()
     if connects and acks:
         metrics["connect_ms"] = (acks[0].time - connects[0].time) * 1000
     done = [h for h in evidence.handshakes if h.error is None]
