@@ -34,9 +34,9 @@ from harness.hil.manifest import (
     SettingsStyle,
     load_manifest,
 )
+from harness.settings import SETTINGS_PATH
 
 CA_PATH_ON_DEVICE = "/ca.pem"
-SETTINGS_PATH_ON_DEVICE = "/settings.json"
 # Every setting a run may give a program (the settings contract's keys the rig varies).
 RUN_SETTINGS = frozenset({"server", "port", "tls", "ca_file", "sni", "client_id", "user",
                           "password", "topic", "wifi_ssid", "wifi_password",
@@ -103,7 +103,7 @@ class ContractProgram:
         return files
 
     def run_files(self, settings: Mapping[str, Any], ca_pem: bytes) -> dict[str, bytes]:
-        return {SETTINGS_PATH_ON_DEVICE: json.dumps(dict(settings), indent=1).encode(),
+        return {SETTINGS_PATH: json.dumps(dict(settings), indent=1).encode(),
                 CA_PATH_ON_DEVICE: ca_pem}
 
 

@@ -33,6 +33,7 @@ from harness.hil.programs import CA_PATH_ON_DEVICE, DeviceProgram
 from harness.hil.scenario import FOREIGN_PAYLOAD, RETAINED_PAYLOAD, Scenario
 from harness.hil.targets import Target
 from harness.run_files import SERIAL_LOG, TAP_TRACE
+from harness.settings import DeviceSettings
 from harness.wire import PacketType, WireDirection
 
 WRONG_PASSWORD = "not-the-password"
@@ -77,11 +78,13 @@ class Rig:
         return self.target.device
 
     # --- settings ---------------------------------------------------------------
-    def settings_for(self, scenario: Scenario, topic: str) -> dict[str, Any]:
-        """The settings file for one run, after the program's fixed values are applied."""
+    def settings_for(self, scenario: Scenario, topic: str) -> DeviceSettings:
+        """The settings for one run, after the program's fixed values are applied, checked
+        against the contract on the host (a bad value is one line here, not a device
+        error later)."""
         wanted: dict[str, Any] = {
             "server": self.target.server_name,
-            "port": 0,  # the run's tap port, filled in once the tap listens
+            "port": None,  # the run's tap port, filled in once the tap listens
             "tls": scenario.tls,
             # Given even without TLS: a program that always uses TLS still finds its CA.
             "ca_file": CA_PATH_ON_DEVICE,
@@ -118,7 +121,7 @@ class Rig:
             if key not in settable:
                 wanted[key] = None  # the program sends its own (or none)
         wanted.update(fixed)
-        return wanted
+        return DeviceSettings.from_mapping(wanted, source=f"settings of scenario {scenario.name!r}")
 
     # --- runs -------------------------------------------------------------------
     def run(self, scenario: Scenario) -> RunResult:
@@ -161,9 +164,9 @@ class Rig:
                                 "programs that reconnect")
         settings = self.settings_for(scenario, topic)
         # A program with fixed TLS (the seed) runs every scenario over TLS.
-        scenario = replace(scenario, tls=bool(settings["tls"]))
+        scenario = replace(scenario, tls=settings.tls)
         with self.target.tap_for(scenario, run_dir / TAP_TRACE) as tap:
-            settings["port"] = tap.port
+            settings = replace(settings, port=tap.port)
             schedule = self._fault_schedule(scenario, tap)
             return self._drive(scenario, settings, tap, topic, run_dir, started, schedule)
 
@@ -179,7 +182,7 @@ class Rig:
         tap.add_listener(schedule.on_record)
         return schedule
 
-    def _drive(self, scenario: Scenario, settings: dict[str, Any], tap: Any, topic: str,
+    def _drive(self, scenario: Scenario, settings: DeviceSettings, tap: Any, topic: str,
                run_dir: Path, started: float, schedule: FaultSchedule | None = None,
                ) -> RunResult:
         observer = self.target.observer
@@ -188,7 +191,7 @@ class Rig:
             observer.publish(topic, RETAINED_PAYLOAD, retain=True)
             observer.wait_for_messages(1, topic, timeout=5.0)
         self.target.prepare_wifi(delay=scenario.wifi_delay, link_control=scenario.drops_wifi)
-        files = self.program.run_files(settings, self.target.ca_pem)
+        files = self.program.run_files(settings.to_dict(), self.target.ca_pem)
         self.device.deploy(files=files)
         if schedule is not None:
             schedule.begin()  # t = 0 of AtTime triggers: the reset
@@ -248,21 +251,22 @@ class Rig:
             observer.publish(topic, "", retain=True)  # leave no retained message behind
         evidence = Evidence(
             expectation=Expectation(
-                server=str(settings["server"]), topic=topic,
-                client_id=settings["client_id"], username=settings["user"],
-                keepalive=int(settings["keepalive"]),
-                publish_interval=float(settings["publish_interval"]),
+                server=settings.server, topic=topic,
+                client_id=settings.client_id, username=settings.user,
+                keepalive=settings.keepalive,
+                publish_interval=float(settings.publish_interval),
                 # The address the board's Wi-Fi configuration gives it (the emulated
                 # access point's); a real board's DHCP lease only the board itself knows.
                 wifi_ip=self.target.wifi_ip or device_ip,
                 # Only the emulated access point's association time is known.
                 wifi_delay=scenario.wifi_delay if self.target.backend.controls_wifi else None,
-                tls=bool(settings["tls"]),
-                sni_expected=str(settings["server"]) if settings["sni"] else None,
+                tls=settings.tls,
+                sni_expected=settings.server if settings.sni else None,
                 retained_payload=RETAINED_PAYLOAD if scenario.retained else None,
                 foreign_payloads=(FOREIGN_PAYLOAD,) if scenario.foreign else (),
-                reconnect_delay=settings.get("reconnect_delay"),
-                reconnect_max_delay=settings.get("reconnect_max_delay"),
+                reconnect_delay=settings.reconnect_delay if settings.reconnect else None,
+                reconnect_max_delay=(settings.reconnect_max_delay if settings.reconnect
+                                     else None),
                 honours=self.program.manifest.honours,
                 client_id_form=self.program.manifest.client_id_form,
             ),
