@@ -12,7 +12,6 @@ the ini file, then the default.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -34,7 +33,7 @@ from harness.hil.scenario import Scenario
 from harness.hil.targets import Target, TargetOptions, options_from_env
 from harness.lifetime import SigtermAsInterrupt
 from harness.pytest_guards import check_settings_loaded
-from harness.spec_items import NOT_APPLICABLE
+from harness.spec_items import NOT_APPLICABLE, item_of_test
 
 pytest_plugins = ["harness.report.pytest_history", "harness.parallel", "harness.pytest_soak"]
 
@@ -88,9 +87,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                         help=f"{option.help} (ini {option.name}, env {option.env}; "
                         f"default {option.default or 'none'})")
         parser.addini(option.name, option.help, default=option.default)
-    group.addoption("--hil-wifi-from-env", action="store_true", default=True,
-                    help="Wi-Fi SSID/password for real boards come from HIL_WIFI_SSID and "
-                    "HIL_WIFI_PASSWORD (never from the command line)")
 
 
 def option_value(config: pytest.Config, name: str) -> str | None:
@@ -103,9 +99,8 @@ def option_value(config: pytest.Config, name: str) -> str | None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "hil: a hardware-in-the-loop spec check (S1-S12)")
+    config.addinivalue_line("markers", "hil: a hardware-in-the-loop spec check (an S or R item)")
     config.addinivalue_line("markers", "unit: a fast test of the harness's own parts")
-    config.addinivalue_line("markers", "spec(item): the spec item (S1..S12) a HIL test checks")
     _validate_device_option(option_value(config, "hil_device") or "emu")
     _validate_firmware_option(config)
     _validate_path_options(config)
@@ -351,10 +346,9 @@ def assert_spec(finding: Finding) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Record each HIL test's spec item (from its ``s<n>_`` or ``r<n>_`` name) for reports."""
     for item in items:
-        match = re.search(r"test_([sr])(\d+)_", item.name)
-        if match and item.get_closest_marker("hil"):
-            item.user_properties.append(
-                ("hil.spec_item", f"{match.group(1).upper()}{match.group(2)}"))
+        spec_item = item_of_test(item.name)
+        if spec_item and item.get_closest_marker("hil"):
+            item.user_properties.append(("hil.spec_item", spec_item))
 
 
 class _ProfileRigs:

@@ -50,6 +50,15 @@ SPEC_ITEMS: dict[str, SpecItem] = {item.id: item for item in _ITEMS}
 _ITEM_ID = re.compile(r"^[SRH]\d+$")
 
 
+_TEST_NAME = re.compile(r"test_([sr])(\d+)_")
+
+
+def item_of_test(test_name: str) -> str | None:
+    """The spec item a test is named for (``test_s7_echo_…`` -> ``S7``), else None."""
+    match = _TEST_NAME.search(test_name)
+    return f"{match.group(1).upper()}{match.group(2)}" if match else None
+
+
 def title_of(item_id: str) -> str:
     """The item's one-line title, or "" for an id the spec does not have."""
     item = SPEC_ITEMS.get(item_id)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -26,10 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness import lifetime
+from harness.spec_items import item_of_test
 
 REPO = Path(__file__).resolve().parents[2]
 DEVICE_SRC = REPO / "device_src"
-TEST_ITEM = re.compile(r"test_([sr])(\d+)_")
 # The options that pick the device, broker and firmware are pinned, so an environment
 # meant for a real board (HIL_DEVICE=...) does not turn this unit test into a HIL run.
 PINNED_OPTIONS = ("--hil-device", "emu", "--hil-broker", "amqtt", "--hil-profile", "v1.22")
@@ -337,13 +336,11 @@ def parse_junit(path: Path) -> tuple[TestOutcome, ...]:
     outcomes = []
     for case in ET.parse(path).getroot().iter("testcase"):
         name = case.get("name", "")
-        match = TEST_ITEM.search(name)
         outcome, message = "passed", ""
         for child in case:
             if child.tag in ("failure", "error", "skipped"):
                 outcome = {"failure": "failed"}.get(child.tag, child.tag)
                 message = f"{child.get('message', '')}\n{child.text or ''}"
                 break
-        item = f"{match.group(1).upper()}{match.group(2)}" if match else None
-        outcomes.append(TestOutcome(name, item, outcome, message))
+        outcomes.append(TestOutcome(name, item_of_test(name), outcome, message))
     return tuple(outcomes)
