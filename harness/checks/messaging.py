@@ -201,11 +201,6 @@ def callback_order_crash(crash: Crash) -> bool:
                 and any("subscribe" in frame for frame in crash.frames)))
 
 
-def publish_intervals(ev: Evidence) -> list[float]:
-    publishes = ev.device_publishes()
-    return [b.time - a.time for a, b in itertools.pairwise(publishes)]
-
-
 def echo_round_trips(ev: Evidence) -> list[float]:
     """Seconds from each device PUBLISH to the broker's delivery back to the device."""
     delivered = {p.payload: p.time for p in ev.deliveries()}

@@ -41,6 +41,7 @@ from harness.errors import (
     PortNotFound,
 )
 from harness.hardware.serial_port import answers_rom_sync
+from harness.settings import SETTINGS_PATH
 
 #: How a backend performs a hard reset, given the open serial line.
 HardReset = Callable[[serial.Serial], None]
@@ -387,7 +388,7 @@ class Device:
 
     def write_settings(self, settings: Mapping[str, Any] | str, *,
                        files: Mapping[str, bytes] | None = None,
-                       path: str = "/settings.json") -> DeployReport:
+                       path: str = SETTINGS_PATH) -> DeployReport:
         """Write the device program's settings file (and files it names, e.g. the CA)."""
         text = settings if isinstance(settings, str) else json.dumps(dict(settings), indent=1)
         return self.deploy(files={path: text.encode(), **(files or {})})

@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from harness import console
 from harness.checks import connection, messaging
 from harness.checks.evidence import (
     Evidence,
@@ -52,14 +53,14 @@ class Run:
 def good_run(messages: int = 5) -> Run:
     run = Run()
     for _ in range(3):
-        run.say("Waiting for connection...", dt=1.0)
-    run.say("Connected on 192.168.4.23", dt=0.5)
+        run.say(console.WIFI_WAITING, dt=1.0)
+    run.say(console.wifi_connected("192.168.4.23"), dt=0.5)
     run.ev.handshakes.append(TlsHandshake(run.tick(), 1, "broker.test", None))
     run.wire("c2b", "CONNECT", protocol_name="MQTT", protocol_level=4,
              client_id="micropython-client-42", username="emqx", has_password=True,
              clean_session=True, keepalive=0)
     run.wire("b2c", "CONNACK", return_code=0)
-    run.say('Connected to MQTT Broker "broker.test"')
+    run.say(console.broker_connected("broker.test"))
     run.wire("c2b", "SUBSCRIBE", topics=[(TOPIC, 0)])
     run.wire("b2c", "PUBLISH", topic=TOPIC, payload="retained-hello", qos=0, retain=True)
     run.wire("b2c", "SUBACK", return_codes=[0])
@@ -68,7 +69,7 @@ def good_run(messages: int = 5) -> Run:
     for n in range(messages):
         payload = json.dumps({"msg": n})
         run.wire("c2b", "PUBLISH", dt=1.0, topic=TOPIC, payload=payload, qos=0, retain=False)
-        run.say(f"Send '{payload}' to topic '{TOPIC}'")
+        run.say(console.send(payload, TOPIC))
         run.observe(payload)
         if n == 2:
             run.observe("foreign-hello")
@@ -77,7 +78,7 @@ def good_run(messages: int = 5) -> Run:
             inbox.append("foreign-hello")
         run.wire("b2c", "PUBLISH", topic=TOPIC, payload=payload, qos=0, retain=False)
         inbox.append(payload)
-        run.say(f"Received '{inbox.pop(0)}' from topic '{TOPIC}'")
+        run.say(console.received(inbox.pop(0), TOPIC))
         run.say("")
     return run
 
