@@ -12,7 +12,7 @@ import pytest
 from harness import lifetime
 from harness.errors import HarnessError, SettingsError
 from harness.redact import redact
-from harness.settings import SCHEMA, DeviceSettings, schema_markdown, validate
+from harness.settings import SCHEMA, SETTINGS_PATH, DeviceSettings, schema_markdown, validate
 from tests.unit.test_device_program_rig import DEVICE_SRC, MICROPYTHON, REPO
 
 pytestmark = pytest.mark.unit
@@ -114,6 +114,7 @@ for case in json.loads(CASES):
     except settings.SettingsError as exc:
         print("error " + str(exc).split(":")[0])
 print(json.dumps({k: [v[0], v[1], v[2]] for k, v in settings.SCHEMA.items()}))
+print(json.dumps({"path": settings.PATH, "ranges": settings.RANGES}))
 """
 
 
@@ -125,7 +126,7 @@ def test_device_loader_accepts_and_refuses_the_same_settings(tmp_path: Path) -> 
     out = lifetime.run([str(MICROPYTHON), str(script)], capture_output=True, text=True,
                          timeout=60, check=False)
     assert out.returncode == 0, out.stdout + out.stderr
-    *verdicts, schema_line = out.stdout.splitlines()
+    *verdicts, schema_line, rest_line = out.stdout.splitlines()
     assert verdicts == [f"error {key}" for _, key in BAD] + ["ok"] * len(GOOD)
     device_schema = json.loads(schema_line)
     assert set(device_schema) == {spec.key for spec in SCHEMA}  # MicroPython dicts: no order
@@ -133,6 +134,10 @@ def test_device_loader_accepts_and_refuses_the_same_settings(tmp_path: Path) -> 
         tag, default, required = device_schema[spec.key]
         assert (tag, default, required) == (spec.type + ("?" if spec.nullable else ""),
                                             spec.default, spec.required), spec.key
+    rest = json.loads(rest_line)
+    assert rest["path"] == SETTINGS_PATH
+    assert rest["ranges"] == {spec.key: [spec.low, spec.high] for spec in SCHEMA
+                              if spec.low is not None}
 
 
 def test_validate_fills_in_defaults() -> None:
