@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import socket
 import ssl
 import threading
 import time
@@ -174,6 +175,7 @@ class Tap:
         self._seq = itertools.count(1)
         self._conn_ids = itertools.count(1)
         self._faults = FaultState()
+        self._port_hold: socket.socket | None = None  # the port, while no_listener holds it
         self._loop: LoopThread | None = None
         self._server: asyncio.AbstractServer | None = None
         self._record_file: IO[str] | None = None
@@ -316,9 +318,30 @@ class Tap:
             for link in list(self._links.values()):
                 link.abort("reset by fault (RST)", reset=True)
         elif fault.kind is FaultKind.NO_LISTENER and self._server is not None:
-            self._server.close()
-            self._server = None
+            # Stop accepting first and let connections accepted a moment ago attach to
+            # the server (closing under them would leave a client with a socket nobody
+            # serves); they are reset in _serve. Then close: the kernel refuses the rest.
+            server, self._server = self._server, None
+            loop = asyncio.get_running_loop()
+            for sock in server.sockets if isinstance(server, asyncio.Server) else ():
+                loop.remove_reader(sock.fileno())
+            await asyncio.sleep(0)
+            server.close()
+            self._hold_port()
         return handle
+
+    def _hold_port(self) -> None:
+        """Keep the port bound but not listening while nothing listens: a connect() is
+        refused (RST), and no client's ephemeral port can become ours (a self-connect of a
+        fast-retrying client would otherwise keep the tap from listening again)."""
+        hold = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        hold.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            hold.bind((self.host, int(self._port or 0)))
+        except OSError:
+            hold.close()
+            return
+        self._port_hold = hold
 
     async def _end(self, handle: int) -> None:
         fault = self._faults.remove(handle)
@@ -326,6 +349,9 @@ class Tap:
                 and not self._faults.has(FaultKind.NO_LISTENER) and self._port is not None):
             from harness.broker.base import port_error
 
+            if self._port_hold is not None:
+                self._port_hold.close()
+                self._port_hold = None
             try:
                 self._server = await asyncio.start_server(self._serve, self.host, self._port)
             except OSError as exc:  # someone took the port while nothing listened
@@ -408,7 +434,7 @@ class Tap:
         self._links[conn.id] = link
         self._record(conn, RecordKind.OPEN, detail=f"from {conn.peer}")
         try:
-            if self._faults.has(FaultKind.RESET_PEER):
+            if self._faults.has(FaultKind.RESET_PEER) or self._faults.has(FaultKind.NO_LISTENER):
                 link.abort("reset by fault (RST)", reset=True)
             elif not await self._handshake(link):
                 pass
@@ -562,6 +588,9 @@ class Tap:
     async def _shutdown(self) -> None:
         if self._server is not None:
             self._server.close()
+        if self._port_hold is not None:
+            self._port_hold.close()
+            self._port_hold = None
         self._abort_all("tap stopped")
         tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
         if tasks:

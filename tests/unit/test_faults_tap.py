@@ -196,6 +196,8 @@ def test_no_listener_refuses_tcp_then_listens_on_the_same_port(tap: Tap,
     started = injector.start(Fault(FaultKind.NO_LISTENER))
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", port), timeout=5)
+    with socket.socket() as thief, pytest.raises(OSError, match="in use"):
+        thief.bind(("127.0.0.1", port))  # the port stays the tap's while nothing listens
     live.sendall(PINGREQ)  # what was connected stays connected
     assert _read(live, 2) == PINGRESP
     injector.end(started)
