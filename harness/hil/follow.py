@@ -8,6 +8,8 @@ Counting lines as they complete keeps a wait over thousands of messages linear i
 
 from __future__ import annotations
 
+import itertools
+import statistics
 import time
 from collections.abc import Callable
 
@@ -163,17 +165,21 @@ class RunFollower:
         self.cpu_at_completed.append(time.process_time())
 
     def cost_metrics(self) -> dict[str, float]:
-        """Harness CPU per message over the run's iterations, and the second half's cost
-        against the first's (1.0: flat; a wait that rescans the log grows with it)."""
+        """Harness CPU per message over the run's iterations, and the later half's cost
+        against the earlier half's (1.0: flat; a wait that rescans the log grows with the
+        run: about 3x for a cost linear in the log). Each half is the median of its five
+        tenths of the run, so a burst of load on the machine in one stretch does not
+        read as growth."""
         cpu = self.cpu_at_completed
         if len(cpu) < 3:
             return {}
-        middle = len(cpu) // 2
-        first = (cpu[middle] - cpu[0]) / middle
-        second = (cpu[-1] - cpu[middle]) / (len(cpu) - 1 - middle)
         metrics = {"harness_cpu_ms_per_message": (cpu[-1] - cpu[0]) / (len(cpu) - 1) * 1000}
-        if len(cpu) >= 20 and first > 0:
-            metrics["harness_cpu_growth"] = second / first
+        if len(cpu) >= 20:
+            bounds = [round(i * (len(cpu) - 1) / 10) for i in range(11)]
+            tenths = [(cpu[b] - cpu[a]) / (b - a) for a, b in itertools.pairwise(bounds)]
+            earlier, later = statistics.median(tenths[:5]), statistics.median(tenths[5:])
+            if earlier > 0:
+                metrics["harness_cpu_growth"] = later / earlier
         return metrics
 
     def until(self, done: Callable[[RunFollower], bool], timeout: float, what: str,

@@ -244,3 +244,23 @@ def test_a_loop_that_keeps_printing_is_not_idle() -> None:
     RunFollower(log, mark).until(lambda r: r.sends >= 6, 10, "6 Send lines", idle=0.35)
     for timer in timers:
         timer.join()
+
+
+def _growth(costs: list[float]) -> float:
+    run = RunFollower(SerialLog(), 0)
+    total = 0.0
+    for cost in costs:
+        total += cost
+        run.cpu_at_completed.append(total)
+    return run.cost_metrics()["harness_cpu_growth"]
+
+
+def test_cost_growth_reads_flat_runs_as_1_and_a_cost_linear_in_the_log_as_about_3() -> None:
+    assert _growth([0.002] * 1000) == pytest.approx(1.0)
+    assert _growth([0.002 * (n + 1) for n in range(1000)]) == pytest.approx(3.0, rel=0.15)
+
+
+def test_a_burst_of_load_in_one_stretch_does_not_read_as_growth() -> None:
+    costs = [0.002] * 1000
+    costs[850:950] = [0.006] * 100  # the machine was busy for a tenth of the run
+    assert _growth(costs) < 1.2
