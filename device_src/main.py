@@ -16,6 +16,7 @@ import random
 import select
 import time
 
+import clock
 import mqtt
 import settings as config
 import wifi
@@ -127,6 +128,8 @@ def run(path=config.PATH):
     counter = Counter()
     delay = cfg["reconnect_delay"]
     first = True
+    # TLS needs the real date on firmware that checks certificate dates (spec S13).
+    needs_clock = cfg["tls"] and clock.firmware_checks_dates()
     while True:
         client = None
         try:
@@ -135,12 +138,17 @@ def run(path=config.PATH):
             if first or not wifi.is_connected():
                 wifi.connect(cfg["wifi_ssid"], cfg["wifi_password"], cfg["wifi_timeout"])
             first = False
+            if needs_clock:
+                clock.set_clock(cfg["ntp_server"])
+                needs_clock = False
             client = connect(cfg, client_id, cadata)
             subscribe(client, cfg["topic"])
             delay = cfg["reconnect_delay"]
             loop_publish(client, cfg, counter)
         except wifi.WifiError as exc:
             line, retry = "ERROR wifi: {}".format(exc), True
+        except clock.ClockError as exc:
+            line, retry = "ERROR time: {}".format(exc), True
         except mqtt.ConnectError as exc:
             line, retry = exc.line(), exc.retry
         except (OSError, mqtt.MQTTException, IndexError, Silent) as exc:

@@ -30,6 +30,7 @@ SCHEMA = {
     "reconnect_delay": ("num", 1, False),
     "reconnect_max_delay": ("num", 60, False),
     "mem_log_every": ("int", 0, False),  # print free heap every N messages; 0 = never
+    "ntp_server": ("str?", None, False),  # null -> ntptime's default (pool.ntp.org)
 }
 
 # Inclusive numeric ranges checked after the types.

@@ -77,6 +77,9 @@ OPTIONS = [
             "broker.test)"),
     _Option("hil_micropython_lib", None, "micropython-lib checkout providing umqtt.simple for "
             "emulated profiles v1.23 and newer"),
+    _Option("hil_ntp_port", None, "UDP port of the rig's NTP server on the broker host "
+            "(default: a free port the emulated board is pointed at; 123 for a real board, "
+            "which needs root or CAP_NET_BIND_SERVICE)"),
 ]
 
 
@@ -180,6 +183,10 @@ def target_options(config: pytest.Config, **overrides: object) -> TargetOptions:
                        option_value(config, "hil_results") or "hil-results")
     lib = option_value(config, "hil_micropython_lib")
     firmware = option_value(config, "hil_firmware")
+    ntp_port = option_value(config, "hil_ntp_port")
+    if ntp_port is not None and not (ntp_port.isdigit() and 0 < int(ntp_port) < 65536):
+        raise pytest.UsageError(f"--hil-ntp-port {ntp_port!r} is not a UDP port number; give "
+                                "1..65535 (123 is what a real board's ntptime asks)")
     options = TargetOptions(
         device=option_value(config, "hil_device") or "emu",
         profile=option_value(config, "hil_profile") or "v1.22",
@@ -189,6 +196,7 @@ def target_options(config: pytest.Config, **overrides: object) -> TargetOptions:
         broker_name=option_value(config, "hil_broker_name"),
         micropython_lib=Path(lib) if lib else None,
         firmware=Path(firmware) if firmware else None,
+        ntp_port=int(ntp_port) if ntp_port else None,
     )
     options.worker = parallel.worker_id(config)
     options.worker_count = parallel.worker_count(config)

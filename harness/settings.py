@@ -95,6 +95,9 @@ SCHEMA: tuple[SettingSpec, ...] = (
                 low=0.01, high=86400),
     SettingSpec("mem_log_every", "int", 0, "Print `Memory free: <n> bytes after <count> "
                 "messages` every N messages; 0 = never.", low=0, high=1_000_000_000),
+    SettingSpec("ntp_server", "str", None, "NTP server that sets the board's clock before "
+                "TLS on firmware that checks certificate dates (v1.22+); null means "
+                "ntptime's default, pool.ntp.org.", nullable=True),
 )
 
 SPECS: dict[str, SettingSpec] = {spec.key: spec for spec in SCHEMA}
@@ -183,6 +186,7 @@ class DeviceSettings:
     reconnect_delay: float = 1
     reconnect_max_delay: float = 60
     mem_log_every: int = 0
+    ntp_server: str | None = None
 
     def __post_init__(self) -> None:
         validate(asdict(self))

@@ -21,6 +21,7 @@ from harness.errors import PkiError
 
 DEFAULT_NAMES: tuple[str, ...] = ("broker.test", "localhost", "127.0.0.1")
 WRONG_HOST_NAME = "wrong-host.invalid"
+CERT_VALIDITY_DAYS = 365  # server certificates: from yesterday, for a year
 
 
 class ServerCert(StrEnum):
@@ -82,6 +83,10 @@ def _write(path: Path, data: bytes) -> Path:
 class TestPki:
     """A CA, a trusted server certificate and three certificates a client must refuse.
 
+    Like a real broker's, the server certificates are valid from yesterday for one year
+    (trustme's default would start in 2000, which an ESP32 whose RTC was never set, at
+    2000-01-01, would accept: the clock checks of firmware v1.22+ would prove nothing).
+
     - ``server``: signed by the CA, SANs = ``names``
     - ``wrong_host``: signed by the CA, for another host name only
     - ``expired``: signed by the CA, SANs = ``names``, validity ended yesterday
@@ -131,6 +136,8 @@ class TestPki:
         ca = trustme.CA(key_type=key_type, organization_name="esp32-mqtt-hil test CA")
         rogue_ca = trustme.CA(key_type=key_type, organization_name="esp32-mqtt-hil untrusted CA")
         now = dt.datetime.now(dt.UTC)
+        not_before = now - dt.timedelta(days=1)
+        not_after = now + dt.timedelta(days=CERT_VALIDITY_DAYS)
 
         ca_pem = _write(directory / "ca.pem", ca.cert_pem.bytes())
         ca_der = _write(directory / "ca.der", _pem_to_der_cert(ca.cert_pem.bytes()))
@@ -161,11 +168,14 @@ class TestPki:
             ca_der=ca_der,
             untrusted_ca_pem=untrusted_ca_pem,
             server=pair(
-                "server", ca.issue_cert(*names, common_name=common, key_type=key_type), names
+                "server",
+                ca.issue_cert(*names, common_name=common, key_type=key_type,
+                not_before=not_before, not_after=not_after), names
             ),
             wrong_host=pair(
                 "wrong_host",
-                ca.issue_cert(WRONG_HOST_NAME, common_name=WRONG_HOST_NAME, key_type=key_type),
+                ca.issue_cert(WRONG_HOST_NAME, common_name=WRONG_HOST_NAME, key_type=key_type,
+                              not_before=not_before, not_after=not_after),
                 (WRONG_HOST_NAME,),
             ),
             expired=pair(
@@ -181,7 +191,8 @@ class TestPki:
             ),
             untrusted=pair(
                 "untrusted",
-                rogue_ca.issue_cert(*names, common_name=common, key_type=key_type),
+                rogue_ca.issue_cert(*names, common_name=common, key_type=key_type,
+                not_before=not_before, not_after=not_after),
                 names,
             ),
         )

@@ -180,6 +180,9 @@ class Expectation:
     # Settings the program claims to honour (its manifest): ignoring one fails, not N/A.
     honours: frozenset[str] = frozenset()
     client_id_form: ClientIdForm | None = None  # None: the seed's form
+    # The firmware checks certificate dates against the board's clock (v1.22+; S13);
+    # None: unknown.
+    cert_dates_checked: bool | None = None
 
 
 @dataclass
@@ -197,6 +200,7 @@ class Evidence:
     notes: list[str] = field(default_factory=list)  # how the run went, e.g. ended early
     faults: list[FaultMark] = field(default_factory=list)  # injected faults, in order
     links: list[WireLink] = field(default_factory=list)
+    ntp_requests: list[float] = field(default_factory=list)  # at the rig's NTP server
 
     # --- serial views -------------------------------------------------------------
     def lines_matching(self, pattern: re.Pattern[str]) -> list[tuple[SerialLine, re.Match[str]]]:

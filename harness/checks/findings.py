@@ -69,6 +69,10 @@ def diagnose(evidence: Evidence) -> str:
     if not exp.tls and evidence.tls_on_plain:
         return ("the device opened TLS although tls was false: a TLS ClientHello arrived at "
                 "the plain MQTT port")
+    from harness.checks.clock import CLOCK_DIAGNOSIS, clock_not_set
+
+    if evidence.expectation.tls and clock_not_set(evidence):
+        return CLOCK_DIAGNOSIS
     refused = [h for h in evidence.handshakes if h.error]
     if refused and not evidence.packets_of(PacketType.CONNECT):
         handshake = refused[0]

@@ -24,6 +24,7 @@ import json
 import os
 import queue
 import selectors
+import shutil
 import signal
 import threading
 import time
@@ -46,6 +47,7 @@ from harness.emulator.boot import (
     BootProcess,
     write_boot_config,
 )
+from harness.emulator.clock import RTC_FILE, RtcFile, tls_clock_patch
 from harness.emulator.firmware_image import (
     FLASH_FILE_NAME,
     build_merged_firmware,
@@ -53,23 +55,31 @@ from harness.emulator.firmware_image import (
     profile_from_flash,
 )
 from harness.emulator.flash import prepare_flash
+from harness.emulator.heap import HeapPlan
 from harness.emulator.mpy import _board_wire as wire
-from harness.emulator.mpy._board_wire import DEEPSLEEP_RESET, HARD_RESET, PWRON_RESET
+from harness.emulator.mpy._board_wire import (
+    DEEPSLEEP_RESET,
+    HARD_RESET,
+    PWRON_RESET,
+    WDT_FILE,
+    WDT_RESET,
+)
 from harness.emulator.profiles import DEFAULT_PROFILE, Profile, get_profile
 from harness.emulator.reset_circuit import AutoResetCircuit
 from harness.emulator.rom import BOOT_RETRY_S, FlashStore, RomBootloader, flash_boot_failure
 from harness.emulator.scenario import LINK_CONTROL_FILE, WifiScenario
 from harness.emulator.serial_line import OutputSink, SerialLine
-from harness.emulator.umqtt_source import umqtt_134_dir, umqtt_from_checkout
+from harness.emulator.umqtt_source import (
+    umqtt_134_dir,
+    umqtt_from_checkout,
+    umqtt_robust_dir,
+)
 from harness.errors import ConfigError, EmulatorError, HarnessError
 from harness.hardware.image import ESP32_BOOTLOADER_OFFSET
 
-# A real ESP32 (no PSRAM) starts MicroPython with a ~56 KiB heap and grows it from the IDF
-# heap to ~110 KiB; the emulator gives device code that whole budget up front. The REPL
-# runtime and the board modules (frozen bytecode on the chip, costing no heap there) live
-# in the interpreter's heap too, so the interpreter gets RUNTIME_HEAP_KIB more.
-DEFAULT_HEAP_KIB = 112
-RUNTIME_HEAP_KIB = 62  # 10 of them for the line editor (mpy/_readline.py) and its compile
+# The program's heap is the real board's (the profile's, in 32-bit KiB), scaled to the 64-bit
+# interpreter, with the runtime's own memory kept out of it (harness/emulator/heap.py).
+DEFAULT_HEAP_KIB = 110
 
 
 # Removed by stop(), or by harness.lifetime's reaper if the owner dies first.
@@ -144,11 +154,13 @@ class EmulatedBoard:
         self.flash_dir = Path(flash_dir).resolve()
         self.state_dir = Path(state_dir) if state_dir else self.flash_dir.with_name(
             self.flash_dir.name + ".state")
-        self.heap_kib = DEFAULT_HEAP_KIB if heap_kib is None else heap_kib
+        self.heap_kib = self.profile.heap_kib if heap_kib is None else heap_kib
         if not 16 <= self.heap_kib <= 65536:
             raise ConfigError(f"heap of {self.heap_kib} KiB is out of range; give 16..65536")
         self._wifi = wifi or WifiScenario()
         self._hosts = dict(hosts or {})
+        self._udp_ports: dict[int, int] = {}
+        self._wdt: tuple[float, float] | None = None  # (timeout s, due at, monotonic)
         self._rfc2217_port = rfc2217_port
         self._erase = erase
         self._micropython_lib = micropython_lib
@@ -194,6 +206,7 @@ class EmulatedBoard:
         interpreter.extension_dir()  # InterpreterMissing early, with its one line
         prepare_flash(self.flash_dir, erase=self._erase)
         self._umqtt_dir(self.profile)  # fetch/check umqtt now: its error is the user's line
+        umqtt_robust_dir()
         try:
             self._tmp = lifetime.temp_dir(SCRATCH_PREFIX)
             self._line = SerialLine()
@@ -252,6 +265,12 @@ class EmulatedBoard:
 
     def set_hosts(self, mapping: Mapping[str, str]) -> None:
         self._hosts = dict(mapping)
+
+    def set_udp_ports(self, mapping: Mapping[int, int]) -> None:
+        """Where the board's UDP datagrams to a well-known port really go, from the next
+        boot: ``{123: 40123}`` sends NTP (port 123, which needs root to bind) to the rig's
+        NTP server on 40123 of the same host."""
+        self._udp_ports = {int(k): int(v) for k, v in mapping.items()}
 
     def add_output_sink(self, sink: OutputSink | Callable[[bytes], None]) -> None:
         """Also send board output to ``sink`` (the RFC2217 endpoint uses this): an
@@ -327,6 +346,23 @@ class EmulatedBoard:
             return umqtt_134_dir()
         return umqtt_from_checkout(self._micropython_lib, profile.umqtt_version)
 
+    def _frozen_dir(self, profile: Profile) -> Path:
+        """The profile's frozen micropython-lib packages in one folder (``umqtt`` is one
+        package on the board, though simple and robust come from two sdists)."""
+        assert self._tmp is not None
+        folder = self._tmp / "frozen" / profile.name
+        if not folder.exists():
+            package = folder.with_suffix(".partial") / "umqtt"
+            shutil.rmtree(package.parent, ignore_errors=True)
+            package.mkdir(parents=True)
+            shutil.copy(self._umqtt_dir(profile) / "umqtt" / "simple.py", package)
+            robust = self._umqtt_dir(profile).parent / "umqtt.robust" / "umqtt" / "robust.py"
+            if profile.umqtt_from_pypi or not robust.is_file():
+                robust = umqtt_robust_dir() / "umqtt" / "robust.py"
+            shutil.copy(robust, package)
+            package.parent.replace(folder)
+        return folder
+
     def _call(self, command: str, arg: Any, *, wait: bool = True, timeout: float = 10.0) -> None:
         if self._thread is None or self._stopped:
             raise EmulatorError("the board is not running; call start() first")
@@ -372,6 +408,7 @@ class EmulatedBoard:
         retry = self._boot_retry_at
         if retry is not None and time.monotonic() >= retry[0] and not self._in_reset:
             self._power_on(PWRON_RESET, reset_line=retry[1])
+        self._check_watchdog()
         # Child events before output: 'I' (back at the REPL) is written before the prompt,
         # so a Ctrl-C sent after the prompt is never mistaken for one during user code.
         events.sort(key=lambda item: item[0].data != "ctl")
@@ -427,8 +464,40 @@ class EmulatedBoard:
                 done.set()
 
     # --- boots ------------------------------------------------------------------------
+    @property
+    def rtc(self) -> RtcFile:
+        """The board's real-time clock (power-on sets it to 2000-01-01 00:00:00)."""
+        if self._tmp is None:
+            raise EmulatorError("the board is not started; call start() first")
+        return RtcFile(self._tmp / RTC_FILE)
+
+    # --- the task watchdog (machine.WDT) ------------------------------------------------
+    def _arm_watchdog(self) -> None:
+        assert self._tmp is not None
+        try:
+            timeout = int((self._tmp / WDT_FILE).read_text(encoding="ascii")) / 1000
+        except (OSError, ValueError):
+            return
+        self._wdt = (timeout, time.monotonic() + timeout)
+
+    def _check_watchdog(self) -> None:
+        # Not fed in time: the IDF task watchdog panics and the chip restarts. It runs
+        # whatever the interpreter does (a soft reset, the REPL) until a hard reset.
+        if self._wdt is None or time.monotonic() < self._wdt[1]:
+            return
+        child = self._child
+        if child is not None:
+            self._drain_output(child)
+        self._emit(b"E (%d) task_wdt: Task watchdog got triggered. The following tasks did not "
+                   b"reset the watchdog in time:\r\nE (%d) task_wdt:  - mp_task (CPU 0)\r\n"
+                   b"E (%d) task_wdt: Aborting.\r\n" % ((int(time.monotonic() * 1000),) * 3))
+        self._reboot(WDT_RESET)
+
     def _power_on(self, cause: int, reset_line: bytes | None = None) -> None:
         self._boot_retry_at = None
+        self._wdt = None  # every reset but a soft one stops the task watchdog
+        if cause == PWRON_RESET or not self.rtc.path.exists():
+            self.rtc.power_on()  # only a power-on clears the RTC; resets and panics keep it
         if self._boot_button:
             self._enter_download_mode()
             self._booted.set()
@@ -488,18 +557,24 @@ class EmulatedBoard:
         assert self._tmp is not None
         profile = self._boot_profile()
         try:
-            umqtt_dir = self._umqtt_dir(profile)
+            frozen = self._frozen_dir(profile)
         except HarnessError as exc:  # a flashed image names a profile we cannot supply
             self._emit(f"[emulated ESP32] cannot boot {profile.name}: {exc}\r\n".encode())
-            profile, umqtt_dir = self.profile, self._umqtt_dir(self.profile)
+            profile, frozen = self.profile, self._frozen_dir(self.profile)
         config = self._tmp / "boot.json"
+        heap = HeapPlan(self.heap_kib * 1024,
+                        min(profile.initial_heap_kib, self.heap_kib) * 1024)
         write_boot_config(config, flash=self.flash_dir, scratch=self._tmp,
-                          module_dirs=[interpreter.MPY_DIR, umqtt_dir], profile=profile,
+                          module_dirs=[interpreter.MPY_DIR, frozen], profile=profile,
                           mode=mode, cause=cause, wifi=self._wifi, hosts=self._hosts,
-                          mac=self._mac, skip_boot=skip_boot)
+                          mac=self._mac, skip_boot=skip_boot, rtc=self.rtc.path,
+                          udp_ports=self._udp_ports, heap=heap.to_board())
+        patch = tls_clock_patch(interpreter.extension_file())
         ctl_read, ctl_write = os.pipe()
-        argv = interpreter.command(heap_kib=self.heap_kib + RUNTIME_HEAP_KIB,
-                                   config=config, ctl_fd=ctl_write)
+        argv = interpreter.command(
+            heap_kib=heap.interpreter_kib, config=config, ctl_fd=ctl_write,
+            clock_patch=patch.launcher_arg(self.rtc.path, check_dates=profile.checks_cert_dates)
+            if patch else "-")
         child = BootProcess(argv, ctl_read, ctl_write)
         self._child = child
         self._selector.register(child.stdout, selectors.EVENT_READ, "stdout")
@@ -567,6 +642,10 @@ class EmulatedBoard:
                 index += 1
             elif code == wire.EVENT_INTR_OFF:  # micropython.kbd_intr(-1)
                 child.intr_char = None
+            elif code == wire.EVENT_WDT_START:  # machine.WDT(timeout=...)
+                self._arm_watchdog()
+            elif code == wire.EVENT_WDT_FEED and self._wdt is not None:  # WDT.feed()
+                self._wdt = (self._wdt[0], time.monotonic() + self._wdt[0])
             elif code in (wire.EVENT_HARD_RESET, wire.EVENT_DEEP_SLEEP):
                 self._drain_output(child)
                 self._reboot(HARD_RESET if code == wire.EVENT_HARD_RESET else DEEPSLEEP_RESET)
@@ -693,6 +772,8 @@ class EmulatedBoard:
             waits.append(self._tx_pace.wait(now))
         if self._rx_pace is not None:
             waits.append(self._rx_pace.wait(now))
+        if self._wdt is not None:
+            waits.append(max(0.0, self._wdt[1] - now))
         known = [w for w in waits if w is not None]
         return min(known) if known else None
 

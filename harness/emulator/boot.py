@@ -12,7 +12,7 @@ from pathlib import Path
 
 from harness import lifetime
 from harness.emulator import rom
-from harness.emulator.mpy._board_wire import DEEPSLEEP_RESET, HARD_RESET, PWRON_RESET
+from harness.emulator.mpy._board_wire import DEEPSLEEP_RESET, HARD_RESET, PWRON_RESET, WDT_RESET
 from harness.emulator.profiles import Profile
 from harness.emulator.scenario import LINK_CONTROL_FILE, WifiScenario
 
@@ -25,6 +25,8 @@ SPI_BOOT = (b"configsip: 0, SPIWP:0xee\r\nclk_drv:0x00,q_drv:0x00,d_drv:0x00,cs0
 ROM_BOOT = {
     PWRON_RESET: b"rst:0x1 (POWERON_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)\r\n",
     HARD_RESET: b"rst:0xc (SW_CPU_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)\r\n",
+    # the task watchdog panics; the panic handler restarts the CPU
+    WDT_RESET: b"rst:0xc (SW_CPU_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)\r\n",
     DEEPSLEEP_RESET: b"rst:0x5 (DEEPSLEEP_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)\r\n",
 }
 DOWNLOAD_BANNER = (ROM_LINE + b"rst:0x1 (POWERON_RESET),boot:0x3 "
@@ -69,7 +71,9 @@ class BootProcess:
 
 def write_boot_config(path: Path, *, flash: Path, scratch: Path, module_dirs: Sequence[Path],
                       profile: Profile, mode: str, cause: int, wifi: WifiScenario,
-                      hosts: Mapping[str, str], mac: str, skip_boot: bool = False) -> None:
+                      hosts: Mapping[str, str], mac: str, skip_boot: bool = False,
+                      rtc: Path | None = None, udp_ports: Mapping[int, int] | None = None,
+                      heap: Mapping[str, float | int] | None = None) -> None:
     """What mpy/board_runtime.py reads at boot (see its header). ``skip_boot`` starts
     straight at the REPL, without boot.py/main.py."""
     path.write_text(json.dumps({
@@ -77,8 +81,9 @@ def write_boot_config(path: Path, *, flash: Path, scratch: Path, module_dirs: Se
         "scratch": str(scratch),
         "module_dirs": [str(d) for d in module_dirs],
         # importable whatever the flash holds, like frozen modules
-        "preload": ["_board", "network", "machine", "socket", "ssl", "umqtt.simple"],
-        "aliases": {"usocket": "socket", "umachine": "machine",
+        "preload": ["_board", "time", "network", "machine", "socket", "ssl", "umqtt.simple",
+                    "umqtt.robust", "ntptime", "esp", "esp32"],
+        "aliases": {"usocket": "socket", "umachine": "machine", "utime": "time",
                     **({"ussl": "ssl"} if profile.ussl_alias else {})},
         "banner": profile.banner,
         "mode": mode,
@@ -88,4 +93,12 @@ def write_boot_config(path: Path, *, flash: Path, scratch: Path, module_dirs: Se
         "link_control_file": LINK_CONTROL_FILE,  # in scratch
         "hosts": dict(hosts),
         "mac": mac,
+        "rtc": str(rtc) if rtc else None,  # the board clock (harness/emulator/clock.py)
+        "udp_ports": {str(k): v for k, v in (udp_ports or {}).items()},
+        "heap": dict(heap) if heap else None,  # harness/emulator/heap.py
+        "profile": {"name": profile.name, "release": list(profile.release),
+                    "version": profile.version, "date": profile.date,
+                    "machine": profile.board,
+                    "ssl_context": profile.ssl_context,
+                    "checks_cert_dates": profile.checks_cert_dates},
     }), encoding="utf-8")

@@ -25,8 +25,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rfc2217", type=int, metavar="PORT",
                         help="also serve the serial line over RFC2217 on 127.0.0.1:PORT")
     parser.add_argument("--erase", action="store_true", help="wipe the flash directory first")
-    parser.add_argument("--heap-kib", type=int, default=DEFAULT_HEAP_KIB,
-                        help=f"heap for device code, KiB (default {DEFAULT_HEAP_KIB})")
+    parser.add_argument("--heap-kib", type=int, default=None,
+                        help="the board's Python heap in ESP32 (32-bit) KiB; the 64-bit "
+                        f"interpreter gets it scaled (default: the profile's, {DEFAULT_HEAP_KIB})")
     parser.add_argument("--micropython-lib", type=Path, metavar="DIR",
                         help="micropython-lib checkout for profiles newer than v1.22")
     parser.add_argument("--baud", type=int, metavar="RATE",
@@ -37,6 +38,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "download mode, for esptool --before no-reset on the pty")
     parser.add_argument("--host", action="append", default=[], metavar="NAME=IP",
                         help="a name the device resolves, e.g. broker.test=127.0.0.1")
+    parser.add_argument("--udp-port", action="append", default=[], metavar="PORT=REAL",
+                        help="deliver the board's UDP datagrams for PORT to REAL on the same "
+                        "host, e.g. 123=40123 for an NTP server on an unprivileged port")
 
 
 def _hosts(pairs: list[str]) -> dict[str, str]:
@@ -47,6 +51,17 @@ def _hosts(pairs: list[str]) -> dict[str, str]:
             raise ConfigError(f"--host {pair!r} is not NAME=IP; e.g. --host broker.test=127.0.0.1")
         hosts[name] = address
     return hosts
+
+
+def _udp_ports(pairs: list[str]) -> dict[int, int]:
+    ports = {}
+    for pair in pairs:
+        port, sep, real = pair.partition("=")
+        if not (sep and port.isdigit() and real.isdigit()
+                and 0 < int(port) < 65536 and 0 < int(real) < 65536):
+            raise ConfigError(f"--udp-port {pair!r} is not PORT=REAL; e.g. --udp-port 123=40123")
+        ports[int(port)] = int(real)
+    return ports
 
 
 def run(args: argparse.Namespace) -> int:
@@ -64,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
                           rfc2217_port=args.rfc2217, erase=args.erase,
                           micropython_lib=args.micropython_lib, hosts=_hosts(args.host),
                           baud=args.baud, boot_button=args.boot_button)
+    board.set_udp_ports(_udp_ports(args.udp_port))
     try:
         board.start()
         if port_file is not None:

@@ -1,9 +1,12 @@
 """Where the board's frozen umqtt.simple comes from.
 
-* 1.3.4 (profile v1.22): the sdist ``micropython-umqtt.simple==1.3.4`` from the package
-  index pip is configured for, found through the PEP 691 JSON simple API, checked against
-  a pinned sha256 and cached. pip cannot install it (no setup.py), so it is fetched by
-  name and version. Offline: ``HIL_UMQTT_SDIST=/path/to/the.tar.gz``.
+* 1.3.4 (profiles v1.20-v1.22): the sdist ``micropython-umqtt.simple==1.3.4`` from the
+  package index pip is configured for, found through the PEP 691 JSON simple API, checked
+  against a pinned sha256 and cached. pip cannot install it (no setup.py), so it is fetched
+  by name and version. Offline: ``HIL_UMQTT_SDIST=/path/to/the.tar.gz``.
+* ``umqtt.robust`` (frozen beside it in every profile's firmware): the index has only 1.0
+  (``micropython-umqtt.robust``), fetched the same way (offline: ``HIL_UMQTT_ROBUST_SDIST``);
+  the firmware freezes micropython-lib's 1.0.1/1.0.2, whose reconnect logic is the same.
 * newer (v1.23+): ``micropython/umqtt.simple`` in a user-given micropython-lib checkout
   (``micropython_lib=``, env ``HIL_MICROPYTHON_LIB``, CLI ``--micropython-lib``).
 
@@ -20,6 +23,7 @@ import shutil
 import tarfile
 import urllib.parse
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import PackageFetchError
@@ -28,6 +32,10 @@ SDIST_PROJECT = "micropython-umqtt.simple"
 SDIST_VERSION = "1.3.4"
 SDIST_SHA256 = "b6a2520239e3992c63a7de9370ee9b3d9d27819a90359c521f1c0f7ccab8d12f"
 OFFLINE_ENV = "HIL_UMQTT_SDIST"
+ROBUST_PROJECT = "micropython-umqtt.robust"
+ROBUST_VERSION = "1.0"
+ROBUST_SHA256 = "22a1b8c8e1128281efb13b3020927d07e33c5b747869da2cd77d37983a9ea002"
+ROBUST_OFFLINE_ENV = "HIL_UMQTT_ROBUST_SDIST"
 LIB_ENV = "HIL_MICROPYTHON_LIB"
 _JSON_SIMPLE = "application/vnd.pypi.simple.v1+json"
 
@@ -63,23 +71,43 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _is_our_sdist(filename: str) -> bool:
+@dataclass(frozen=True)
+class Sdist:
+    """One sdist on the index, pinned by sha256, and the module file it carries."""
+
+    project: str
+    version: str
+    sha256: str
+    offline_env: str
+    module: str  # path inside the package folder, e.g. "umqtt/simple.py"
+
+    @property
+    def filename(self) -> str:
+        return f"{self.project}-{self.version}.tar.gz"
+
+
+SIMPLE = Sdist(SDIST_PROJECT, SDIST_VERSION, SDIST_SHA256, OFFLINE_ENV, "umqtt/simple.py")
+ROBUST = Sdist(ROBUST_PROJECT, ROBUST_VERSION, ROBUST_SHA256, ROBUST_OFFLINE_ENV,
+               "umqtt/robust.py")
+
+
+def _is_our_sdist(filename: str, sdist: Sdist = SIMPLE) -> bool:
     if not filename.endswith(".tar.gz"):
         return False
     name, _, version = filename.removesuffix(".tar.gz").rpartition("-")
-    return _normalized(name) == _normalized(SDIST_PROJECT) and version == SDIST_VERSION
+    return _normalized(name) == _normalized(sdist.project) and version == sdist.version
 
 
-def _download_sdist(target: Path) -> None:
-    url = f"{index_url()}/{_normalized(SDIST_PROJECT)}/"
-    hint = f"or set {OFFLINE_ENV}=/path/to/{SDIST_PROJECT}-{SDIST_VERSION}.tar.gz"
+def _download_sdist(target: Path, sdist: Sdist = SIMPLE) -> None:
+    url = f"{index_url()}/{_normalized(sdist.project)}/"
+    hint = f"or set {sdist.offline_env}=/path/to/{sdist.project}-{sdist.version}.tar.gz"
     try:
         request = urllib.request.Request(url, headers={"Accept": _JSON_SIMPLE})
         with urllib.request.urlopen(request, timeout=30) as response:
             listing = json.load(response)
-        files = [f for f in listing.get("files", []) if _is_our_sdist(f["filename"])]
+        files = [f for f in listing.get("files", []) if _is_our_sdist(f["filename"], sdist)]
         if not files:
-            raise PackageFetchError(f"{SDIST_PROJECT} {SDIST_VERSION} is not listed at {url}; "
+            raise PackageFetchError(f"{sdist.project} {sdist.version} is not listed at {url}; "
                                     + hint)
         file_url = urllib.parse.urljoin(url, files[0]["url"])
         with urllib.request.urlopen(file_url, timeout=60) as response:
@@ -87,12 +115,12 @@ def _download_sdist(target: Path) -> None:
     except PackageFetchError:
         raise
     except (OSError, ValueError, KeyError) as exc:
-        raise PackageFetchError(f"cannot download {SDIST_PROJECT} {SDIST_VERSION} ({exc}); "
+        raise PackageFetchError(f"cannot download {sdist.project} {sdist.version} ({exc}); "
                                 + hint) from exc
     digest = hashlib.sha256(data).hexdigest()
-    if digest != SDIST_SHA256:
-        raise PackageFetchError(f"{SDIST_PROJECT} {SDIST_VERSION} from {file_url} has sha256 "
-                                f"{digest}, expected {SDIST_SHA256}; " + hint)
+    if digest != sdist.sha256:
+        raise PackageFetchError(f"{sdist.project} {sdist.version} from {file_url} has sha256 "
+                                f"{digest}, expected {sdist.sha256}; " + hint)
     partial = target.with_suffix(".partial")
     partial.write_bytes(data)
     partial.replace(target)
@@ -100,42 +128,53 @@ def _download_sdist(target: Path) -> None:
 
 def umqtt_134_dir() -> Path:
     """A directory holding ``umqtt/simple.py`` 1.3.4 (fetched and cached on first use)."""
+    return sdist_dir(SIMPLE)
+
+
+def umqtt_robust_dir() -> Path:
+    """A directory holding ``umqtt/robust.py`` 1.0 (fetched and cached on first use)."""
+    return sdist_dir(ROBUST)
+
+
+def sdist_dir(sdist: Sdist) -> Path:
+    """A directory holding ``sdist.module``, fetched by name, version and sha256 and
+    cached on first use."""
     root = cache_dir()
-    module_dir = root / f"umqtt.simple-{SDIST_VERSION}"
-    if (module_dir / "umqtt" / "simple.py").is_file():
+    module_dir = root / f"{sdist.project.removeprefix('micropython-')}-{sdist.version}"
+    if (module_dir / sdist.module).is_file():
         return module_dir
-    offline = os.environ.get(OFFLINE_ENV)
+    offline = os.environ.get(sdist.offline_env)
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise PackageFetchError(f"cannot create the cache directory {root} ({exc}); "
                                 "set HIL_CACHE_DIR to a writable directory") from exc
     if offline:
-        sdist = Path(offline)
-        if not sdist.is_file():
-            raise PackageFetchError(f"{OFFLINE_ENV}={offline} is not a file")
-        if _sha256(sdist) != SDIST_SHA256:
-            raise PackageFetchError(f"{OFFLINE_ENV}={offline} does not have the sha256 of "
-                                    f"{SDIST_PROJECT} {SDIST_VERSION} ({SDIST_SHA256})")
+        tarball = Path(offline)
+        if not tarball.is_file():
+            raise PackageFetchError(f"{sdist.offline_env}={offline} is not a file")
+        if _sha256(tarball) != sdist.sha256:
+            raise PackageFetchError(f"{sdist.offline_env}={offline} does not have the sha256 of "
+                                    f"{sdist.project} {sdist.version} ({sdist.sha256})")
     else:
-        sdist = root / f"{SDIST_PROJECT}-{SDIST_VERSION}.tar.gz"
-        if not sdist.is_file() or _sha256(sdist) != SDIST_SHA256:
-            _download_sdist(sdist)
-    staging = root / f".umqtt-{os.getpid()}"
+        tarball = root / sdist.filename
+        if not tarball.is_file() or _sha256(tarball) != sdist.sha256:
+            _download_sdist(tarball, sdist)
+    staging = root / f".{sdist.project}-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     try:
-        with tarfile.open(sdist) as tar:
+        with tarfile.open(tarball) as tar:
             member = next((m for m in tar.getmembers()
-                           if m.isfile() and m.name.endswith("/umqtt/simple.py")), None)
+                           if m.isfile() and m.name.endswith("/" + sdist.module)), None)
             source = tar.extractfile(member) if member else None
             if source is None:
-                raise PackageFetchError(f"{sdist} has no umqtt/simple.py")
-            (staging / "umqtt").mkdir(parents=True)
-            (staging / "umqtt" / "simple.py").write_bytes(source.read())
+                raise PackageFetchError(f"{tarball} has no {sdist.module}")
+            (staging / sdist.module).parent.mkdir(parents=True)
+            (staging / sdist.module).write_bytes(source.read())
         if not module_dir.exists():
             staging.replace(module_dir)
     except (OSError, tarfile.TarError) as exc:
-        raise PackageFetchError(f"cannot unpack {sdist} ({exc}); delete it and retry") from exc
+        raise PackageFetchError(f"cannot unpack {tarball} ({exc}); delete it and retry") from exc
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return module_dir

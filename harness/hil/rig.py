@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from harness.broker.ntp import NtpMode
 from harness.broker.tap_records import TapRecord
 from harness.checks.evidence import Evidence, Expectation, ObservedPublish, SerialLine
 from harness.console import BROKER_CONNECTED, MEMORY_FREE, SEND
@@ -100,6 +101,7 @@ class Rig:
             "keepalive": scenario.keepalive,
             "reconnect": scenario.reconnect,
             "mem_log_every": scenario.mem_log_every,
+            "ntp_server": self.target.ntp_server_name,
         }
         if scenario.reconnect:
             wanted["reconnect_delay"] = scenario.reconnect_delay
@@ -151,6 +153,11 @@ class Rig:
         return result
 
     def _run_once(self, scenario: Scenario) -> RunResult:
+        if scenario.needs_cert_dates and self.target.checks_cert_dates is False:
+            raise NotApplicable(
+                "this firmware checks no certificate dates (ESP32 firmware before v1.22 is "
+                "built without CONFIG_MBEDTLS_HAVE_TIME_DATE), so no program can refuse an "
+                "expired certificate on it")
         started = time.monotonic()
         suffix = "-tls" if scenario.tls and not scenario.required else ""
         run_dir = self.results_dir / f"{next(self._counter):02d}-{scenario.name}{suffix}"
@@ -191,6 +198,10 @@ class Rig:
             observer.publish(topic, RETAINED_PAYLOAD, retain=True)
             observer.wait_for_messages(1, topic, timeout=5.0)
         self.target.prepare_wifi(delay=scenario.wifi_delay, link_control=scenario.drops_wifi)
+        if not self.target.prepare_ntp(scenario.ntp) and scenario.ntp is not NtpMode.UP:
+            raise NotApplicable(f"scenario {scenario.name!r} needs the rig's own NTP server "
+                                f"{scenario.ntp.value}: {self.target.ntp_note}")
+        since = time.time()
         files = self.program.run_files(settings.to_dict(), self.target.ca_pem)
         self.device.deploy(files=files)
         if schedule is not None:
@@ -269,6 +280,7 @@ class Rig:
                                      else None),
                 honours=self.program.manifest.honours,
                 client_id_form=self.program.manifest.client_id_form,
+                cert_dates_checked=self.target.checks_cert_dates,
             ),
             serial=[SerialLine(line.time, line.content)
                     for line in self.device.log.lines(mark, until=stop)],
@@ -276,6 +288,9 @@ class Rig:
                       for m in observer.messages(topic)],
         )
         evidence.notes = notes
+        evidence.ntp_requests = self.target.ntp_requests(since)
+        if self.target.ntp_note and settings.tls:
+            evidence.notes.append(self.target.ntp_note)
         evidence_from_tap(evidence, tap)
         evidence.artifacts = self._save_artifacts(run_dir, begin, tap)
         return RunResult(scenario, evidence, time.monotonic() - started,

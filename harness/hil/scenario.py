@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from harness.broker.ntp import NtpMode
 from harness.broker.pki import ServerCert
 from harness.faults.model import AfterEchoes, AtTime, Fault, FaultKind, Site
 
@@ -40,6 +41,10 @@ class Scenario:
     reconnect_delay: float = 1.0
     reconnect_max_delay: float = 60.0
     faults: tuple[Fault, ...] = ()
+    ntp: NtpMode = NtpMode.UP  # what the rig's NTP server does during the run
+    # Only meaningful where the firmware checks certificate dates (v1.22+); elsewhere the
+    # scenario is reported as not applicable.
+    needs_cert_dates: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.server_cert, ServerCert):
@@ -74,7 +79,7 @@ TLS_UNTRUSTED = Scenario("tls-untrusted-ca", tls=True, server_cert=ServerCert.UN
 TLS_WRONG_HOST = Scenario("tls-wrong-host", tls=True, server_cert=ServerCert.WRONG_HOST,
                           expect_connect=False, required=frozenset({"tls"}))
 TLS_EXPIRED = Scenario("tls-expired", tls=True, server_cert=ServerCert.EXPIRED,
-                       expect_connect=False, required=frozenset({"tls"}))
+                       expect_connect=False, required=frozenset({"tls"}), needs_cert_dates=True)
 TLS_NO_SNI = Scenario("tls-no-sni", tls=True, require_sni=True, sni=False,
                       expect_connect=False, required=frozenset({"tls", "sni"}))
 AUTH_WRONG = Scenario("auth-wrong-password", wrong_password=True, expect_connect=False,

@@ -27,10 +27,14 @@ from harness.device.backends import (
     factory_for,
 )
 from harness.device.device import Device
+from harness.errors import BrokerError
 from harness.hil.scenario import Scenario
 
 BROKER_NAME = "broker.test"  # the name the device uses for the broker (TLS SNI, SAN)
 LOOPBACK = "127.0.0.1"
+# ESP32 firmware checks certificate dates from this release on (esp32: "Enable mbedtls
+# cert time validation", v1.22.0); harness.emulator.profiles says so per profile.
+CERT_DATES_CHECKED_SINCE = (1, 22)
 
 
 @dataclass
@@ -49,6 +53,9 @@ class TargetOptions:
     firmware: Path | None = None
     worker: str = ""  # pytest-xdist worker id ("gw0"); "" in a plain session
     worker_count: int = 1
+    # UDP port of the rig's NTP server: None = any free port for the emulated board (its
+    # network maps port 123 there), 123 for a real board (ntptime always asks port 123).
+    ntp_port: int | None = None
 
 
 class Target:
@@ -62,6 +69,8 @@ class Target:
         self.device: Device
         self.server_name = self.factory.server_name(options.broker_host, options.broker_name,
                                                     BROKER_NAME)
+        self.firmware_release: tuple[int, ...] | None = None
+        self.ntp_note: str | None = None
 
     # --- what the rig and the reports read ------------------------------------------
     @property
@@ -143,20 +152,76 @@ class Target:
         self.observer.start(timeout=10.0)
         self._stack.callback(self.observer.stop)
         self._bind = bind
+        from harness.broker.ntp import NTP_PORT, NtpServer
+
+        ntp_port = opts.ntp_port
+        if ntp_port is None:
+            # A board the harness hosts has its port 123 mapped to any free port; a real
+            # board's ntptime asks port 123 itself.
+            ntp_port = 0 if self.factory.runs_profiles else NTP_PORT
+        try:
+            self.ntp: NtpServer | None = NtpServer(bind, ntp_port).start()
+        except BrokerError as exc:
+            if opts.ntp_port is not None or self.factory.runs_profiles:
+                raise  # a port the user asked for, or a free one: a real problem
+            # Port 123 is taken (another session's NTP server, or the system's) or not
+            # ours to bind: the board gets its time from whoever answers there.
+            self.ntp = None
+            self.ntp_note = (f"the rig runs no NTP server ({exc.message}); the board sets its "
+                             "clock from whatever answers on port 123")
+        else:
+            self._stack.callback(self.ntp.stop)
 
     def _start_device_side(self) -> None:
+        from harness.broker.ntp import NTP_PORT
+
         opts = self.options
         wifi = (WifiNetwork(opts.wifi_ssid, opts.wifi_password)
                 if opts.wifi_ssid and opts.wifi_password is not None else None)
         self.backend = self.factory.create(BoardRequest(
             spec=opts.device, profile=opts.profile, workdir=self.private,
             hosts={BROKER_NAME: LOOPBACK}, wifi=wifi, micropython_lib=opts.micropython_lib,
-            firmware=opts.firmware, worker=opts.worker, worker_count=opts.worker_count))
+            firmware=opts.firmware, worker=opts.worker, worker_count=opts.worker_count,
+            udp_ports={NTP_PORT: self.ntp.port} if self.ntp is not None else {}))
         self.device = self.backend.open(self._stack)
         self.device.log.add_secret(self.wifi_password)
         self.device.log.add_secret(self.options.password)
         self.device.open()
         self._stack.callback(self.device.close)
+        self.firmware_release = self._firmware_release()
+
+    def _firmware_release(self) -> tuple[int, ...] | None:
+        """``sys.implementation.version`` of the firmware on the board, if it says."""
+        with contextlib.suppress(Exception):
+            out = self.device.exec("import sys\nprint(sys.implementation.version[:3])")
+            numbers = out.strip().splitlines()[-1].strip("()").split(",")
+            return tuple(int(n) for n in numbers if n.strip())
+        return None
+
+    @property
+    def checks_cert_dates(self) -> bool | None:
+        """Whether the firmware checks certificate dates (ESP32 port, v1.22.0 and later);
+        None when the board did not say which firmware it runs."""
+        if self.firmware_release is None:
+            return None
+        return self.firmware_release[:2] >= CERT_DATES_CHECKED_SINCE
+
+    @property
+    def ntp_server_name(self) -> str:
+        """The name the device asks for the time (the broker host runs the NTP server)."""
+        return self.server_name
+
+    def prepare_ntp(self, mode: Any) -> bool:
+        """What the rig's NTP server answers during the next run (an NtpMode); False when
+        the rig runs none (port 123 was not free)."""
+        if self.ntp is None:
+            return False
+        self.ntp.mode = mode
+        return True
+
+    def ntp_requests(self, since: float) -> list[float]:
+        """When NTP requests reached the rig's server since ``since`` (time.time())."""
+        return [] if self.ntp is None else [r.time for r in self.ntp.requests(since)]
 
     # --- per run ------------------------------------------------------------------
     @contextlib.contextmanager

@@ -1,8 +1,9 @@
-"""S9 and S10: TLS with CA verification and SNI, refusals, and brokers that demand SNI."""
+"""S9, S10 and S13: TLS with CA verification and SNI, refusals, brokers that demand SNI, and
+the clock set before TLS."""
 
 import pytest
 
-from harness.checks import connection
+from harness.checks import clock, connection
 from harness.hil import scenario
 from harness.pytest_plugin import HilRunner, assert_spec
 
@@ -34,3 +35,11 @@ def test_s10_sni_required_device_with_sni_connects(hil_run: HilRunner) -> None:
 
 def test_s10_device_without_sni_rejected_and_diagnosed(hil_run: HilRunner) -> None:
     assert_spec(connection.check_sni_rejected(hil_run(scenario.TLS_NO_SNI).evidence))
+
+
+def test_s13_clock_set_before_tls(hil_run: HilRunner) -> None:
+    evidence = hil_run(scenario.TLS_SNI).evidence
+    if evidence.expectation.cert_dates_checked is False:
+        pytest.skip("not applicable: this firmware checks no certificate dates (ESP32 "
+                    "firmware before v1.22), so the clock need not be set before TLS")
+    assert_spec(clock.check_clock_before_tls(evidence))

@@ -4,6 +4,7 @@ reset, and a settings error that leaves the board at the REPL (no reboot loop)."
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import sys
@@ -15,6 +16,7 @@ import serial
 import trustme
 
 from harness import lifetime
+from harness.broker.ntp import NtpMode, NtpServer
 from harness.deadline import Deadline
 from harness.emulator import AccessPoint, EmulatedBoard, WifiScenario
 from tests.unit.test_device_program_rig import DEVICE_SRC, Mosquitto, TlsFront
@@ -117,10 +119,16 @@ def test_a_settings_error_is_one_line_and_the_board_stays_at_the_repl(
 
 @pytest.mark.mosquitto
 def test_tls_with_sni_on_the_emulated_board(board: EmulatedBoard, tmp_path: Path) -> None:
-    """umqtt.simple 1.3.4 (firmware v1.22): ssl=True + ssl_params with the PEM CA; the
-    front, which refuses handshakes without SNI, sees the broker's name."""
+    """umqtt.simple 1.3.4 (firmware v1.22): the clock set from NTP first (the board's RTC
+    starts at 2000-01-01 and v1.22 checks certificate dates), then ssl=True + ssl_params
+    with the PEM CA; the front, which refuses handshakes without SNI, sees the broker's
+    name."""
     ca = trustme.CA()
-    leaf = ca.issue_cert("broker.test")
+    now = dt.datetime.now(dt.UTC)
+    leaf = ca.issue_cert("broker.test", not_before=now - dt.timedelta(days=1),
+                         not_after=now + dt.timedelta(days=365))
+    ntp = NtpServer().start()
+    board.set_udp_ports({123: ntp.port})
     ca_file = tmp_path / "ca.pem"
     ca.cert_pem.write_to_path(ca_file)
     leaf.cert_chain_pems[0].write_to_path(tmp_path / "leaf.crt")
@@ -131,7 +139,8 @@ def test_tls_with_sni_on_the_emulated_board(board: EmulatedBoard, tmp_path: Path
     try:
         deploy(board.port, {"server": "broker.test", "port": front.port, "tls": True,
                             "ca_file": "/ca.pem", "topic": TOPIC, "wifi_ssid": "lab",
-                            "wifi_password": "lab-secret", "publish_interval": 0.2},
+                            "wifi_password": "lab-secret", "publish_interval": 0.2,
+                            "ntp_server": "broker.test"},
                tmp_path, extra=(ca_file,))
         console = Console(board.port)
         try:
@@ -142,5 +151,36 @@ def test_tls_with_sni_on_the_emulated_board(board: EmulatedBoard, tmp_path: Path
     finally:
         front.stop()
         broker.stop()
+        ntp.stop()
+    assert [r.answered for r in ntp.requests()] == [True]
     assert 'Connected to MQTT Broker "broker.test"' in console.text
     assert front.handshakes == ["broker.test"]
+
+
+def test_a_clock_that_cannot_be_set_is_one_error_time_line(
+        board: EmulatedBoard, tmp_path: Path) -> None:
+    """v1.22 checks certificate dates: with no answer from NTP the program says so in one
+    line and stops before TLS (no connection is tried without the date)."""
+    ntp = NtpServer(mode=NtpMode.DOWN).start()
+    board.set_udp_ports({123: ntp.port})
+    ca = trustme.CA()
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(ca_file)
+    try:
+        deploy(board.port, {"server": "broker.test", "port": 1, "tls": True,
+                            "ca_file": "/ca.pem", "topic": TOPIC, "wifi_ssid": "lab",
+                            "wifi_password": "lab-secret", "ntp_server": "broker.test"},
+               tmp_path, extra=(ca_file,))
+        console = Console(board.port)
+        try:
+            board.hard_reset()
+            line = console.expect(r"^ERROR .*$").group(0)
+            console.expect(r"^>>> ")
+        finally:
+            console.close()
+    finally:
+        ntp.stop()
+    assert line.startswith('ERROR time: cannot set the clock from NTP server "broker.test" '
+                           "(OSError: "), line
+    assert len(ntp.requests()) == 3  # three tries, then the one line
+    assert "ERROR mqtt" not in console.text

@@ -5,6 +5,7 @@ credentials get CONNACK 5 (``MQTTException(5)`` on the board)."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,8 +20,9 @@ SERVER = "broker.test"
 
 # A short device program in the seed's style (umqtt.simple 1.3.4: ssl=True + ssl_params).
 PROGRAM = """
-import network, time, ussl
+import machine, network, time, ussl
 from umqtt.simple import MQTTClient
+machine.RTC().datetime({now})  # v1.22 checks certificate dates: set the clock first
 wlan = network.WLAN(network.STA_IF)
 wlan.active(True)
 wlan.connect("hil-ap", "hil-password")
@@ -62,6 +64,13 @@ def tap(broker: AmqttBroker, pki: TestPki) -> Iterator[Tap]:
         yield running
 
 
+def rtc_now() -> tuple[int, ...]:
+    """Now, in machine.RTC().datetime() form (what ntptime.settime() would set)."""
+    now = time.gmtime()
+    return (now.tm_year, now.tm_mon, now.tm_mday, now.tm_wday, now.tm_hour, now.tm_min,
+            now.tm_sec, 0)
+
+
 def run_device(tmp_path: Path, pki: TestPki, port: int, *, sni: str | None,
                password: str = "public") -> str:  # fmt: skip
     """Boot a board whose main.py is PROGRAM; the serial output once it reports a result."""
@@ -70,7 +79,8 @@ def run_device(tmp_path: Path, pki: TestPki, port: int, *, sni: str | None,
     (flash / "ca.pem").write_bytes(pki.ca_pem.read_bytes())
     (flash / "main.py").write_text(
         # Connect by address and name the server only in SNI, so no DNS is involved.
-        PROGRAM.format(sni=sni or "", server="127.0.0.1", port=port, password=password)
+        PROGRAM.format(sni=sni or "", server="127.0.0.1", port=port, password=password,
+                       now=rtc_now())
     )
     output = bytearray()
     arrived = threading.Condition()

@@ -11,7 +11,7 @@ compare backend names. A new backend is one :func:`register_backend` call.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -42,6 +42,9 @@ class BoardRequest:
     firmware: Path | None = None
     worker: str = ""  # the pytest-xdist worker id ("gw0"), "" without xdist
     worker_count: int = 1
+    # UDP ports the emulated board's network delivers elsewhere on the same host
+    # ({123: the rig's NTP server port}); real boards reach the real port.
+    udp_ports: dict[int, int] = field(default_factory=dict)
 
 
 class DeviceBackend(Protocol):

@@ -36,6 +36,7 @@ class EmulatedBackend:
         flash.mkdir(parents=True, exist_ok=True)
         board = EmulatedBoard(flash, profile=self.request.profile, hosts=self.request.hosts,
                               micropython_lib=self.request.micropython_lib)
+        board.set_udp_ports(self.request.udp_ports)
         self._board = board
         stack.callback(board.stop)
         board.start(timeout=_BOOT_TIMEOUT_S)

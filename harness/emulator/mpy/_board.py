@@ -5,6 +5,7 @@
 config = {}  # the boot configuration written by the host-side supervisor
 real = {}  # the unix port's own 'socket', 'machine' and 'vfs', before the shims hid them
 _ctl = None  # pipe to the supervisor: one-byte events
+cpu_hz = 160000000  # machine.freq(); time.ticks_cpu() counts these
 
 
 def init(cfg, builtins, ctl):
@@ -25,3 +26,30 @@ def wifi():
 
 def hosts():
     return config.get("hosts") or {}
+
+
+def host_file(path):
+    # A board-private host file (the RTC, RTC memory) as (filesystem, name): opened through
+    # a VfsPosix of its folder, because "/" is the board's flash once booted.
+    folder, name = path.rsplit("/", 1)
+    return real["vfs"].VfsPosix(folder), "/" + name
+
+
+heap_reserved = 0  # 64-bit heap bytes the runtime holds at boot (its own + the ballast)
+_ballast = None
+
+
+def lock_runtime_heap():
+    # At boot, after the runtime has set itself up: lock away what the runtime does not
+    # use of its reserve, so the program has exactly its budget (harness/emulator/heap.py).
+    global _ballast, heap_reserved
+    gc = real["gc"]
+    plan = config.get("heap")
+    if not plan:
+        return
+    gc.collect()
+    spare = gc.mem_free() - int(plan["program_64"])
+    if spare > 256:
+        _ballast = bytearray(spare - 256)  # one block; ~256 bytes cover its header
+    gc.collect()
+    heap_reserved = gc.mem_alloc()

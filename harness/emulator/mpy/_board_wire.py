@@ -15,6 +15,11 @@ EVENT_INTR_CHAR = b"K"  # followed by one byte: micropython.kbd_intr(c)
 EVENT_INTR_OFF = b"k"  # micropython.kbd_intr(-1)
 EVENT_HARD_RESET = b"H"  # machine.reset()
 EVENT_DEEP_SLEEP = b"D"  # machine.deepsleep(): ends in a reset
+EVENT_WDT_START = b"W"  # machine.WDT(): the task watchdog runs (its timeout in WDT_FILE)
+EVENT_WDT_FEED = b"F"  # WDT.feed()
+
+# Files in the board's scratch folder.
+WDT_FILE = "wdt"  # machine.WDT's timeout in ms
 
 # Reset causes, as machine.reset_cause() reports them (the boot config's "reset_cause").
 PWRON_RESET = 1

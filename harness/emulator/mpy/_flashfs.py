@@ -1,5 +1,10 @@
 # The emulated ESP32's flash filesystem. Runs ON the MicroPython interpreter.
+import io
+
 import vfs
+
+ENOSPC = 28
+_BLOCK = 4096
 
 
 # --- flash filesystem ---------------------------------------------------------------
@@ -83,4 +88,62 @@ class FlashFS:
     def open(self, path, mode):
         if path == self._paste_name and self.paste is not None:
             return self._scratch.open(self.paste, "rb")
-        return self._host.open(self._path(path), mode)
+        f = self._host.open(self._path(path), mode)
+        if "w" in mode or "a" in mode or "+" in mode:
+            # The partition's size holds: a write that needs a block the flash does not
+            # have fails with ENOSPC, as littlefs/FAT do on the chip.
+            used = self._used_blocks("/", _BLOCK)
+            return _CappedFile(f, max(0, self._blocks - used))
+        return f
+
+
+class _CappedFile(io.IOBase):
+    # A file open for writing on the board's flash, with the blocks still free counted
+    # when it was opened: growing past them raises OSError(ENOSPC).
+    def __init__(self, f, free_blocks):
+        self._f = f
+        self._start = f.seek(0, 1)
+        end = f.seek(0, 2)
+        f.seek(self._start)
+        self._allowed = (end + _BLOCK - 1) // _BLOCK * _BLOCK + free_blocks * _BLOCK
+        self._end = end
+
+    def write(self, data):
+        position = self._f.seek(0, 1)
+        if position + len(data) > self._allowed:
+            raise OSError(ENOSPC)
+        written = self._f.write(data)
+        self._end = max(self._end, position + (written or 0))
+        return written
+
+    def readinto(self, buf):
+        return self._f.readinto(buf)
+
+    def read(self, *n):
+        return self._f.read(*n)
+
+    def readline(self, *n):
+        return self._f.readline(*n)
+
+    def seek(self, offset, whence=0):
+        return self._f.seek(offset, whence)
+
+    def tell(self):
+        return self._f.seek(0, 1)
+
+    def flush(self):
+        return self._f.flush()
+
+    def close(self):
+        self._f.close()
+
+    def ioctl(self, request, arg):
+        if request == 4:  # MP_STREAM_CLOSE
+            self._f.close()
+        return 0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self._f.close()

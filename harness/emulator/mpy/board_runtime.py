@@ -37,11 +37,16 @@ with open(sys.argv[1]) as _f:
 sys.path[:] = []
 import machine as _unix_machine  # noqa: E402
 import socket as _unix_socket  # noqa: E402
+import time as _unix_time  # noqa: E402
+import gc as _unix_gc  # noqa: E402
 
+for _name in ("machine", "socket", "time"):
+    sys.modules.pop(_name, None)
 sys.path[:] = CFG["module_dirs"]
 import _board  # noqa: E402
 
-_board.init(CFG, {"socket": _unix_socket, "machine": _unix_machine, "vfs": vfs}, _ctl)
+_board.init(CFG, {"socket": _unix_socket, "machine": _unix_machine, "time": _unix_time,
+                  "os": os, "gc": _unix_gc, "vfs": vfs}, _ctl)
 # Like frozen modules on a real ESP32: importable whatever the flash holds.
 # (aliases as soon as their module exists: umqtt 1.3.4 does `import usocket`)
 for _name in CFG["preload"]:
@@ -50,6 +55,9 @@ for _name in CFG["preload"]:
     for _alias, _target in CFG["aliases"].items():
         if _target in sys.modules:
             sys.modules[_alias] = sys.modules[_target]
+# The firmware's own os and gc (what they contain, what they report; sys below).
+sys.modules["os"] = sys.modules["uos"] = __import__("_board_os")
+sys.modules["gc"] = __import__("_board_gc")
 
 from _board_wire import (EVENT_BOOTED, EVENT_REPL, EVENT_RUNNING,  # noqa: E402
                          EXIT_SOFT_FRIENDLY, EXIT_SOFT_RAW)
@@ -71,7 +79,7 @@ import _stdio  # noqa: E402
 _board_sys = __import__("_board_sys")
 _RELEASE = tuple(int(p) for p in CFG["banner"].split()[1][1:].split("-")[0].split(".")[:2])
 _stdio.install(_board_sys, _RELEASE)
-sys.modules["sys"] = _board_sys
+sys.modules["sys"] = sys.modules["usys"] = _board_sys
 sys.modules["micropython"] = __import__("_board_micropython")
 _board_imports = __import__("_board_imports")
 # A real ESP32 runs these modules frozen in flash; here they are compiled into the heap at
@@ -387,7 +395,7 @@ def repl():
 # From here on, what the profile's firmware lacks fails to import (release from the banner).
 _board_imports.install(
     tuple(int(p) for p in CFG["banner"].split()[1][1:].split("-")[0].split(".")[:2]))
-gc.collect()  # device code starts with the runtime's start-up garbage gone
+_board.lock_runtime_heap()  # device code gets the real board's heap, no more (collects)
 _code = 0
 _step = repl if CFG.get("skip_boot") else boot
 while True:

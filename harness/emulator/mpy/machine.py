@@ -2,8 +2,9 @@
 import time
 
 import _board
-from _board_wire import (DEEPSLEEP_RESET, EVENT_DEEP_SLEEP, EVENT_HARD_RESET, HARD_RESET,
-                         PWRON_RESET, SOFT_RESET, WDT_RESET)
+from _board_wire import (DEEPSLEEP_RESET, EVENT_DEEP_SLEEP, EVENT_HARD_RESET, EVENT_WDT_FEED,
+                         EVENT_WDT_START, HARD_RESET, PWRON_RESET, SOFT_RESET, WDT_FILE,
+                         WDT_RESET)
 
 _unix = _board.real["machine"]
 
@@ -23,7 +24,6 @@ Signal = _unix.Signal
 time_pulse_us = _unix.time_pulse_us
 idle = _unix.idle
 
-_freq = 160000000
 
 
 def reset():
@@ -68,12 +68,11 @@ def unique_id():
 
 
 def freq(hz=None):
-    global _freq
     if hz is None:
-        return _freq
+        return _board.cpu_hz
     if hz not in (20000000, 40000000, 80000000, 160000000, 240000000):
         raise ValueError("frequency must be 20MHz, 40MHz, 80Mhz, 160MHz or 240MHz")
-    _freq = hz
+    _board.cpu_hz = hz
 
 
 def disable_irq():
@@ -143,36 +142,137 @@ class Pin:
 
 
 class WDT:
+    # The IDF task watchdog (ports/esp32/machine_wdt.c): once started it cannot be stopped,
+    # and the chip restarts (reset_cause() WDT_RESET) unless feed() comes within timeout
+    # ms. The supervisor keeps the time, so it fires whatever the program is doing.
     def __init__(self, id=0, timeout=5000):
-        self._timeout = timeout
+        if id != 0:
+            raise ValueError("WDT(0) only")
+        if timeout <= 0:
+            raise ValueError("WDT timeout too short")
+        fs, name = _board.host_file(_board.config["scratch"] + "/" + WDT_FILE)
+        with fs.open(name, "w") as f:
+            f.write(str(int(timeout)))
+        _board.event(EVENT_WDT_START)
 
     def feed(self):
-        pass
+        _board.event(EVENT_WDT_FEED)
+
+
+_RTC_MEMORY_MAX = 2048  # MICROPY_HW_RTC_USER_MEM_MAX
 
 
 class RTC:
-    _offset = 0
+    # ports/esp32/machine_rtc.c: the clock time.time() reads (seconds since 2000), set as
+    # (year, month, day, weekday, hours, minutes, seconds, microseconds); the weekday given
+    # is ignored. RTC memory (RTC_NOINIT) survives every reset but a power-on.
+
+    def __init__(self, id=0):
+        pass
 
     def datetime(self, *dt):
         if not dt:
-            t = time.localtime(time.time() + RTC._offset)
-            return (t[0], t[1], t[2], t[6], t[3], t[4], t[5], 0)
-        y, mo, d, _wd, h, mi, s, _us = dt[0]
-        RTC._offset = time.mktime((y, mo, d, h, mi, s, 0, 0)) - time.time()
+            us = time.board_us()
+            t = time.gmtime(us // 1000000)
+            return (t[0], t[1], t[2], t[6], t[3], t[4], t[5], us % 1000000)
+        items = tuple(dt[0])
+        if len(items) != 8:
+            raise ValueError("requested length 8 but object has length {}".format(len(items)))
+        secs = time.mktime((items[0], items[1], items[2], items[4], items[5], items[6], 0, 0))
+        time.set_board_us(secs * 1000000 + int(items[7]))
 
     def init(self, dt):
         self.datetime(dt)
 
+    def memory(self, *data):
+        fs, name = _board.host_file(_board.config["rtc"] + "mem")
+        if not data:
+            try:
+                with fs.open(name, "rb") as f:
+                    return f.read()
+            except OSError:
+                return b""
+        value = bytes(data[0])
+        if len(value) > _RTC_MEMORY_MAX:
+            raise ValueError("buffer too long")
+        with fs.open(name, "wb") as f:
+            f.write(value)
+
 
 class Timer:
+    # The ESP32's four hardware timers (ports/esp32/machine_timer.c): the callback is
+    # scheduled (micropython.schedule, a soft IRQ) each period, and runs between bytecodes
+    # of the program, as on the chip. A thread keeps the time.
     ONE_SHOT = 0
     PERIODIC = 1
 
-    def __init__(self, id=0, **kwargs):
+    def __init__(self, id, **kwargs):
+        if not 0 <= id <= 3:
+            raise ValueError("id must be 0 to 3")
         self._id = id
+        self._generation = 0
+        self._started = time.ticks_ms()
+        if kwargs:
+            self.init(**kwargs)
 
-    def init(self, **kwargs):
-        pass
+    def init(self, *, mode=PERIODIC, period=-1, callback=None, freq=-1):
+        import _thread
+
+        if freq > 0:
+            period = 1000 / freq
+        if period < 0:
+            raise ValueError("period must be given")
+        self.deinit()
+        self._started = time.ticks_ms()
+        generation = self._generation
+        _thread.start_new_thread(self._tick, (generation, max(1, int(period)), mode, callback))
+
+    def _tick(self, generation, period, mode, callback):
+        import micropython
+
+        due = time.ticks_add(time.ticks_ms(), period)
+        while self._generation == generation:
+            wait = time.ticks_diff(due, time.ticks_ms())
+            if wait > 0:
+                time.sleep_ms(min(wait, 50))  # 50 ms slices: deinit() takes effect soon
+                continue
+            if callback is not None:
+                try:
+                    micropython.schedule(callback, self)
+                except RuntimeError:
+                    pass  # schedule queue full: this tick is lost, as on the chip
+            if mode == Timer.ONE_SHOT:
+                break
+            due = time.ticks_add(due, period)
+
+    def value(self):
+        return time.ticks_diff(time.ticks_ms(), self._started)
 
     def deinit(self):
-        pass
+        self._generation += 1
+
+
+def _not_modelled(name):
+    class NotModelled:
+        def __init__(self, *args, **kwargs):
+            raise NotImplementedError(
+                "machine.{} is not modelled by the emulated ESP32 (the firmware has it); "
+                "run this part on a real board".format(name))
+
+    NotModelled.__name__ = name
+    return NotModelled
+
+
+# Peripherals the firmware has that the emulator does not model: using one says so.
+UART = _not_modelled("UART")
+I2C = _not_modelled("I2C")
+SoftI2C = _not_modelled("SoftI2C")
+SPI = _not_modelled("SPI")
+SoftSPI = _not_modelled("SoftSPI")
+ADC = _not_modelled("ADC")
+ADCBlock = _not_modelled("ADCBlock")
+PWM = _not_modelled("PWM")
+TouchPad = _not_modelled("TouchPad")
+DAC = _not_modelled("DAC")
+I2S = _not_modelled("I2S")
+SDCard = _not_modelled("SDCard")

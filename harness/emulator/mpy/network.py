@@ -247,6 +247,10 @@ class _Station:
         return found
 
 
+if tuple(_board.config["profile"]["release"]) < (1, 24):
+    del _Station.ipconfig  # WLAN.ipconfig() came with v1.24
+
+
 class _AccessPointIf:
     def __init__(self):
         self._active = False

@@ -2,6 +2,7 @@
 # ESP32's lwIP stack does differently here: names resolve through the harness's host map
 # (unknown names fail with OSError(-202) like on an ESP32), and nothing gets through while
 # Wi-Fi is down. Runs ON the MicroPython interpreter.
+import errno
 import io
 import select
 
@@ -49,6 +50,9 @@ def resolve(host):
 
 
 def getaddrinfo(host, port, af=0, type=0, proto=0, flags=0):
+    # The rig's well-known UDP services (NTP on 123) listen on unprivileged ports of the
+    # same host; the board's network delivers there (harness: EmulatedBoard.set_udp_ports).
+    port = (_board.config.get("udp_ports") or {}).get(str(port), port)
     return _real.getaddrinfo(resolve(host), port, af, type, proto, flags)
 
 
@@ -61,6 +65,8 @@ def socket(af=AF_INET, type=SOCK_STREAM, proto=0):  # noqa: A002 -- the socket A
     # The unix port's own socket, untouched, unless the scenario will drop the link: then
     # a guard that fails like lwIP once it is gone (TLS reads through it too).
     sock = _real.socket(af, type, proto)
+    if type == SOCK_DGRAM:
+        return _Datagram(sock)
     station = network.station()
     if station.ms_until_drop() is None and not station.controlled():
         return sock
@@ -190,6 +196,39 @@ class _LinkGuardedSocket(io.IOBase):
 
     def fileno(self):
         return self._sock.fileno()
+
+    def __getattr__(self, name):
+        return getattr(self._sock, name)
+
+
+class _Datagram:
+    # A UDP socket as lwIP's: nothing leaves while the link is down, and a receive whose
+    # timeout runs out raises ETIMEDOUT (ports/esp32/modsocket.c), not the unix EAGAIN.
+    def __init__(self, sock):
+        self._sock = sock
+        self._timed = False
+
+    def settimeout(self, value):
+        self._timed = bool(value)
+        self._sock.settimeout(value)
+
+    def _call(self, method, *args):
+        try:
+            return method(*args)
+        except OSError as exc:
+            if self._timed and exc.args and exc.args[0] == errno.EAGAIN:
+                raise OSError(errno.ETIMEDOUT)
+            raise
+
+    def sendto(self, data, address):
+        check_link(EHOSTUNREACH)
+        return self._sock.sendto(data, address)
+
+    def recv(self, n):
+        return self._call(self._sock.recv, n)
+
+    def recvfrom(self, n):
+        return self._call(self._sock.recvfrom, n)
 
     def __getattr__(self, name):
         return getattr(self._sock, name)
