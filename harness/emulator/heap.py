@@ -8,7 +8,7 @@ script of N lines of ``x += i``: 500 lines 29 vs 40 KiB, 1,000: 53 vs 83, 2,000:
 report 64-bit bytes divided by WORD_SCALE.
 
 The emulator's own runtime (the REPL, the board modules, umqtt: frozen bytecode in flash
-on the chip, costing it 2-5 KB of heap) lives in the same interpreter heap, ~50 KB at boot.
+on the chip, costing it 2-5 KB of heap) lives in the same interpreter heap, ~100 KB at boot.
 It gets RUNTIME_RESERVE_KIB on top, and at boot whatever of that reserve the runtime does
 not use is locked away (one ballast block), so the program can use exactly its budget:
 a program fits on the emulated board if and only if it fits in the real board's heap.
@@ -25,8 +25,9 @@ from dataclasses import dataclass
 # 64-bit bytes per 32-bit byte of heap at the size of a real board's heap: the measured
 # need at 2,000 lines (158 / 107 KiB) and 1,000 lines (83 / 53), averaged to the budget.
 WORD_SCALE = 1.48
-# Heap the emulator's runtime may use for itself (live ~50 KB at boot, 64-bit bytes).
-RUNTIME_RESERVE_KIB = 72
+# Heap the emulator's runtime may use for itself (live ~100 KB at boot with the line
+# editor, 64-bit bytes); what it does not use is locked away at boot.
+RUNTIME_RESERVE_KIB = 120
 # What the ESP32 firmware itself keeps live in its heap at boot (32-bit bytes).
 ESP32_BOOT_ALLOC = 3 * 1024
 

@@ -37,9 +37,9 @@ def run(board: EmulatedBoard, code: str) -> str:
 
 
 def heap_buffers(make: BoardFactory) -> None:
-    out = run(make(), "b = [bytearray(1000) for _ in range(120)]\n"
+    out = run(make(), "b = [bytearray(1000) for _ in range(112)]\n"
               "print('fits', sum(len(x) for x in b))")
-    assert "fits 120000" in out, out
+    assert "fits 112000" in out, out
 
 
 def errno_numbers(make: BoardFactory) -> None:

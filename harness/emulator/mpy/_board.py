@@ -49,7 +49,15 @@ def lock_runtime_heap():
         return
     gc.collect()
     spare = gc.mem_free() - int(plan["program_64"])
-    if spare > 256:
-        _ballast = bytearray(spare - 256)  # one block; ~256 bytes cover its header
+    # In pieces: the free heap need not be one block. ~64 bytes cover each one's header.
+    ballast = []
+    while spare > 128:
+        size = min(spare, 4096) - 64
+        try:
+            ballast.append(bytearray(size))
+        except MemoryError:
+            break
+        spare -= size + 64
+    _ballast = ballast
     gc.collect()
     heap_reserved = gc.mem_alloc()
