@@ -51,14 +51,15 @@ def guide_with_interval_constant(destination: Path) -> Path:
 
 def suite_seconds(program: Path, results: Path) -> float:
     started = time.perf_counter()
-    code = subprocess.call([sys.executable, "-m", "pytest", "tests/hil", "-m", "hil", "-q",
-                            "-p", "no:cacheprovider", "--hil-device", "emu",
-                            "--hil-profile", "v1.22", "--hil-device-src", str(program),
-                            f"--hil-results={results}"],
-                           cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    done = subprocess.run([sys.executable, "-m", "pytest", "tests/hil", "-m", "hil", "-q",
+                           "-p", "no:cacheprovider", "--hil-device", "emu",
+                           "--hil-profile", "v1.22", "--hil-device-src", str(program),
+                           f"--hil-results={results}"],
+                          cwd=REPO, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - started
-    if code != 0:
-        raise SystemExit(f"the HIL suite on {program} failed (exit {code})")
+    if done.returncode != 0:
+        raise SystemExit(f"the HIL suite on {program} failed (exit {done.returncode}):\n"
+                         + done.stdout[-3000:])
     return elapsed
 
 
