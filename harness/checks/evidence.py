@@ -172,7 +172,6 @@ class Expectation:
     wifi_ip: str | None  # from the board's Wi-Fi configuration; None: unknown
     wifi_delay: float | None = 0.0  # None: unknown (a real access point)
     tls: bool = False
-    sni_expected: str | None = None
     retained_payload: str | None = None
     foreign_payloads: tuple[str, ...] = ()
     reconnect_delay: float | None = None  # None: the device was not told to reconnect

@@ -263,9 +263,6 @@ class EmulatedBoard:
                            encoding="utf-8")
         partial.replace(path)  # atomic: the board never reads half a file
 
-    def set_hosts(self, mapping: Mapping[str, str]) -> None:
-        self._hosts = dict(mapping)
-
     def set_udp_ports(self, mapping: Mapping[int, int]) -> None:
         """Where the board's UDP datagrams to a well-known port really go, from the next
         boot: ``{123: 40123}`` sends NTP (port 123, which needs root to bind) to the rig's

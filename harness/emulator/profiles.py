@@ -2,7 +2,7 @@
 
 A profile picks the banner, the module set (the ``ussl`` alias exists up to v1.22), the
 umqtt.simple generation frozen into that release's ESP32 firmware
-(ports/esp32/boards/manifest.py upstream; see docs in the shared notes), and what the
+(``ports/esp32/boards/manifest.py`` at that release's tag upstream), and what the
 firmware's mbedTLS does with certificate dates: v1.22.0 turned on
 ``CONFIG_MBEDTLS_HAVE_TIME_DATE`` (commit 30b0ee34d3, "esp32: Enable mbedtls cert time
 validation"); v1.20 and v1.21 check no dates at all.

@@ -272,7 +272,6 @@ class Rig:
                 # Only the emulated access point's association time is known.
                 wifi_delay=scenario.wifi_delay if self.target.backend.controls_wifi else None,
                 tls=settings.tls,
-                sni_expected=settings.server if settings.sni else None,
                 retained_payload=RETAINED_PAYLOAD if scenario.retained else None,
                 foreign_payloads=(FOREIGN_PAYLOAD,) if scenario.foreign else (),
                 reconnect_delay=settings.reconnect_delay if settings.reconnect else None,

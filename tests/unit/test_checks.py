@@ -33,7 +33,7 @@ class Run:
         self.ev = Evidence(Expectation(
             server="broker.test", topic=TOPIC, client_id=None, username="emqx", keepalive=0,
             publish_interval=1.0, wifi_ip="192.168.4.23", wifi_delay=2.5, tls=True,
-            sni_expected="broker.test", retained_payload="retained-hello",
+            retained_payload="retained-hello",
             foreign_payloads=("foreign-hello",)))
 
     def tick(self, dt: float = 0.01) -> float:
@@ -320,7 +320,6 @@ def test_plain_mqtt_to_the_tls_port_is_named() -> None:
 
 def test_sni_sent_although_off_is_not_applicable_unless_honoured() -> None:
     run = refusal_run()
-    run.ev.expectation.sni_expected = None
     finding = connection.check_sni_rejected(run.ev)
     assert finding.inapplicable is not None
     assert "ignores sni" in finding.inapplicable and "'broker.test'" in finding.inapplicable
