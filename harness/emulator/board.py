@@ -29,6 +29,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Mapping
+from enum import StrEnum
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -127,6 +128,15 @@ class _CallableSink:
         return True
 
 
+class _Command(StrEnum):
+    """What a caller's thread asks the board's own thread to do."""
+
+    STOP = "stop"
+    RESET = "reset"  # power-on reset
+    LINES = "lines"  # the modem lines (DTR, RTS) changed
+    INPUT = "input"  # bytes for the UART's RX
+
+
 class EmulatedBoard:
     """An ESP32 running MicroPython, driven through ``port`` by unmodified tools."""
 
@@ -167,7 +177,7 @@ class EmulatedBoard:
         self._mac = mac
         self._line: SerialLine | None = None
         self._thread: threading.Thread | None = None
-        self._commands: queue.Queue[tuple[str, Any, threading.Event]] = queue.Queue()
+        self._commands: queue.Queue[tuple[_Command, Any, threading.Event]] = queue.Queue()
         self._wake_r, self._wake_w = -1, -1
         self._tmp: Path | None = None
         self._child: BootProcess | None = None
@@ -232,7 +242,7 @@ class EmulatedBoard:
 
     def hard_reset(self) -> None:
         """Like pressing EN: ROM boot lines, banner, boot.py/main.py."""
-        self._call("reset", PWRON_RESET)
+        self._call(_Command.RESET, PWRON_RESET)
 
     def set_boot_button(self, pressed: bool) -> None:
         """Hold (or release) the BOOT button, i.e. IO0 low: from the next reset on, the
@@ -243,7 +253,7 @@ class EmulatedBoard:
     def set_modem_lines(self, *, dtr: bool, rts: bool) -> None:
         """The devkit auto-reset circuit: EN = not (RTS and not DTR), IO0 = not (DTR and
         not RTS). EN rising resets the chip; IO0 low at that moment = ROM download mode."""
-        self._call("lines", (dtr, rts))
+        self._call(_Command.LINES, (dtr, rts))
 
     def set_wifi(self, scenario: WifiScenario) -> None:
         """Takes effect from the next boot (reset), like changing the room's access points."""
@@ -303,7 +313,7 @@ class EmulatedBoard:
                    and not deadline.expired):
                 self._rx_cond.wait(min(0.1, deadline.remaining()))
             self._rx_queued += len(data)
-        self._call("input", data, wait=False)
+        self._call(_Command.INPUT, data, wait=False)
 
     def stop(self) -> None:
         """Idempotent: ends the child, closes the port, removes temporary files."""
@@ -313,7 +323,7 @@ class EmulatedBoard:
         if self._rfc2217 is not None:
             self._rfc2217.stop()
         if self._thread is not None and self._thread.is_alive():
-            self._commands.put(("stop", None, threading.Event()))
+            self._commands.put((_Command.STOP, None, threading.Event()))
             with contextlib.suppress(OSError):
                 os.write(self._wake_w, b"!")
             self._thread.join(10.0)
@@ -360,7 +370,8 @@ class EmulatedBoard:
             package.parent.replace(folder)
         return folder
 
-    def _call(self, command: str, arg: Any, *, wait: bool = True, timeout: float = 10.0) -> None:
+    def _call(self, command: _Command, arg: Any, *, wait: bool = True,
+              timeout: float = 10.0) -> None:
         if self._thread is None or self._stopped:
             raise EmulatorError("the board is not running; call start() first")
         done = threading.Event()
@@ -368,7 +379,7 @@ class EmulatedBoard:
         with contextlib.suppress(OSError):
             os.write(self._wake_w, b"!")
         if wait:
-            deadline = Deadline(timeout, f"the emulated ESP32 to handle {command!r}")
+            deadline = Deadline(timeout, f"the emulated ESP32 to handle '{command}'")
             if not done.wait(deadline.remaining()):
                 raise deadline.fail(self._tail())
 
@@ -445,14 +456,14 @@ class EmulatedBoard:
             except queue.Empty:
                 return False
             try:
-                if command == "stop":
+                if command is _Command.STOP:
                     done.set()
                     return True
-                if command == "reset":
+                if command is _Command.RESET:
                     self._reboot(arg)
-                elif command == "lines":
+                elif command is _Command.LINES:
                     self._on_modem_lines(*arg)
-                elif command == "input":
+                elif command is _Command.INPUT:
                     self._on_input(arg)
                     with self._rx_cond:
                         self._rx_queued -= len(arg)
