@@ -5,8 +5,8 @@ matrix, ...) goes through :func:`spawn` or :func:`run`, and every temporary fold
 :func:`temp_dir`. Two mechanisms keep them from outliving their owner; neither relies on
 Python finalizers, so they hold when the owner crashes or is killed with SIGKILL:
 
-* **Linux:** each child asks the kernel for SIGKILL when its parent goes away
-  (``prctl(PR_SET_PDEATHSIG)``). The kernel sends it when the *thread* that forked the
+* **Linux:** each child starts as ``lifetime_exec.py``, which asks the kernel for SIGKILL
+  when its parent goes away (``prctl(PR_SET_PDEATHSIG)``) and then execs the program. The kernel sends it when the *thread* that forked the
   child ends, so children are forked by the main thread or by one long-lived spawner
   thread, never by a worker thread that may finish first.
 * **Everywhere (this is what holds on macOS):** a small reaper process, started on first
@@ -19,7 +19,7 @@ Python finalizers, so they hold when the owner crashes or is killed with SIGKILL
 from __future__ import annotations
 
 import contextlib
-import ctypes
+import errno
 import os
 import queue
 import shlex
@@ -36,33 +36,25 @@ from typing import Any
 
 from harness.errors import ProcessFailed
 
-_PR_SET_PDEATHSIG = 1
 _TAIL_LINES = 12
-
-# Looked up once, at import: the forked child must not have to load anything.
-_prctl: Any = None
-_c_signal: Any = None
-if os.name == "posix":
-    with contextlib.suppress(OSError, AttributeError):
-        _libc = ctypes.CDLL(None, use_errno=True)
-        _c_signal = _libc.signal
-        _c_signal.argtypes, _c_signal.restype = [ctypes.c_int, ctypes.c_void_p], ctypes.c_void_p
-        if sys.platform == "linux":
-            _prctl = _libc.prctl
+# Every child starts as this script, which sets up its lifetime and then becomes the program.
+_EXEC = Path(__file__).with_name("lifetime_exec.py")
+_use_deathsig = sys.platform == "linux"  # a test turns it off to check the reaper alone
 
 
-def _die_with(parent: int) -> Callable[[], None]:
-    def in_child() -> None:  # runs between fork and exec
-        if _prctl is not None:
-            _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        if os.getppid() != parent:  # the owner died before the request took effect
-            os.kill(os.getpid(), signal.SIGKILL)
-        if _c_signal is not None:
-            # An ignored SIGINT survives exec: a harness started as a script's background
-            # job (which ignores SIGINT) would pass that on, and a Python child would then
-            # never see the Ctrl-C the harness sends it. Children get the default back.
-            _c_signal(signal.SIGINT, None)  # None = SIG_DFL (0)
-    return in_child
+def _wrapped(argv: list[str], options: dict[str, Any]) -> list[str]:
+    """``argv`` behind the start-up script, the program resolved as Popen would (the
+    child's PATH), so a missing program is still FileNotFoundError here, in the owner."""
+    program = options.pop("executable", None) or argv[0]
+    if os.sep not in str(program):
+        env = options.get("env")
+        found = shutil.which(str(program), path=os.pathsep.join(os.get_exec_path(env)))
+        if found is None:
+            raise FileNotFoundError(errno.ENOENT, f"No such file or directory: {program!r}",
+                                    str(program))
+        program = found
+    return [sys.executable, "-I", "-S", str(_EXEC), str(os.getpid()), "1" if _use_deathsig
+            else "0", str(program), *argv]
 
 
 # --- the reaper ------------------------------------------------------------------------
@@ -223,12 +215,13 @@ class OwnedProcess(subprocess.Popen[Any]):
 
 def spawn(argv: Sequence[str | os.PathLike[str]], **options: Any) -> OwnedProcess:
     """``subprocess.Popen(argv, **options)`` for a child that dies with this process."""
-    if options.get("preexec_fn") is not None:
-        raise ValueError("spawn() sets preexec_fn itself")
+    if options.get("shell"):
+        raise ValueError("spawn() takes an argv list, not a shell command")
+    command = [os.fspath(arg) for arg in argv]
     if os.name == "posix":
-        options["preexec_fn"] = _die_with(os.getpid())
+        command = _wrapped(command, options)
     _reaper.ensure_started()  # first, so an interrupt cannot fall between child and record
-    process: OwnedProcess = _spawner.call(lambda: OwnedProcess(list(argv), **options))
+    process: OwnedProcess = _spawner.call(lambda: OwnedProcess(command, **options))
     group = bool(options.get("start_new_session")) or options.get("process_group") == 0
     _reaper.add_process(process.pid, group=group)
     return process

@@ -33,7 +33,7 @@ spawn = subprocess.Popen if how == "plain" else lifetime.spawn
 if how == "pdeathsig-only":
     lifetime._reaper._failed = True  # no reaper: only the kernel's parent-death signal
 elif how == "reaper-only":
-    lifetime._prctl = None  # no parent-death signal (as on macOS): only the reaper
+    lifetime._use_deathsig = False  # no parent-death signal (as on macOS): only the reaper
 found = {}
 def worker():
     found["thread_child"] = spawn([sys.executable, "-c", "import time; time.sleep(120)"]).pid
