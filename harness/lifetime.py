@@ -6,9 +6,10 @@ matrix, ...) goes through :func:`spawn` or :func:`run`, and every temporary fold
 Python finalizers, so they hold when the owner crashes or is killed with SIGKILL:
 
 * **Linux:** each child starts as ``lifetime_exec.py``, which asks the kernel for SIGKILL
-  when its parent goes away (``prctl(PR_SET_PDEATHSIG)``) and then execs the program. The kernel sends it when the *thread* that forked the
-  child ends, so children are forked by the main thread or by one long-lived spawner
-  thread, never by a worker thread that may finish first.
+  when its parent goes away (``prctl(PR_SET_PDEATHSIG)``) and then execs the program.
+  The kernel sends it when the *thread* that forked the child ends, so children are
+  forked by the main thread or by one long-lived spawner thread, never by a worker thread
+  that may finish first.
 * **Everywhere (this is what holds on macOS):** a small reaper process, started on first
   use in a session of its own, reads a pipe whose write end only the owner holds. When
   the owner ends in any way the pipe reaches end-of-file, and the reaper kills the
