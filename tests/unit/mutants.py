@@ -196,7 +196,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "        cadata = config.read_ca(cfg)\n",
         '        cfg["ca_file"] += ".missing"\n        cadata = config.read_ca(cfg)\n',
         _items("S9"),
-        _items("S7", "S10", "S12"),
+        _items("S7", "S10", "S12", "S13"),  # it stops before setting the clock
         why="the program looks for its CA file in the wrong place and stops with an "
             "'ERROR settings: ca_file ... certificate' line before any TLS",
         diagnoses=(("S9", "never began a TLS handshake"), ("S9", "ca_file"))),
@@ -214,7 +214,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "def subscribe(client, topic):\n",
         "def subscribe(client, topic)\n",
         _items("S1"),
-        _items("S2", "S3", "S4", "S5", "S6", "S7", "S8", "S9", "S10", "S11", "S12",
+        _items("S2", "S3", "S4", "S5", "S6", "S7", "S8", "S9", "S10", "S11", "S12", "S13",
                "R1", "R2", "R3", "R4", "R5", "R6"),
         why="main.py does not compile: the device stops before Wi-Fi",
         diagnoses=(("S1", "SyntaxError"), ("S2", "SyntaxError"))),
