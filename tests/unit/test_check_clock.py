@@ -45,9 +45,3 @@ def test_another_tls_failure_passes_only_with_an_ntp_request_before_it() -> None
     assert check_clock_before_tls(evidence(other, handshake_error="x", ntp=(5.0,))).ok
     late = check_clock_before_tls(evidence(other, handshake_error="x", ntp=(11.0,)))
     assert not late.ok and "NTP server nothing" in late.message()
-
-
-def test_a_program_that_stops_before_any_tls_is_not_judged_here() -> None:
-    ev = evidence("ERROR settings: ca_file: /ca.pem cannot be read (OSError 2)")
-    ev.handshakes = []
-    assert check_clock_before_tls(ev).ok  # S9 says what went wrong; S13 is not the cause
