@@ -88,6 +88,7 @@ def test_a_boot_looping_program_is_diagnosed_in_seconds_with_its_log_saved(
     program = tmp_path / "program"
     program.mkdir()
     (program / "main.py").write_text(BOOT_LOOP_PROGRAM)
+    (program / "hil.toml").write_text('settings = "contract"\n')  # it would read /settings.json
     results = tmp_path / "results"
     started = time.monotonic()
     result = subprocess.run(
