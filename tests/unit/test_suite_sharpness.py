@@ -13,7 +13,7 @@ import os
 import shutil
 import subprocess
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -87,8 +87,7 @@ def suite_on(tmp_path_factory: pytest.TempPathFactory,
     by_name = {mutant.name: mutant for mutant in MUTANTS}
     running: list[subprocess.Popen[bytes]] = []
 
-    def run(name: str) -> SuiteResult:
-        base = tmp_path_factory.mktemp(name)
+    def run(name: str, base: Path) -> SuiteResult:
         src = base / "device_src"
         if name == CONTROL:
             shutil.copytree(DEVICE_SRC, src, ignore=shutil.ignore_patterns("__pycache__"))
@@ -97,11 +96,17 @@ def suite_on(tmp_path_factory: pytest.TempPathFactory,
         return run_hil_suite(src, base / "results", on_start=running.append)
 
     pool = ThreadPoolExecutor(max_workers=max(1, SUITE_JOBS), thread_name_prefix="suite")
-    futures = {name: pool.submit(run, name) for name in _needed(request)}
+
+    def submit(name: str) -> Future[SuiteResult]:
+        # pytest's temp-path factory is not thread-safe (its first call may empty the
+        # worker's base folder while another thread fills it): folders are made here.
+        return pool.submit(run, name, tmp_path_factory.mktemp(name))
+
+    futures = {name: submit(name) for name in _needed(request)}
 
     def get(name: str) -> SuiteResult:
         if name not in futures:
-            futures[name] = pool.submit(run, name)
+            futures[name] = submit(name)
         return futures[name].result()  # an AssertionError of the run is raised here
 
     try:
