@@ -453,6 +453,7 @@ class Tap:
     async def _handshake(self, link: _Link) -> bool:
         if self.tls is None:
             return True
+        plain_transport = link.client.transport
         try:
             await link.client.start_tls(
                 self._server_context(link), ssl_handshake_timeout=HANDSHAKE_TIMEOUT_S
@@ -463,6 +464,16 @@ class Tap:
                 link.info.tls_error = error
             self._record(link.info, RecordKind.TLS_ERROR, detail=error)
             link.first_close = f"TLS handshake failed: {error}"
+            return False
+        except AttributeError:
+            writer: Any = link.client  # typeshed has no None transport; 3.11 can leave one
+            if writer.transport is not None:
+                raise
+            # CPython 3.11's loop.start_tls returns None when the client is gone before the
+            # coroutine resumes, and StreamWriter.start_tls then fails on it, leaving a
+            # writer whose __del__ raises. Give it back its (closed) plain transport.
+            writer._transport = plain_transport
+            link.first_close = "client closed the connection right after the TLS handshake"
             return False
         ssl_object = link.client.get_extra_info("ssl_object")
         link.info.tls_version = ssl_object.version() if ssl_object is not None else None

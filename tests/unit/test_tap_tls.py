@@ -6,6 +6,8 @@ no-SNI client and ``localhost`` the client that offers SNI.
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import json
 import ssl
 import threading
@@ -248,3 +250,33 @@ def test_wait_for_times_out_with_what_was_awaited_and_the_last_record(
         client.close()
     finally:
         tap.stop()
+
+
+def test_a_client_gone_before_the_handshake_returns_is_closed_without_a_broken_writer(
+    broker: Broker, pki: TestPki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CPython 3.11's start_tls returns None when the client leaves between the end of the
+    handshake and the coroutine's resumption (a race seen in CI); the tap must end that
+    connection cleanly, and the writer must not raise when it is collected."""
+    real_start_tls = asyncio.BaseEventLoop.start_tls
+
+    async def start_tls_losing_the_client(self: Any, transport: Any, *args: Any,
+                                          **kwargs: Any) -> Any:  # fmt: skip
+        tls_transport = await real_start_tls(self, transport, *args, **kwargs)
+        if tls_transport is not None:
+            tls_transport.abort()
+        return None  # what 3.11 returns once connection_lost ran first
+
+    monkeypatch.setattr(asyncio.BaseEventLoop, "start_tls", start_tls_losing_the_client)
+    tap = start_tap(broker, pki, tmp_path, require_sni=None)
+    try:
+        with pytest.raises((ssl.SSLError, ConnectionError, AssertionError)):
+            TlsClient(pki, "gone-early").connect("127.0.0.1", tap.port, timeout=3)
+        tap.wait_for(lambda r: r.kind == "close", 10, "the lost connection to close")
+    finally:
+        tap.stop()
+    gc.collect()  # a writer left without a transport raises here (an unraisable error)
+    connections = tap.connections()  # paho's loop may have retried
+    assert connections and all(
+        conn.close_reason == "client closed the connection right after the TLS handshake"
+        and conn.packets == [] for conn in connections), connections
