@@ -3,7 +3,9 @@
 # The harness (or a user) writes /settings.json; see docs/settings.md for the format.
 # Every problem raises SettingsError naming the key, so main.py can print ONE line
 # ("ERROR settings: ...") and stop instead of dumping a traceback or reboot-looping.
-# Keep this table in step with SCHEMA in harness/settings.py (a unit test compares them).
+# This file is the one home of the settings rules: the harness loads it under CPython
+# (harness/settings.py) to check a run's settings on the host before it deploys them, and
+# tests/unit/test_settings.py runs it under MicroPython to show both interpreters agree.
 
 import json
 
@@ -44,15 +46,15 @@ RANGES = {
     "mem_log_every": (0, 1000000000),
 }
 
-_TYPE_NAMES = {"str": "a string", "bool": "true or false", "int": "an integer",
-               "num": "a number"}
+TYPE_NAMES = {"str": "a string", "bool": "true or false", "int": "an integer",
+              "num": "a number"}
 
 
 class SettingsError(Exception):
     """One line, naming the key (or the file) that is wrong."""
 
 
-def _json_type(value):
+def json_type(value):
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -84,9 +86,16 @@ def _type_ok(tag, value):
 
 
 def check(raw):
-    """Validate a decoded settings object; return a dict with every key filled in."""
+    """Validate a decoded settings object; return what the program uses: every key filled
+    in, the null port and password resolved as umqtt resolves them."""
+    return complete(validate(raw))
+
+
+def validate(raw):
+    """Check types, ranges and the rules between keys; return a dict with the defaults
+    filled in (null stays null)."""
     if not isinstance(raw, dict):
-        raise SettingsError("{} must hold a JSON object, not {}".format(PATH, _json_type(raw)))
+        raise SettingsError("{} must hold a JSON object, not {}".format(PATH, json_type(raw)))
     for key in raw:
         if key not in SCHEMA:
             raise SettingsError("{}: unknown key (known keys: see docs/settings.md)".format(key))
@@ -100,9 +109,9 @@ def check(raw):
             continue
         value = raw[key]
         if not _type_ok(tag, value):
-            want = _TYPE_NAMES[tag.rstrip("?")] + (" or null" if tag.endswith("?") else "")
+            want = TYPE_NAMES[tag.rstrip("?")] + (" or null" if tag.endswith("?") else "")
             # Never echo the value itself: it may be a password.
-            raise SettingsError("{}: expected {}, got {}".format(key, want, _json_type(value)))
+            raise SettingsError("{}: expected {}, got {}".format(key, want, json_type(value)))
         if value is not None and key in RANGES:
             low, high = RANGES[key]
             if not low <= value <= high:
@@ -117,13 +126,18 @@ def check(raw):
         # The loop sends no PINGREQ; its publishes must keep the session alive.
         raise SettingsError("publish_interval: must be shorter than keepalive ({} s)".format(
             result["keepalive"]))
-    if result["port"] is None:
-        result["port"] = 8883 if result["tls"] else 1883
     if result["password"] is not None and result["user"] is None:
         raise SettingsError("user: required when password is set")
-    if result["user"] is not None and result["password"] is None:
-        result["password"] = ""  # umqtt sends a password field whenever a user is set
     return result
+
+
+def complete(settings):
+    """Resolve the keys whose null means "as umqtt does" (in place; returns ``settings``)."""
+    if settings["port"] is None:
+        settings["port"] = 8883 if settings["tls"] else 1883
+    if settings["user"] is not None and settings["password"] is None:
+        settings["password"] = ""  # umqtt sends a password field whenever a user is set
+    return settings
 
 
 def load(path=PATH):

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
-import json
 import re
 import select
 import threading
@@ -41,7 +40,7 @@ from harness.errors import (
     PortNotFound,
 )
 from harness.hardware.serial_port import answers_rom_sync
-from harness.settings import SETTINGS_PATH
+from harness.settings import SETTINGS_PATH, settings_text
 
 #: How a backend performs a hard reset, given the open serial line.
 HardReset = Callable[[serial.Serial], None]
@@ -390,7 +389,7 @@ class Device:
                        files: Mapping[str, bytes] | None = None,
                        path: str = SETTINGS_PATH) -> DeployReport:
         """Write the device program's settings file (and files it names, e.g. the CA)."""
-        text = settings if isinstance(settings, str) else json.dumps(dict(settings), indent=1)
+        text = settings if isinstance(settings, str) else settings_text(settings)
         return self.deploy(files={path: text.encode(), **(files or {})})
 
     # --- resets ------------------------------------------------------------------

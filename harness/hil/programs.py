@@ -16,7 +16,6 @@ another value is reported as not applicable instead of failing for the wrong rea
 from __future__ import annotations
 
 import ast
-import json
 import re
 import ssl
 from collections.abc import Mapping
@@ -34,7 +33,7 @@ from harness.hil.manifest import (
     SettingsStyle,
     load_manifest,
 )
-from harness.settings import SETTINGS_PATH
+from harness.settings import SETTINGS_PATH, settings_text
 
 CA_PATH_ON_DEVICE = "/ca.pem"
 # Every setting a run may give a program (the settings contract's keys the rig varies).
@@ -103,7 +102,7 @@ class ContractProgram:
         return files
 
     def run_files(self, settings: Mapping[str, Any], ca_pem: bytes) -> dict[str, bytes]:
-        return {SETTINGS_PATH: json.dumps(dict(settings), indent=1).encode(),
+        return {SETTINGS_PATH: settings_text(settings).encode(),
                 CA_PATH_ON_DEVICE: ca_pem}
 
 

@@ -1,8 +1,10 @@
-"""The settings contract: harness.settings (CPython) and device_src/settings.py
-(MicroPython) accept and refuse the same files, naming the same key, and docs match."""
+"""The settings contract: device_src/settings.py holds the rules; the harness checks a run's
+settings with it under CPython, the device runs it under MicroPython, and both accept and
+refuse the same files, naming the same key; the docs quote the table."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -138,6 +140,14 @@ def test_device_loader_accepts_and_refuses_the_same_settings(tmp_path: Path) -> 
     assert rest["path"] == SETTINGS_PATH
     assert rest["ranges"] == {spec.key: [spec.low, spec.high] for spec in SCHEMA
                               if spec.low is not None}
+
+
+def test_the_typed_view_has_every_key_with_the_schema_default() -> None:
+    fields = {field.name: field.default for field in dataclasses.fields(DeviceSettings)}
+    assert set(fields) == {spec.key for spec in SCHEMA}
+    for spec in SCHEMA:
+        if not spec.required:
+            assert fields[spec.key] == spec.default, spec.key
 
 
 def test_validate_fills_in_defaults() -> None:
