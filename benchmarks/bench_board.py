@@ -65,7 +65,7 @@ def board_fits(board: EmulatedBoard) -> Callable[[int], bool]:
             raise
         finally:
             transport.exit_raw_repl()
-        return out.startswith(b"ran ")
+        return bytes(out).startswith(b"ran ")
 
     return fits
 

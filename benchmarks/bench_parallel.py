@@ -123,7 +123,7 @@ def boards_echo(count: int, workdir: Path) -> list[str]:
             board = boards[index]
             with Device(board.port, hard_reset=lambda _line: board.hard_reset()) as device:
                 device.deploy(files={**program.program_files(),
-                                     **program.run_files(settings, None)})
+                                     **program.run_files(settings, b"")})
                 mark = device.hard_reset()
                 def echoes() -> list[str]:
                     return [line for line in device.log.text(mark).splitlines()
