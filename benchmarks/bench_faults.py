@@ -28,7 +28,7 @@ from harness.checks.resilience import DETECTION_SLACK_S, check_silent_loss_detec
 from harness.hil.programs import ContractProgram
 from harness.hil.rig import Rig
 from harness.hil.scenario import R_BLACK_HOLE
-from harness.hil.targets import Target, TargetOptions
+from harness.hil.targets import TargetOptions
 
 REPO = Path(__file__).resolve().parents[1]
 BASELINE = "ced9e7f"  # main just before the fault-capable tap landed
@@ -94,16 +94,14 @@ def bench_tap_overhead(echoes: int, rounds: int) -> None:
 def bench_detection(rounds: int, keepalives: list[int]) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-faults-hil-") as tmp:
         program = ContractProgram(REPO / "device_src")
-        with Target(TargetOptions(workdir=Path(tmp) / "session")) as target:
-            target.device.deploy(files=program.program_files())
-            rig = Rig(target, program, Path(tmp) / "runs")
+        with Rig.open(TargetOptions(workdir=Path(tmp) / "session"), program,
+                      Path(tmp) / "runs") as rig:
             for keepalive in keepalives:
                 times = []
                 bound = 1.5 * keepalive + R_BLACK_HOLE.publish_interval + DETECTION_SLACK_S
-                for index in range(rounds):
-                    scenario = dataclasses.replace(R_BLACK_HOLE, name=f"hole-k{keepalive}-{index}",
-                                                   keepalive=keepalive, publishes=5)
-                    evidence = rig.run(scenario).evidence
+                scenario = dataclasses.replace(R_BLACK_HOLE, keepalive=keepalive, publishes=5)
+                for _ in range(rounds):
+                    evidence = rig.run(scenario, again=True).evidence
                     hole = next(f for f in evidence.faults if f.kind == "timeout")
                     gave_up = min(link.opened for link in evidence.links
                                   if link.opened > hole.time)

@@ -14,7 +14,6 @@ Run: ``python benchmarks/bench_soak.py [--counts 10 100 1000] [--repeat 3]``
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import statistics
 import sys
 import tempfile
@@ -27,7 +26,7 @@ sys.path.insert(0, str(REPO))
 from harness.hil.programs import ContractProgram  # noqa: E402
 from harness.hil.rig import Rig  # noqa: E402
 from harness.hil.scenario import soak  # noqa: E402
-from harness.hil.targets import Target, TargetOptions  # noqa: E402
+from harness.hil.targets import TargetOptions  # noqa: E402
 
 
 def main() -> int:
@@ -40,18 +39,14 @@ def main() -> int:
     walls: dict[int, list[float]] = {count: [] for count in args.counts}
     with tempfile.TemporaryDirectory(prefix="bench-soak-") as tmp:
         program = ContractProgram(REPO / "device_src")
-        with Target(TargetOptions(workdir=Path(tmp) / "session")) as target:
-            target.device.deploy(files=program.program_files())
-            rig = Rig(target, program, Path(tmp) / "runs")
-            runs = 0
+        with Rig.open(TargetOptions(workdir=Path(tmp) / "session"), program,
+                      Path(tmp) / "runs") as rig:
             for round_ in range(args.repeat):
                 for count in args.counts:
                     if round_ and count >= 1000:
                         continue  # one long run is enough for its median
-                    runs += 1
-                    scenario = dataclasses.replace(soak(count), name=f"soak-{count}-{runs}")
                     started = time.perf_counter()
-                    result = rig.run(scenario)
+                    result = rig.run(soak(count), again=True)
                     walls[count].append(time.perf_counter() - started)
                     assert not result.evidence.notes, result.evidence.notes
                     per_message[count].append(result.metrics["harness_cpu_ms_per_message"])

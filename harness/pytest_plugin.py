@@ -30,7 +30,7 @@ from harness.faults import FaultPlan
 from harness.hil.programs import DeviceProgram, open_program, seed_program
 from harness.hil.rig import NotApplicable, Rig, RunResult
 from harness.hil.scenario import Scenario
-from harness.hil.targets import Target, TargetOptions, options_from_env
+from harness.hil.targets import TargetOptions, options_from_env
 from harness.lifetime import SigtermAsInterrupt
 from harness.pytest_guards import check_settings_loaded
 from harness.spec_items import NOT_APPLICABLE, item_of_test
@@ -240,7 +240,6 @@ class _SessionRig:
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
         self.rig: Rig | None = None
-        self.target: Target | None = None
         self.error: str | None = None
 
     def get(self) -> Rig:
@@ -251,12 +250,9 @@ class _SessionRig:
                 program = _program(self.config)
                 options = target_options(self.config,
                                          profile=session_profile(self.config, program))
-                self.target = Target(options).start()
-                self.target.device.deploy(files=program.program_files(),
-                                          soft_reset=self.target.backend.reset_at_start)
                 runs = options.workdir.parent / "runs"
-                self.rig = Rig(self.target, program, runs,
-                               session_dir=_session_dir(self.config, runs))
+                self.rig = Rig.open(options, program, runs,
+                                    session_dir=_session_dir(self.config, runs))
             except HarnessError as exc:
                 self.error = str(exc)
             if self.error is not None:  # outside `except`: no chained traceback
@@ -265,8 +261,8 @@ class _SessionRig:
         return self.rig
 
     def close(self) -> None:
-        if self.target is not None:
-            self.target.close()
+        if self.rig is not None:
+            self.rig.close()
 
 
 @pytest.fixture(scope="session")
@@ -305,9 +301,9 @@ class HilRunner:
     def __call__(self, scenario: Scenario) -> RunResult:
         plan = self.item.funcargs.get("hil_faults") if hasattr(self.item, "funcargs") else None
         if isinstance(plan, FaultPlan) and plan:
-            # The test's own faults make a run of their own (never the cached plain one).
-            scenario = replace(scenario, name=f"{scenario.name}-{self.item.name}",
-                               faults=scenario.faults + tuple(plan.faults))
+            # The test's own faults are part of the scenario, so of the run's key: a run of
+            # its own, never the plain one.
+            scenario = replace(scenario, faults=scenario.faults + tuple(plan.faults))
         if self.rig.lost is not None:
             pytest.skip(f"device lost earlier in this session: {self.rig.lost}")
         problem: str | None = None
@@ -365,7 +361,6 @@ class _ProfileRigs:
     def __init__(self, config: pytest.Config, session: _SessionRig) -> None:
         self.config = config
         self.session = session
-        self.targets: list[Target] = []
         self.rigs: dict[str, Rig] = {}
 
     def get(self, profile: str) -> Rig:
@@ -384,17 +379,13 @@ class _ProfileRigs:
             options = target_options(self.config, profile=profile)
             folder = _per_worker(self.config, f"session-{profile}")
             options.workdir = options.workdir.parent / folder
+            runs = options.workdir.parent / f"runs-{profile}"
             try:
-                target = Target(options).start()
+                self.rigs[profile] = Rig.open(options, main.program, runs,
+                                              session_dir=_session_dir(self.config, runs))
             except HarnessError as exc:
                 shutil.rmtree(options.workdir, ignore_errors=True)  # nothing worth keeping
                 pytest.skip(f"firmware profile {profile} unavailable: {exc}")
-            self.targets.append(target)
-            program = main.program
-            target.device.deploy(files=program.program_files())
-            runs = options.workdir.parent / f"runs-{profile}"
-            self.rigs[profile] = Rig(target, program, runs,
-                                     session_dir=_session_dir(self.config, runs))
         return self.rigs[profile]
 
     @property
@@ -402,8 +393,8 @@ class _ProfileRigs:
         return self.session.get().target.options.profile
 
     def close(self) -> None:
-        for target in self.targets:
-            target.close()
+        for rig in self.rigs.values():
+            rig.close()
 
 
 @pytest.fixture(scope="session")

@@ -25,14 +25,21 @@ from harness.checks.evidence import Evidence, Expectation, ObservedPublish, Seri
 from harness.console import BROKER_CONNECTED, MEMORY_FREE, SEND
 from harness.deadline import Deadline
 from harness.device.device import Device
-from harness.errors import ExpectTimeout, HarnessError, ProgramBootLooping, ProgramStopped
+from harness.errors import (
+    DeviceError,
+    DeviceLost,
+    ExpectTimeout,
+    HarnessError,
+    ProgramBootLooping,
+    ProgramStopped,
+)
 from harness.faults import FaultInjector, FaultNotApplicable, FaultSchedule
 from harness.hil.collect import evidence_from_tap
 from harness.hil.follow import RunFollower
 from harness.hil.manifest import MANIFEST_NAME
 from harness.hil.programs import CA_PATH_ON_DEVICE, DeviceProgram
 from harness.hil.scenario import FOREIGN_PAYLOAD, RETAINED_PAYLOAD, Scenario
-from harness.hil.targets import Target
+from harness.hil.targets import Target, TargetOptions
 from harness.run_files import SERIAL_LOG, TAP_TRACE
 from harness.settings import DeviceSettings
 from harness.wire import PacketType, WireDirection
@@ -73,6 +80,30 @@ class Rig:
         self.program_revision = program_revision(program)
         # Where long waits (a soak) report how far the device has got; None: silent.
         self.progress: Callable[[str], None] | None = None
+
+    @classmethod
+    def open(cls, options: TargetOptions, program: DeviceProgram, results_dir: Path, *,
+             session_dir: Path | None = None) -> Rig:
+        """Start a target for ``options``, deploy ``program`` on its board (files already
+        there are skipped) and return the rig; :meth:`close` (or ``with``) stops the target.
+        A start or deploy that fails stops whatever had started, then raises."""
+        target = Target(options).start()
+        try:
+            target.device.deploy(files=program.program_files(),
+                                 soft_reset=target.backend.reset_at_start)
+            return cls(target, program, results_dir, session_dir=session_dir)
+        except BaseException:
+            target.close()
+            raise
+
+    def close(self) -> None:
+        self.target.close()
+
+    def __enter__(self) -> Rig:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     @property
     def device(self) -> Device:
@@ -126,10 +157,11 @@ class Rig:
         return DeviceSettings.from_mapping(wanted, source=f"settings of scenario {scenario.name!r}")
 
     # --- runs -------------------------------------------------------------------
-    def run(self, scenario: Scenario) -> RunResult:
+    def run(self, scenario: Scenario, *, again: bool = False) -> RunResult:
         """Run ``scenario`` once per session; later calls return the same evidence, or raise
-        the same error (a broken run is not run again for each test that reads it)."""
-        if scenario not in self._runs:
+        the same error (a broken run is not run again for each test that reads it).
+        ``again``: run it anew all the same (a benchmark's repeats); the new outcome is kept."""
+        if again or scenario not in self._runs:
             try:
                 self._runs[scenario] = self._run(scenario)
             except (HarnessError, NotApplicable) as exc:
@@ -160,10 +192,11 @@ class Rig:
                 "expired certificate on it")
         started = time.monotonic()
         suffix = "-tls" if scenario.tls and not scenario.required else ""
-        run_dir = self.results_dir / f"{next(self._counter):02d}-{scenario.name}{suffix}"
+        run_name = f"{next(self._counter):02d}-{scenario.name}{suffix}"
+        run_dir = self.results_dir / run_name
         run_dir.mkdir(parents=True, exist_ok=True)
         # A topic of its own per run (a re-run too: nothing of the first run may leak in).
-        topic = f"hil/{self.session_id}/{scenario.name}{suffix}"
+        topic = f"hil/{self.session_id}/{run_name}"
         if scenario.reconnect and not self.program.manifest.reconnect:
             raise NotApplicable(f"the {self.program.name} program does not say it reconnects "
                                 f"(reconnect = true in its {MANIFEST_NAME}; "
@@ -343,13 +376,19 @@ class Rig:
 
     def _device_ip(self) -> str | None:
         """What ``ifconfig()[0]`` says on a real board that is still associated (S1
-        compares against it); None when it is not connected, so S1 never expects 0.0.0.0."""
-        with contextlib.suppress(Exception):
+        compares against it); None when it is not connected, so S1 never expects 0.0.0.0.
+        A board that cannot say (no ``network`` module, the query raised) gives None; a lost
+        port raises :class:`DeviceLost`, and anything else is a bug that must show."""
+        try:
             out = self.device.exec("import network\nw = network.WLAN(network.STA_IF)\n"
                                    "print(w.ifconfig()[0] if w.isconnected() else '-')")
-            address = out.strip().splitlines()[-1]
-            return None if address in ("-", "0.0.0.0") else address
-        return None
+        except DeviceLost:
+            raise
+        except DeviceError:
+            return None
+        lines = out.strip().splitlines()
+        address = lines[-1].strip() if lines else "-"
+        return None if address in ("-", "0.0.0.0") else address
 
     def _save_artifacts(self, run_dir: Path, since: int, tap: Any) -> dict[str, Path]:
         artifacts = {"serial log": self.device.log.save(run_dir / SERIAL_LOG, since)}

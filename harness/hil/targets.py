@@ -27,7 +27,7 @@ from harness.device.backends import (
     factory_for,
 )
 from harness.device.device import Device
-from harness.errors import BrokerError
+from harness.errors import BrokerError, DeviceError, DeviceLost
 from harness.hil.scenario import Scenario
 
 BROKER_NAME = "broker.test"  # the name the device uses for the broker (TLS SNI, SAN)
@@ -191,12 +191,20 @@ class Target:
         self.firmware_release = self._firmware_release()
 
     def _firmware_release(self) -> tuple[int, ...] | None:
-        """``sys.implementation.version`` of the firmware on the board, if it says."""
-        with contextlib.suppress(Exception):
+        """``sys.implementation.version`` of the firmware on the board, if it says (None
+        when the query raises on the board or prints no version; a lost port raises)."""
+        try:
             out = self.device.exec("import sys\nprint(sys.implementation.version[:3])")
-            numbers = out.strip().splitlines()[-1].strip("()").split(",")
-            return tuple(int(n) for n in numbers if n.strip())
-        return None
+        except DeviceLost:
+            raise
+        except DeviceError:
+            return None
+        lines = out.strip().splitlines()
+        numbers = lines[-1].strip("()").split(",") if lines else []
+        try:
+            return tuple(int(n) for n in numbers if n.strip()) or None
+        except ValueError:
+            return None
 
     @property
     def checks_cert_dates(self) -> bool | None:
