@@ -24,8 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import lifetime
-from harness.spec_items import item_of_test
+from harness import console, lifetime
+from harness.spec_items import SPEC_ITEMS, item_of_test
 
 REPO = Path(__file__).resolve().parents[2]
 DEVICE_SRC = REPO / "device_src"
@@ -86,13 +86,29 @@ def _items(*names: str) -> frozenset[str]:
     return frozenset(names)
 
 
+def _all_items_but(*names: str) -> frozenset[str]:
+    return frozenset(SPEC_ITEMS) - set(names)
+
+
+# The items that need messages delivered to the device after it subscribes: without them
+# there is no retained, echo or foreign message, the faults of R1/R3/R4 wait for echoes
+# that never come, and R6 needs publishes. (S12, a TLS session per firmware generation,
+# and R2/R5, retries before the first session, still hold.)
+_NEEDS_DELIVERY = _items("S4", "S5", "S6", "S7", "S8", "R1", "R3", "R4", "R6")
+
+# device_src's two lines that connect and then say so (the line is console.py's).
+_CONNECT = "    client = mqtt.connect(cfg, client_id, cadata)\n"
+_CONNECTED_LINE = ("    print('" + console.broker_connected("{server}")
+                   + "'.format(server=cfg[\"server\"]))\n")
+
+
 MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "wifi_polls_ten_times_a_second", "wifi.py",
         "        time.sleep(1)\n        waited += 1",
         "        time.sleep(0.1)\n        waited += 1",
         _items("S1"),
-        why="'Waiting for connection...' printed every 0.1 s instead of about once a second"),
+        why=f"'{console.WIFI_WAITING}' printed every 0.1 s instead of about once a second"),
     Mutant(
         "keepalive_setting_ignored", "mqtt.py",
         'kwargs = {"keepalive": settings["keepalive"]}',
@@ -101,10 +117,8 @@ MUTANTS: tuple[Mutant, ...] = (
         why="keepalive not passed to MQTTClient: CONNECT carries umqtt's default 0"),
     Mutant(
         "connected_line_before_connect", "main.py",
-        "    client = mqtt.connect(cfg, client_id, cadata)\n"
-        "    print('Connected to MQTT Broker \"{server}\"'.format(server=cfg[\"server\"]))\n",
-        "    print('Connected to MQTT Broker \"{server}\"'.format(server=cfg[\"server\"]))\n"
-        "    client = mqtt.connect(cfg, client_id, cadata)\n",
+        _CONNECT + _CONNECTED_LINE,
+        _CONNECTED_LINE + _CONNECT,
         _items("S3"),
         why="the connected line is printed before CONNECT, so also when the broker refuses"),
     Mutant(
@@ -113,12 +127,8 @@ MUTANTS: tuple[Mutant, ...] = (
         "    client.subscribe(topic)\n    client.set_callback(on_message)\n",
         _items("S4"),
         # umqtt.simple's subscribe() asserts that a callback is set, so the program dies
-        # before SUBSCRIBE leaves (in every scenario, TLS included): nothing is subscribed,
-        # published, echoed or received after that. S12 (a verified TLS connection per
-        # firmware generation) still holds: the crash comes after CONNACK, and so do R2/R5
-        # (retries before the first session); the faults of R1/R3/R4 wait for echoes that
-        # never come, and R6 needs publishes.
-        _items("S5", "S6", "S7", "S8", "R1", "R3", "R4", "R6"),
+        # after CONNACK, before SUBSCRIBE leaves (in every scenario, TLS included).
+        _NEEDS_DELIVERY - {"S4"},
         why="set_callback after subscribe: the device crashes in subscribe()",
         diagnoses=(("S4", "set_callback() must come before subscribe()"),)),
     Mutant(
@@ -202,15 +212,14 @@ MUTANTS: tuple[Mutant, ...] = (
         _items("S9"),
         _items("S7", "S10", "S12", "S13"),  # it stops before setting the clock
         why="the program looks for its CA file in the wrong place and stops with an "
-            "'ERROR settings: ca_file ... certificate' line before any TLS",
+            f"'{console.ERROR_PREFIX}settings: ca_file ... certificate' line before any TLS",
         diagnoses=(("S9", "never began a TLS handshake"), ("S9", "ca_file"))),
     Mutant(
         "crash_before_connecting", "main.py",
-        "    client = mqtt.connect(cfg, client_id, cadata)\n",
+        _CONNECT,
         "    client = mqtt.connect(cfg, client_id, cadata, None, None)\n",
         _items("S2"),
-        _items("S3", "S4", "S5", "S6", "S7", "S8", "S9", "S10", "S11", "S12",
-               "R1", "R2", "R3", "R4", "R5", "R6"),
+        _all_items_but("S1", "S2", "S13"),  # Wi-Fi is up and the clock set before it
         why="a TypeError after Wi-Fi, before any connection: nothing after Wi-Fi can pass",
         diagnoses=(("S2", "TypeError"), ("S11", "TypeError"), ("S9", "TypeError"))),
     Mutant(
@@ -218,8 +227,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "def subscribe(client, topic):\n",
         "def subscribe(client, topic)\n",
         _items("S1"),
-        _items("S2", "S3", "S4", "S5", "S6", "S7", "S8", "S9", "S10", "S11", "S12", "S13",
-               "R1", "R2", "R3", "R4", "R5", "R6"),
+        _all_items_but("S1"),
         why="main.py does not compile: the device stops before Wi-Fi",
         diagnoses=(("S1", "SyntaxError"), ("S2", "SyntaxError"))),
     Mutant(
@@ -227,9 +235,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "    client.subscribe(topic)\n",
         '    client.subscribe(topic + "/elsewhere")\n',
         _items("S5"),
-        # Nothing comes back: the first wait_msg() blocks, no retained, echo or foreign;
-        # the faults of R1/R3/R4 wait for echoes that never come, and R6 needs publishes.
-        _items("S4", "S6", "S7", "S8", "R1", "R3", "R4", "R6"),
+        _NEEDS_DELIVERY - {"S5"},  # nothing comes back: the first wait_msg() blocks
         why="SUBSCRIBE names another topic, so nothing is ever delivered to the device",
         diagnoses=(("S8", "never subscribed"),)),
     Mutant(
