@@ -40,7 +40,34 @@ def write_cooked(data):
         start = end + 1
 
 
-class _Stdin(io.IOBase):
+class _Stream(io.IOBase):
+    # What the board's stdio streams answer alike: mp_stream's ioctl, close, with, repr.
+    _fd = 0  # the stream's own number (its repr)
+    _poll_fd = 0  # what select.poll watches for it
+
+    def ioctl(self, request, arg):
+        if request == _STREAM_GET_FILENO:
+            return self._poll_fd
+        if request == _STREAM_CLOSE:
+            return 0
+        return -1
+
+    def close(self):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *args):
+        pass
+
+    def __repr__(self):
+        return "<io.FileIO %d>" % self._fd
+
+
+class _Stdin(_Stream):
+    _poll_fd = 0  # polled on fd 0 itself: readable exactly when the host sent bytes
+
     def __init__(self):
         self._one = bytearray(1)
 
@@ -117,30 +144,13 @@ class _Stdin(io.IOBase):
             raise StopIteration
         return line
 
-    def ioctl(self, request, arg):
-        if request == _STREAM_GET_FILENO:
-            return 0  # polled on fd 0 itself: readable exactly when the host sent bytes
-        if request == _STREAM_CLOSE:
-            return 0
-        return -1
-
-    def close(self):
-        pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *args):
-        pass
-
-    def __repr__(self):
-        return "<io.FileIO 0>"
-
 
 _Stdin.buffer = raw_in
 
 
-class _Stdout(io.IOBase):
+class _Stdout(_Stream):
+    _poll_fd = 1  # stdout and stderr both go out on fd 1
+
     def __init__(self, fd):
         self._fd = fd
 
@@ -157,27 +167,8 @@ class _Stdout(io.IOBase):
     def flush(self):
         pass
 
-    def ioctl(self, request, arg):
-        if request == _STREAM_GET_FILENO:
-            return 1
-        if request == _STREAM_CLOSE:
-            return 0
-        return -1
-
     def readinto(self, *args):
         raise OSError(_EPERM)
-
-    def close(self):
-        pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *args):
-        pass
-
-    def __repr__(self):
-        return "<io.FileIO %d>" % self._fd
 
 
 _Stdout.buffer = raw_out
