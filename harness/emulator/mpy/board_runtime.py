@@ -248,16 +248,16 @@ def raw_paste():
     finally:
         _flash.paste = None
         event(EVENT_REPL)
-    _write("\x04")
-    if exc is not None:
-        _print_exception(exc)
-    _write("\x04")
-    if system_exit:
-        soft_reset(True)
+    _raw_reply(system_exit, exc)
 
 
 def raw_repl_exec(source):
-    system_exit, exc = execute(source, "exec")
+    _raw_reply(*execute(source, "exec"))
+
+
+def _raw_reply(system_exit, exc):
+    # What the raw REPL sends after running code (pyexec_raw_repl): EOT, the exception's
+    # traceback if any, EOT; a SystemExit then soft-resets the board.
     _write("\x04")
     if exc is not None:
         _print_exception(exc)
