@@ -20,6 +20,19 @@ def event(code):
     _ctl.write(code)
 
 
+def not_modelled_error(what):
+    # The one wording for a part of the firmware the emulator does not model.
+    return NotImplementedError("{} is not modelled by the emulated ESP32 (the firmware has "
+                               "it); run this part on a real board".format(what))
+
+
+def not_modelled(qualname):
+    # A firmware function or class without a model (esp, esp32, machine): using it says so.
+    def refuse(*args, **kwargs):
+        raise not_modelled_error(qualname)
+    return refuse
+
+
 def wifi():
     return config.get("wifi") or {}
 

@@ -5,6 +5,8 @@
 # overridden; mp_import_name calls an overriding __import__). Runs ON MicroPython.
 import builtins
 
+import _board
+
 # module -> the first release whose ESP32 firmware has it (checked in that tag's source)
 FIRST_RELEASE = {
     "vfs": (1, 23),  # extmod/modvfs.c, new in v1.23.0
@@ -33,9 +35,7 @@ def install(release):
         if name in absent or top in absent:
             raise ImportError("no module named '%s'" % name)
         if top in unmodelled and (len(args) < 4 or args[3] == 0):  # level 0: absolute
-            raise NotImplementedError(
-                "the emulated ESP32 does not model the '%s' module (the firmware has it); "
-                "run this part on a real board" % top)
+            raise _board.not_modelled_error("the '%s' module" % top)
         return real_import(name, *args)
 
     builtins.__import__ = board_import

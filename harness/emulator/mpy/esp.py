@@ -1,6 +1,8 @@
 # The ESP32 `esp` module, as far as the emulated board can model it (ports/esp32/modesp.c).
 # Flash access and the GPIO matrix are not modelled: they raise NotImplementedError naming
 # the emulator. Runs ON the MicroPython interpreter.
+import _board
+
 LOG_NONE = 0
 LOG_ERROR = 1
 LOG_WARNING = 2
@@ -24,15 +26,8 @@ def flash_user_start():
     return _FLASH_USER_START
 
 
-def _not_modelled(name):
-    def call(*args, **kwargs):
-        raise NotImplementedError("esp.{} is not modelled by the emulated ESP32; run this "
-                                  "part on a real board".format(name))
-    return call
-
-
-flash_read = _not_modelled("flash_read")
-flash_write = _not_modelled("flash_write")
-flash_erase = _not_modelled("flash_erase")
-gpio_matrix_in = _not_modelled("gpio_matrix_in")
-gpio_matrix_out = _not_modelled("gpio_matrix_out")
+flash_read = _board.not_modelled("esp.flash_read")
+flash_write = _board.not_modelled("esp.flash_write")
+flash_erase = _board.not_modelled("esp.flash_erase")
+gpio_matrix_in = _board.not_modelled("esp.gpio_matrix_in")
+gpio_matrix_out = _board.not_modelled("esp.gpio_matrix_out")

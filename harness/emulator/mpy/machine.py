@@ -253,26 +253,18 @@ class Timer:
 
 
 def _not_modelled(name):
-    class NotModelled:
+    refuse = _board.not_modelled("machine." + name)
+
+    class NotModelled:  # a class, as the firmware's are: machine.UART(...) refuses
         def __init__(self, *args, **kwargs):
-            raise NotImplementedError(
-                "machine.{} is not modelled by the emulated ESP32 (the firmware has it); "
-                "run this part on a real board".format(name))
+            refuse()
 
     NotModelled.__name__ = name
     return NotModelled
 
 
 # Peripherals the firmware has that the emulator does not model: using one says so.
-UART = _not_modelled("UART")
-I2C = _not_modelled("I2C")
-SoftI2C = _not_modelled("SoftI2C")
-SPI = _not_modelled("SPI")
-SoftSPI = _not_modelled("SoftSPI")
-ADC = _not_modelled("ADC")
-ADCBlock = _not_modelled("ADCBlock")
-PWM = _not_modelled("PWM")
-TouchPad = _not_modelled("TouchPad")
-DAC = _not_modelled("DAC")
-I2S = _not_modelled("I2S")
-SDCard = _not_modelled("SDCard")
+for _name in ("UART", "I2C", "SoftI2C", "SPI", "SoftSPI", "ADC", "ADCBlock", "PWM",
+              "TouchPad", "DAC", "I2S", "SDCard"):
+    globals()[_name] = _not_modelled(_name)
+del _name
