@@ -12,6 +12,7 @@ _INDENT_ENABLED, _INDENT_JUST_ADDED = 1, 2
 _COMPOUND = ("if", "while", "for", "try", "with", "def", "class", "async")
 _WORD_SLOT, _MAX_LINE = 16, 64  # print_completions layout
 _IMPORT = "import "
+_QUOTES = {"'": (1, 3), '"': (2, 4)}  # a quote character: its single and triple states
 
 
 def _isident(c):
@@ -32,18 +33,13 @@ def continue_with_input(text):
     i, n = 0, len(text)
     while i < n:
         c = text[i]
-        if c == "'":
-            if quote in (0, 3) and text[i + 1:i + 3] == "''":
+        if c in _QUOTES:
+            single, triple = _QUOTES[c]
+            if quote in (0, triple) and text[i + 1:i + 3] == c + c:
                 i += 2
-                quote = 3 - quote
-            elif quote in (0, 1):
-                quote = 1 - quote
-        elif c == '"':
-            if quote in (0, 4) and text[i + 1:i + 3] == '""':
-                i += 2
-                quote = 4 - quote
-            elif quote in (0, 2):
-                quote = 2 - quote
+                quote = triple - quote  # a triple quote opens or closes
+            elif quote in (0, single):
+                quote = single - quote
         elif c == "\\" and i + 1 < n and text[i + 1] in "'\"\\":
             if quote:
                 i += 1
