@@ -33,7 +33,7 @@ from harness.emulator.rom import (
     slip_encode,
 )
 from harness.emulator.rom_board import Rfc2217BoardServer, RomBoard
-from harness.hardware.image import parse_image
+from harness.esp32.image import parse_image
 from harness.hardware.reset import enter_bootloader, hard_reset
 
 

@@ -76,7 +76,7 @@ from harness.emulator.umqtt_source import (
     umqtt_robust_dir,
 )
 from harness.errors import ConfigError, EmulatorError, HarnessError
-from harness.hardware.image import ESP32_BOOTLOADER_OFFSET
+from harness.esp32.image import ESP32_BOOTLOADER_OFFSET
 
 # The program's heap is the real board's (the profile's, in 32-bit KiB), scaled to the 64-bit
 # interpreter, with the runtime's own memory kept out of it (harness/emulator/heap.py).

@@ -19,7 +19,7 @@ import struct
 from pathlib import Path
 
 from harness.errors import FlashError
-from harness.hardware.image import (
+from harness.esp32.image import (
     APP_DESC,
     APP_DESC_MAGIC,
     CHECKSUM_SEED,

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from harness.emulator.firmware_image import app_in_flash
-from harness.hardware.image import IMAGE_MAGIC
+from harness.esp32.image import IMAGE_MAGIC
 
 # Request opcodes (esptool's ESP_CMDS).
 FLASH_BEGIN = 0x02

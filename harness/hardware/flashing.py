@@ -5,7 +5,7 @@ progress we show, its exit status is the verdict, and a hung transfer can be kil
 without leaving anything behind. The steps:
 
 1. check the file is an ESP firmware image and pick its offset (merged binary at 0x1000,
-   bare app at 0x10000) -- :mod:`harness.hardware.image`;
+   bare app at 0x10000) -- :mod:`harness.esp32.image`;
 2. ``esptool --chip <image's chip> write-flash --skip-flashed``: esptool resets the board
    into its ROM bootloader, refuses a board of another chip, compares the flash MD5 and
    skips the write when the image is already there, else writes and verifies the MD5;
@@ -34,7 +34,7 @@ import serial
 from harness import lifetime
 from harness.deadline import Deadline
 from harness.errors import BootloaderStuck, DeadlineExceeded, DeviceLost, FlashError
-from harness.hardware.image import FirmwareFile, load_firmware
+from harness.esp32.image import FirmwareFile, load_firmware
 from harness.hardware.reset import hard_reset
 from harness.hardware.serial_port import open_serial
 

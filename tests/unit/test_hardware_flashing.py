@@ -28,13 +28,13 @@ from harness.errors import (
     FlashError,
     PortNotFound,
 )
+from harness.esp32.image import load_firmware
 from harness.hardware.flashing import (
     _check_booted_release,
     flash_firmware,
     run_esptool,
     wait_for_micropython,
 )
-from harness.hardware.image import load_firmware
 from harness.hardware.serial_port import open_serial
 
 pytestmark = [

@@ -12,7 +12,7 @@ from harness.emulator.firmware_image import (
     build_merged_firmware,
 )
 from harness.errors import FlashError
-from harness.hardware.image import load_firmware, parse_image
+from harness.esp32.image import load_firmware, parse_image
 
 pytestmark = pytest.mark.unit
 
