@@ -24,16 +24,10 @@ import serial
 
 from harness.deadline import Deadline
 from harness.emulator.firmware_image import build_app_image, build_merged_firmware
-from harness.emulator.rom import (
-    FLASH_BEGIN,
-    FLASH_DATA,
-    FlashStore,
-    RomBootloader,
-    rom_checksum,
-    slip_encode,
-)
+from harness.emulator.rom import FlashStore, RomBootloader
 from harness.emulator.rom_board import Rfc2217BoardServer, RomBoard
 from harness.esp32.image import parse_image
+from harness.esp32.protocol import FLASH_BEGIN, FLASH_DATA, rom_checksum, slip_encode
 from harness.hardware.reset import enter_bootloader, hard_reset
 
 

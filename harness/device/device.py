@@ -39,6 +39,7 @@ from harness.errors import (
     PortBusy,
     PortNotFound,
 )
+from harness.esp32.rom import DOWNLOAD_BOOT, DOWNLOAD_WAIT
 from harness.hardware.serial_port import answers_rom_sync
 from harness.settings import SETTINGS_PATH, settings_text
 
@@ -63,7 +64,7 @@ _ANSWER_WINDOW_S = 2.0
 _QUIET_S = 1.0  # "silent": no byte from the port for this long
 _MICROPYTHON_SIGNS = (REPL_PROMPT.encode(), b"raw REPL", b"MicroPython",
                       b"Traceback (most recent call last)", b"KeyboardInterrupt")
-_BOOTLOADER_SIGNS = (b"waiting for download", b"DOWNLOAD_BOOT")
+_BOOTLOADER_SIGNS = (DOWNLOAD_WAIT, DOWNLOAD_BOOT)
 _SKIP_NAMES = {"__pycache__", ".git", ".DS_Store"}
 
 # Runs on the board in one raw-REPL exec: the sha256 of each file, or None if absent.
@@ -291,7 +292,7 @@ class Device:
         if verdict == _FLOOD:
             return self._diagnose_flood(answer)
         evidence = None
-        if b"waiting for download" in raw or b"DOWNLOAD_BOOT" in raw:
+        if any(sign in raw for sign in _BOOTLOADER_SIGNS):
             evidence = "its ROM printed 'waiting for download'"
         elif answers_rom_sync(line):
             evidence = "it answers esptool's SYNC"

@@ -41,10 +41,7 @@ from harness.emulator.boot import (
     CRASH_LIMIT,
     CTRL_C,
     DEFAULT_MAC,
-    DOWNLOAD_BANNER,
     ROM_BOOT,
-    ROM_LINE,
-    SPI_BOOT,
     BootProcess,
     write_boot_config,
 )
@@ -77,6 +74,7 @@ from harness.emulator.umqtt_source import (
 )
 from harness.errors import ConfigError, EmulatorError, HarnessError
 from harness.esp32.image import ESP32_BOOTLOADER_OFFSET
+from harness.esp32.rom import BOOTLOADER_LOAD_LINES, DOWNLOAD_BANNER, ROM_BOOT_LINE
 
 # The program's heap is the real board's (the profile's, in 32-bit KiB), scaled to the 64-bit
 # interpreter, with the runtime's own memory kept out of it (harness/emulator/heap.py).
@@ -515,17 +513,17 @@ class EmulatedBoard:
             # Nothing bootable in the flash: the ROM says so and its watchdog resets the
             # chip, again and again; esptool can still reach the ROM to flash it.
             lines, retry_line = failure
-            self._emit(ROM_LINE + (reset_line or ROM_BOOT[cause]) + lines)
+            self._emit(ROM_BOOT_LINE + (reset_line or ROM_BOOT[cause]) + lines)
             self.firmware_missing = True
             self._boot_retry_at = (time.monotonic() + BOOT_RETRY_S, retry_line)
             self._booted.set()
             return
         self.firmware_missing = False
         if reset_line is not None:
-            self._emit(ROM_LINE + reset_line + SPI_BOOT)
+            self._emit(ROM_BOOT_LINE + reset_line + BOOTLOADER_LOAD_LINES)
             self._spawn("friendly", PWRON_RESET)
             return
-        self._emit(ROM_LINE + ROM_BOOT[cause] + SPI_BOOT)
+        self._emit(ROM_BOOT_LINE + ROM_BOOT[cause] + BOOTLOADER_LOAD_LINES)
         self._spawn("friendly", cause)
 
     def _reboot(self, cause: int) -> None:

@@ -11,26 +11,21 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from harness import lifetime
-from harness.emulator import rom
 from harness.emulator.mpy._board_wire import DEEPSLEEP_RESET, HARD_RESET, PWRON_RESET, WDT_RESET
 from harness.emulator.profiles import Profile
 from harness.emulator.scenario import LINK_CONTROL_FILE, WifiScenario
+from harness.esp32 import rom
 
 DEFAULT_MAC = rom.DEFAULT_MAC.hex()  # as text, the form the boot config carries
 
-ROM_LINE = b"ets Jun  8 2016 00:22:57\r\n\r\n"
-SPI_BOOT = (b"configsip: 0, SPIWP:0xee\r\nclk_drv:0x00,q_drv:0x00,d_drv:0x00,cs0_drv:0x00,"
-            b"hd_drv:0x00,wp_drv:0x00\r\nmode:DIO, clock div:2\r\nload:0x3fff0030,len:4728\r\n"
-            b"load:0x40078000,len:14888\r\nload:0x40080400,len:3368\r\nentry 0x400805cc\r\n")
+# The ROM's reset line per reset cause (machine.reset_cause()).
 ROM_BOOT = {
-    PWRON_RESET: b"rst:0x1 (POWERON_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)\r\n",
-    HARD_RESET: b"rst:0xc (SW_CPU_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)\r\n",
+    PWRON_RESET: rom.RESET_LINE_POWERON,
+    HARD_RESET: rom.RESET_LINE_SW_CPU,
     # the task watchdog panics; the panic handler restarts the CPU
-    WDT_RESET: b"rst:0xc (SW_CPU_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)\r\n",
-    DEEPSLEEP_RESET: b"rst:0x5 (DEEPSLEEP_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)\r\n",
+    WDT_RESET: rom.RESET_LINE_SW_CPU,
+    DEEPSLEEP_RESET: rom.RESET_LINE_DEEPSLEEP,
 }
-DOWNLOAD_BANNER = (ROM_LINE + b"rst:0x1 (POWERON_RESET),boot:0x3 "
-                   b"(DOWNLOAD_BOOT(UART0/UART1/SDIO_REI_REO_V2))\r\nwaiting for download\r\n")
 CRASH_LIMIT = 3
 CTRL_C = 0x03
 

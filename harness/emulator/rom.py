@@ -13,9 +13,10 @@ it for unmodified esptool, with and without its flasher stub:
   flasher stub: it greets with ``OHAI`` and from then on serves the stub's protocol
   (two status bytes, raw MD5, ERASE_FLASH, ERASE_REGION, the windowed READ_FLASH).
 
-The packet layouts and the ESP32 register/eFuse addresses were read from esptool's loader,
-its ESP32 target and its serial-protocol documentation; the register *values* describe one
-made-up ESP32-D0WD-V3 rev 3.0 with a 40 MHz crystal and 4 MB of Winbond flash.
+The protocol's words (opcodes, status codes, SLIP) are in :mod:`harness.esp32.protocol`,
+the chip's addresses and boot lines in :mod:`harness.esp32.rom`; this module is the
+behaviour. The register *values* describe one made-up ESP32-D0WD-V3 rev 3.0 with a 40 MHz
+crystal and 4 MB of Winbond flash.
 """
 
 from __future__ import annotations
@@ -28,98 +29,67 @@ from pathlib import Path
 from typing import ClassVar
 
 from harness.emulator.firmware_image import app_in_flash
-from harness.esp32.image import IMAGE_MAGIC
-
-# Request opcodes (esptool's ESP_CMDS).
-FLASH_BEGIN = 0x02
-FLASH_DATA = 0x03
-FLASH_END = 0x04
-MEM_BEGIN = 0x05
-MEM_END = 0x06
-MEM_DATA = 0x07
-SYNC = 0x08
-WRITE_REG = 0x09
-READ_REG = 0x0A
-SPI_SET_PARAMS = 0x0B
-SPI_ATTACH = 0x0D
-READ_FLASH_SLOW = 0x0E
-CHANGE_BAUDRATE = 0x0F
-FLASH_DEFL_BEGIN = 0x10
-FLASH_DEFL_DATA = 0x11
-FLASH_DEFL_END = 0x12
-SPI_FLASH_MD5 = 0x13
-# The flasher stub's own commands.
-ERASE_FLASH = 0xD0
-ERASE_REGION = 0xD1
-READ_FLASH = 0xD2
-RUN_USER_CODE = 0xD3
-
-# ROM error codes carried in the second status byte.
-ERR_INVALID_MESSAGE = 0x05
-ERR_FAILED_TO_ACT = 0x06
-ERR_BAD_CHECKSUM = 0x07
-ERR_FLASH_WRITE = 0x08
-ERR_DEFLATE = 0x0B
-# The stub's error codes (0xC*, 0xFF unimplemented).
-STUB_BAD_DATA_LEN = 0xC0
-STUB_BAD_DATA_CHECKSUM = 0xC1
-STUB_BAD_BLOCKSIZE = 0xC2
-STUB_INVALID_COMMAND = 0xC3
-STUB_FAILED_SPI_OP = 0xC4
-STUB_NOT_IN_FLASH_MODE = 0xC6
-STUB_INFLATE_ERROR = 0xC7
-STUB_NOT_IMPLEMENTED = 0xFF
-STUB_GREETING = b"OHAI"
-
-SYNC_PAYLOAD = b"\x07\x07\x12\x20" + b"\x55" * 32
-SYNC_REPLY_VALUE = 0x20120707  # any non-zero value tells esptool "ROM, not stub"
-SYNC_REPLIES = 8  # the ROM answers one SYNC eight times; esptool reads all of them
-CHECKSUM_SEED = 0xEF
-READ_SLOW_BLOCK = 64
-
-SLIP_END = 0xC0
-SLIP_ESC = 0xDB
-SLIP_ESC_END = 0xDC
-SLIP_ESC_ESC = 0xDD
-
-DEFAULT_MAC = bytes.fromhex("246f28a1b2c3")
-DEFAULT_FLASH_SIZE = 4 * 1024 * 1024
-SECTOR_SIZE = 0x1000
-
-# What the ROM prints on UART0 when it comes out of reset (ESP32 ROM of 2016-06-08).
-ROM_BOOT_LINE = b"ets Jun  8 2016 00:22:57\r\n\r\n"
-DOWNLOAD_BANNER = (
-    ROM_BOOT_LINE
-    + b"rst:0x1 (POWERON_RESET),boot:0x3 (DOWNLOAD_BOOT(UART0/UART1/SDIO_REI_REO_V2))\r\n"
-    + b"waiting for download\r\n"
+from harness.esp32 import rom
+from harness.esp32.image import ESP32_BOOTLOADER_OFFSET, IMAGE_MAGIC
+from harness.esp32.protocol import (
+    CHANGE_BAUDRATE,
+    ERASE_FLASH,
+    ERASE_REGION,
+    ERR_BAD_CHECKSUM,
+    ERR_DEFLATE,
+    ERR_FAILED_TO_ACT,
+    ERR_FLASH_WRITE,
+    ERR_INVALID_MESSAGE,
+    FLASH_BEGIN,
+    FLASH_DATA,
+    FLASH_DEFL_BEGIN,
+    FLASH_DEFL_DATA,
+    FLASH_DEFL_END,
+    FLASH_END,
+    MEM_BEGIN,
+    MEM_DATA,
+    MEM_END,
+    READ_FLASH,
+    READ_FLASH_SLOW,
+    READ_REG,
+    READ_SLOW_BLOCK,
+    REQUEST,
+    RESPONSE,
+    RUN_USER_CODE,
+    SPI_ATTACH,
+    SPI_FLASH_MD5,
+    SPI_SET_PARAMS,
+    STUB_BAD_BLOCKSIZE,
+    STUB_BAD_DATA_CHECKSUM,
+    STUB_BAD_DATA_LEN,
+    STUB_FAILED_SPI_OP,
+    STUB_GREETING,
+    STUB_INFLATE_ERROR,
+    STUB_NOT_IMPLEMENTED,
+    STUB_NOT_IN_FLASH_MODE,
+    SYNC,
+    SYNC_PAYLOAD,
+    SYNC_REPLIES,
+    SYNC_REPLY_VALUE,
+    WRITE_REG,
+    SlipDecoder,
+    rom_checksum,
+    slip_encode,
 )
-FLASH_BOOT_BANNER = ROM_BOOT_LINE + b"rst:0x1 (POWERON_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)\r\n"
 
-# A flash that boots nothing: the ROM finds no image header where the second-stage
-# bootloader belongs, prints this line per attempt (eight before its RTC watchdog fires,
-# as boards with an erased flash show) and the watchdog resets the chip, for ever.
-BOOTLOADER_OFFSET = 0x1000
-INVALID_HEADER_LINES = 8
-WATCHDOG_RESET_LINE = b"rst:0x10 (RTCWDT_RTC_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)\r\n"
-# A bootloader without a bootable app: ESP-IDF's bootloader says so and resets the chip.
-NO_APP_LINES = (b"E (466) esp_image: image at 0x10000 has invalid magic byte "
-                b"(nothing flashed here?)\r\n"
-                b"E (466) boot: Factory app partition is not bootable\r\n"
-                b"E (467) boot: No bootable app partitions in the partition table\r\n")
-SOFTWARE_RESET_LINE = b"rst:0x3 (SW_RESET),boot:0x13 (SPI_FAST_FLASH_BOOT)\r\n"
 BOOT_RETRY_S = 1.0  # how long one failed boot attempt takes before the next
 
 
 def flash_boot_failure(flash: bytes) -> tuple[bytes, bytes] | None:
     """Why ``flash`` boots nothing, as the chip prints it (after the ROM's reset line),
     and the reset line of the retry; None when it holds a bootable MicroPython."""
-    header = flash[BOOTLOADER_OFFSET:BOOTLOADER_OFFSET + 4]
+    header = flash[ESP32_BOOTLOADER_OFFSET:ESP32_BOOTLOADER_OFFSET + 4]
     if len(header) < 4 or header[0] != IMAGE_MAGIC:
         word = int.from_bytes(header.ljust(4, b"\xff"), "little")
-        return f"invalid header: 0x{word:08x}\r\n".encode() * INVALID_HEADER_LINES, \
-            WATCHDOG_RESET_LINE
+        return rom.invalid_header_line(word) * rom.INVALID_HEADER_LINES, \
+            rom.RESET_LINE_RTC_WATCHDOG
     if app_in_flash(flash) is None:
-        return NO_APP_LINES, SOFTWARE_RESET_LINE
+        return rom.NO_APP_LINES, rom.RESET_LINE_SW
     return None
 
 
@@ -128,22 +98,6 @@ class RegisterFile:
     """The few ESP32 registers esptool reads in download mode, plus the SPI user-command
     unit it drives to query the flash chip. Unknown addresses read as 0, as on a bus
     with nothing there."""
-
-    CHIP_DETECT_MAGIC_ADDR = 0x40001000
-    ESP32_MAGIC = 0x00F01D83
-    EFUSE_BASE = 0x3FF5A000
-    APB_CTL_DATE = 0x3FF6607C
-    UART_CLKDIV = 0x3FF40014
-    RTC_CALI = 0x3FF5F06C
-    GPIO_STRAP = 0x3FF44038
-    SPI_BASE = 0x3FF42000
-    SPI_CMD = SPI_BASE + 0x00
-    SPI_ADDR = SPI_BASE + 0x04
-    SPI_USR2 = SPI_BASE + 0x24
-    SPI_W0 = SPI_BASE + 0x80
-    SPI_CMD_USR = 1 << 18
-    XTAL_HZ = 40_000_000
-    WINBOND = 0xEF
 
     def __init__(self, *, mac: bytes, flash_size: int) -> None:
         self._values: dict[int, int] = {}
@@ -161,16 +115,16 @@ class RegisterFile:
             5: 1 << 20,
         }
         for word, value in efuse.items():
-            self._values[self.EFUSE_BASE + 4 * word] = value
-        self._values[self.CHIP_DETECT_MAGIC_ADDR] = self.ESP32_MAGIC
-        self._values[self.APB_CTL_DATE] = 1 << 31
-        self._values[self.RTC_CALI] = 800 << 7  # 800 * 15625 * 0x80 / 40 = 40 MHz
-        self._values[self.GPIO_STRAP] = 0x03  # boot:0x3, the download strapping
+            self._values[rom.EFUSE_BASE + 4 * word] = value
+        self._values[rom.CHIP_DETECT_MAGIC_ADDR] = rom.ESP32_MAGIC
+        self._values[rom.APB_CTL_DATE] = 1 << 31
+        self._values[rom.RTC_CALI] = 800 << 7  # 800 * 15625 * 0x80 / 40 = 40 MHz
+        self._values[rom.GPIO_STRAP] = 0x03  # boot:0x3, the download strapping
         self.set_baudrate(115200)
 
     def set_baudrate(self, baud: int) -> None:
         # esptool estimates the crystal from baud * divider; keep it at 40 MHz.
-        self._values[self.UART_CLKDIV] = round(self.XTAL_HZ / baud) & 0xFFFFF
+        self._values[rom.UART_CLKDIV] = round(rom.XTAL_HZ / baud) & 0xFFFFF
 
     def read(self, address: int) -> int:
         return self._values.get(address, 0)
@@ -178,20 +132,20 @@ class RegisterFile:
     def write(self, address: int, value: int, mask: int = 0xFFFFFFFF) -> None:
         old = self._values.get(address, 0)
         self._values[address] = (old & ~mask | value & mask) & 0xFFFFFFFF
-        if address == self.SPI_CMD and value & mask & self.SPI_CMD_USR:
+        if address == rom.SPI_CMD and value & mask & rom.SPI_CMD_USR:
             self._run_spi_user_command()
 
     def _run_spi_user_command(self) -> None:
-        command = self._values.get(self.SPI_USR2, 0) & 0xFF
-        if command == 0x9F:  # RDID: manufacturer, memory type, capacity (log2 bytes)
+        command = self._values.get(rom.SPI_USR2, 0) & 0xFF
+        if command == rom.FLASH_RDID:
             capacity = self.flash_size.bit_length() - 1
-            result = self.WINBOND | (0x40 << 8) | (capacity << 16)
-        elif command == 0x5A:  # RDSFDP: the "SFDP" signature at address 0
-            result = 0x50444653 if self._values.get(self.SPI_ADDR, 0) == 0 else 0xFFFFFFFF
+            result = rom.WINBOND | (0x40 << 8) | (capacity << 16)
+        elif command == rom.FLASH_RDSFDP:
+            result = rom.SFDP_SIGNATURE if self._values.get(rom.SPI_ADDR, 0) == 0 else 0xFFFFFFFF
         else:  # status registers and the rest: idle, nothing protected
             result = 0
-        self._values[self.SPI_W0] = result
-        self._values[self.SPI_CMD] = 0  # the command completes at once
+        self._values[rom.SPI_W0] = result
+        self._values[rom.SPI_CMD] = 0  # the command completes at once
 
 
 def _mac_crc8(mac: bytes) -> int:
@@ -211,9 +165,9 @@ class FlashStore:
     so writing without erasing first corrupts data exactly as on a real chip.
     """
 
-    def __init__(self, path: Path, size: int = DEFAULT_FLASH_SIZE) -> None:
-        if size <= 0 or size % SECTOR_SIZE:
-            raise ValueError(f"flash size must be a positive multiple of {SECTOR_SIZE:#x}")
+    def __init__(self, path: Path, size: int = rom.DEFAULT_FLASH_SIZE) -> None:
+        if size <= 0 or size % rom.SECTOR_SIZE:
+            raise ValueError(f"flash size must be a positive multiple of {rom.SECTOR_SIZE:#x}")
         self.path = Path(path)
         self.size = size
         if not self.path.exists() or self.path.stat().st_size != size:
@@ -247,8 +201,8 @@ class FlashStore:
 
     def erase(self, offset: int, length: int) -> None:
         """Erase every sector touched by ``offset``..``offset+length`` to 0xFF."""
-        start = offset - offset % SECTOR_SIZE
-        end = -(-(offset + length) // SECTOR_SIZE) * SECTOR_SIZE
+        start = offset - offset % rom.SECTOR_SIZE
+        end = -(-(offset + length) // rom.SECTOR_SIZE) * rom.SECTOR_SIZE
         self._check_range(start, end - start)
         with self.path.open("r+b") as f:
             f.seek(start)
@@ -257,53 +211,6 @@ class FlashStore:
 
     def md5(self, offset: int, length: int) -> str:
         return hashlib.md5(self.read(offset, length)).hexdigest()
-
-
-class _SlipDecoder:
-    """Splits a byte stream into SLIP frames; bytes between frames are line noise."""
-
-    def __init__(self) -> None:
-        self._frame = bytearray()
-        self._in_frame = False
-        self._escaped = False
-
-    def feed(self, data: bytes) -> list[bytes]:
-        frames: list[bytes] = []
-        for byte in data:
-            if byte == SLIP_END:
-                if self._in_frame and self._frame:
-                    frames.append(bytes(self._frame))
-                self._frame.clear()
-                self._in_frame = True
-                self._escaped = False
-            elif not self._in_frame:
-                continue
-            elif self._escaped:
-                self._escaped = False
-                if byte == SLIP_ESC_END:
-                    self._frame.append(SLIP_END)
-                elif byte == SLIP_ESC_ESC:
-                    self._frame.append(SLIP_ESC)
-                else:  # protocol violation: drop the frame, as the ROM does
-                    self._frame.clear()
-                    self._in_frame = False
-            elif byte == SLIP_ESC:
-                self._escaped = True
-            else:
-                self._frame.append(byte)
-        return frames
-
-
-def slip_encode(packet: bytes) -> bytes:
-    body = packet.replace(b"\xdb", b"\xdb\xdd").replace(b"\xc0", b"\xdb\xdc")
-    return b"\xc0" + body + b"\xc0"
-
-
-def rom_checksum(data: bytes) -> int:
-    state = CHECKSUM_SEED
-    for byte in data:
-        state ^= byte
-    return state
 
 
 class _Download:
@@ -340,7 +247,7 @@ class RomBootloader:
         send: Callable[[bytes], None],
         flash: FlashStore,
         *,
-        mac: bytes = DEFAULT_MAC,
+        mac: bytes = rom.DEFAULT_MAC,
         on_run_user_code: Callable[[], None] | None = None,
         on_baudrate: Callable[[int], None] | None = None,
     ) -> None:
@@ -352,7 +259,7 @@ class RomBootloader:
         self.registers = RegisterFile(mac=mac, flash_size=flash.size)
         self._on_run_user_code = on_run_user_code
         self._on_baudrate = on_baudrate
-        self._slip = _SlipDecoder()
+        self._slip = SlipDecoder()
         self._download: _Download | None = None
         self._reading: _FlashRead | None = None
         self._ram: dict[int, bytes] = {}  # MEM_DATA blocks by address (never executed)
@@ -374,11 +281,11 @@ class RomBootloader:
         # the stub's with two.
         status = bytes([1 if error else 0, error]) + (b"" if self.stub else b"\0\0")
         body = payload + status
-        header = struct.pack("<BBHI", 0x01, op, len(body), value)
+        header = struct.pack("<BBHI", RESPONSE, op, len(body), value)
         self._send(slip_encode(header + body))
 
     def _handle(self, frame: bytes) -> None:
-        if len(frame) < 8 or frame[0] != 0x00:
+        if len(frame) < 8 or frame[0] != REQUEST:
             return  # not a request; the ROM stays silent
         _, op, size, checksum = struct.unpack("<BBHI", frame[:8])
         data = frame[8:]
@@ -562,7 +469,7 @@ class RomBootloader:
             self._invalid(op)
             return
         offset, size = struct.unpack("<II", data)
-        if offset % SECTOR_SIZE or size % SECTOR_SIZE or offset + size > self.flash.size:
+        if offset % rom.SECTOR_SIZE or size % rom.SECTOR_SIZE or offset + size > self.flash.size:
             self._reply(op, error=STUB_BAD_DATA_LEN)
             return
         self.flash.erase(offset, size)

@@ -23,13 +23,8 @@ from pathlib import Path
 from serial import rfc2217
 
 from harness.emulator.firmware_image import FLASH_FILE_NAME, app_in_flash
-from harness.emulator.rom import (
-    DOWNLOAD_BANNER,
-    FLASH_BOOT_BANNER,
-    FlashStore,
-    RomBootloader,
-    flash_boot_failure,
-)
+from harness.emulator.rom import FlashStore, RomBootloader, flash_boot_failure
+from harness.esp32.rom import DOWNLOAD_BANNER, FLASH_BOOT_BANNER
 
 # The chip starts, and samples IO0, this long after EN is released. A devkit's RC gives
 # ~1-10 ms, but pyserial's RFC2217 client waits for the server's ack of each SET_CONTROL

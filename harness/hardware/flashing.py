@@ -35,6 +35,7 @@ from harness import lifetime
 from harness.deadline import Deadline
 from harness.errors import BootloaderStuck, DeadlineExceeded, DeviceLost, FlashError
 from harness.esp32.image import FirmwareFile, load_firmware
+from harness.esp32.rom import DOWNLOAD_WAIT
 from harness.hardware.reset import hard_reset
 from harness.hardware.serial_port import open_serial
 
@@ -45,7 +46,6 @@ _SKIPPED = "already in flash, skipping write"
 _STUB_REFUSED = ("Failed to enter RAM download mode", "Failed to start stub",
                  "stub flasher")
 _BANNER = re.compile(rb"MicroPython (v\S+?)[ ;,][^\r\n]*")
-_DOWNLOAD_MODE = b"waiting for download"
 _RELEASE = re.compile(r"v\d+\.\d+")
 
 
@@ -247,7 +247,7 @@ def wait_for_micropython(port: str, *, timeout: float = 20.0,
             banner = _BANNER.search(seen)
             if banner:
                 return banner.group(0).decode("utf-8", "replace").strip()
-            if _DOWNLOAD_MODE in seen:
+            if DOWNLOAD_WAIT in seen:
                 raise BootloaderStuck(
                     f"the board on {port} restarted into the ROM bootloader, not the firmware",
                     hint="release the BOOT/IO0 button, or check the DTR/RTS auto-reset wiring",

@@ -16,6 +16,7 @@ import serial
 
 from harness.deadline import Deadline
 from harness.errors import DeviceError, PortBusy, PortNotFound
+from harness.esp32.rom import DOWNLOAD_WAIT
 from harness.hardware.discovery import port_holder
 
 DEFAULT_BAUD = 115200
@@ -74,7 +75,7 @@ class ProbeResult:
     def describe(self) -> str:
         if self.answers:
             return f"MicroPython {self.version}" if self.version else "MicroPython REPL"
-        if b"waiting for download" in self.seen:
+        if DOWNLOAD_WAIT in self.seen:
             return "ROM download mode"
         return "no REPL answer"
 

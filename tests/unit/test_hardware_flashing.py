@@ -19,7 +19,7 @@ from harness.emulator.firmware_image import (
     build_merged_firmware,
     profile_from_flash,
 )
-from harness.emulator.rom import FLASH_BEGIN, FLASH_DEFL_BEGIN, SPI_FLASH_MD5, FlashStore
+from harness.emulator.rom import FlashStore
 from harness.emulator.rom_board import Rfc2217BoardServer, RomBoard
 from harness.errors import (
     BootloaderStuck,
@@ -29,6 +29,7 @@ from harness.errors import (
     PortNotFound,
 )
 from harness.esp32.image import load_firmware
+from harness.esp32.protocol import FLASH_BEGIN, FLASH_DEFL_BEGIN, SPI_FLASH_MD5
 from harness.hardware.flashing import (
     _check_booted_release,
     flash_firmware,

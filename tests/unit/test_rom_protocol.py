@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.emulator.rom import (
+from harness.emulator.rom import FlashStore, RegisterFile, RomBootloader
+from harness.esp32 import rom
+from harness.esp32.protocol import (
     ERASE_FLASH,
     ERASE_REGION,
     ERR_BAD_CHECKSUM,
@@ -28,10 +30,7 @@ from harness.emulator.rom import (
     SYNC,
     SYNC_PAYLOAD,
     WRITE_REG,
-    FlashStore,
-    RegisterFile,
-    RomBootloader,
-    _SlipDecoder,
+    SlipDecoder,
     rom_checksum,
     slip_encode,
 )
@@ -46,7 +45,7 @@ class Host:
         self.flash = FlashStore(tmp_path / "flash.bin", size=0x40000)
         self.sent: list[bytes] = []
         self.rom = RomBootloader(self.sent.append, self.flash, **kwargs)  # type: ignore[arg-type]
-        self._decoder = _SlipDecoder()
+        self._decoder = SlipDecoder()
 
     def request(
         self, op: int, data: bytes = b"", checksum: int = 0
@@ -84,10 +83,10 @@ def test_read_reg_reports_the_esp32_magic_and_the_mac_in_efuse(tmp_path: Path) -
 
 def test_spi_user_command_returns_the_jedec_id_of_the_flash_size(tmp_path: Path) -> None:
     regs = RegisterFile(mac=bytes(6), flash_size=4 * 1024 * 1024)
-    regs.write(RegisterFile.SPI_USR2, (7 << 28) | 0x9F)
-    regs.write(RegisterFile.SPI_CMD, RegisterFile.SPI_CMD_USR)
-    assert regs.read(RegisterFile.SPI_CMD) == 0  # done at once
-    assert regs.read(RegisterFile.SPI_W0) >> 16 == 0x16  # 2**22 bytes = 4 MB
+    regs.write(rom.SPI_USR2, (7 << 28) | 0x9F)
+    regs.write(rom.SPI_CMD, rom.SPI_CMD_USR)
+    assert regs.read(rom.SPI_CMD) == 0  # done at once
+    assert regs.read(rom.SPI_W0) >> 16 == 0x16  # 2**22 bytes = 4 MB
 
 
 def test_write_reg_applies_the_mask(tmp_path: Path) -> None:
@@ -137,7 +136,7 @@ def _run_stub(host: Host) -> None:
     host.sent.clear()
     host.rom.feed(slip_encode(struct.pack("<BBHI", 0, MEM_END, 8, 0)
                               + struct.pack("<II", 0, 0x4008_0400)))
-    frames = _SlipDecoder().feed(b"".join(host.sent))
+    frames = SlipDecoder().feed(b"".join(host.sent))
     assert frames[0][:2] == bytes([1, MEM_END]) and frames[1] == b"OHAI"
     assert host.rom.stub
 
@@ -176,7 +175,7 @@ def test_stub_read_flash_waits_for_acks_and_ends_with_the_md5(tmp_path: Path) ->
     host.sent.clear()
     host.rom.feed(slip_encode(struct.pack("<BBHI", 0, READ_FLASH, 16, 0)
                               + struct.pack("<IIII", 0x4000, len(data), 0x1000, 2)))
-    decoder = _SlipDecoder()
+    decoder = SlipDecoder()
     frames = decoder.feed(b"".join(host.sent))
     assert frames[0][:2] == bytes([1, READ_FLASH])
     assert [len(f) for f in frames[1:]] == [0x1000, 0x1000]  # two in flight, then wait
@@ -212,7 +211,7 @@ def test_flash_end_without_stay_flag_runs_user_code(tmp_path: Path) -> None:
 
 
 def test_noise_outside_frames_is_ignored_and_escapes_are_decoded() -> None:
-    decoder = _SlipDecoder()
+    decoder = SlipDecoder()
     stream = b"boot noise\r\n" + slip_encode(b"\xc0\xdb\x01")
     assert decoder.feed(stream[:7]) == []
     assert decoder.feed(stream[7:]) == [b"\xc0\xdb\x01"]
