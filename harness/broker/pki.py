@@ -80,6 +80,7 @@ def _write(path: Path, data: bytes) -> Path:
     return path
 
 
+@dataclass(frozen=True)
 class TestPki:
     """A CA, a trusted server certificate and three certificates a client must refuse.
 
@@ -95,27 +96,15 @@ class TestPki:
 
     __test__ = False  # not a pytest test class, despite the name
 
-    def __init__(
-        self,
-        directory: Path,
-        names: tuple[str, ...],
-        ca_pem: Path,
-        ca_der: Path,
-        untrusted_ca_pem: Path,
-        server: CertPair,
-        wrong_host: CertPair,
-        expired: CertPair,
-        untrusted: CertPair,
-    ) -> None:
-        self.directory = directory
-        self.names = names
-        self.ca_pem = ca_pem
-        self.ca_der = ca_der
-        self.untrusted_ca_pem = untrusted_ca_pem
-        self.server = server
-        self.wrong_host = wrong_host
-        self.expired = expired
-        self.untrusted = untrusted
+    directory: Path
+    names: tuple[str, ...]
+    ca_pem: Path
+    ca_der: Path
+    untrusted_ca_pem: Path
+    server: CertPair
+    wrong_host: CertPair
+    expired: CertPair
+    untrusted: CertPair
 
     @classmethod
     def create(
