@@ -22,12 +22,17 @@ DEFAULT_LAST = 30
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--history", required=True, type=Path, metavar="DIR",
-                        help="the results history directory (the one given to --hil-history)")
+    add_report_options(
+        parser, history="the results history directory (the one given to --hil-history)",
+        summary="also write a short Markdown summary (CI job summary, chat)")
+
+
+def add_report_options(parser: argparse.ArgumentParser, *, history: str, summary: str) -> None:
+    """The options of :func:`build_report`, for ``report`` and ``nightly`` alike."""
+    parser.add_argument("--history", required=True, type=Path, metavar="DIR", help=history)
     parser.add_argument("--out", required=True, type=Path, metavar="FILE.html",
                         help="where to write the self-contained HTML report")
-    parser.add_argument("--summary", type=Path, metavar="FILE.md",
-                        help="also write a short Markdown summary (CI job summary, chat)")
+    parser.add_argument("--summary", type=Path, metavar="FILE.md", help=summary)
     parser.add_argument("--last", type=int, default=DEFAULT_LAST, metavar="N",
                         help=f"rounds to show in the matrix, flakes and trends "
                         f"(default {DEFAULT_LAST})")

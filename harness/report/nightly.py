@@ -25,7 +25,7 @@ from harness.broker.mosquitto_broker import mosquitto_installed
 from harness.deadline import Deadline
 from harness.emulator.profiles import list_profiles
 from harness.errors import ConfigError
-from harness.report.cli import DEFAULT_LAST, build_report
+from harness.report.cli import add_report_options, build_report
 from harness.report.history import ensure_writable
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -106,12 +106,8 @@ def plan_cells(devices: Sequence[str], profiles: Sequence[str],
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--history", required=True, type=Path, metavar="DIR",
-                        help="results history directory (created if missing)")
-    parser.add_argument("--out", required=True, type=Path, metavar="FILE.html",
-                        help="where to write the report")
-    parser.add_argument("--summary", type=Path, metavar="FILE.md",
-                        help="Markdown summary (default: summary.md next to --out)")
+    add_report_options(parser, history="results history directory (created if missing)",
+                       summary="Markdown summary (default: summary.md next to --out)")
     parser.add_argument("--results", type=Path, metavar="DIR",
                         help="per-cell artifacts and JUnit XML (default: results/ next to --out)")
     parser.add_argument("--suite", type=Path, metavar="DIR",
@@ -129,15 +125,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         f"(default {DEFAULT_CELL_TIMEOUT_S:g})")
     parser.add_argument("--pytest-arg", action="append", default=[], metavar="ARG",
                         help="extra argument for every pytest run (repeatable)")
-    parser.add_argument("--last", type=int, default=DEFAULT_LAST, metavar="N",
-                        help="rounds shown in the report")
-    parser.add_argument("--fail-on-regression", action="store_true",
-                        help="exit 1 when a test that passed last round fails now")
     parser.add_argument("--keep", type=int, metavar="N",
                         help="keep the run folders of the newest N rounds and the history of "
                         "10 x N; older ones are pruned (pytest --hil-keep)")
-    parser.add_argument("--base-url", default="", metavar="URL",
-                        help="where the report's folder is published; the summary links there")
     parser.add_argument("--soak-minutes", type=float, default=0.0, metavar="M",
                         help="also run the soak (pytest -m soak) for M minutes on the emulated "
                         "board, recording its heap trend and harness cost per message")
