@@ -361,29 +361,23 @@ class History:
     def _write(self) -> Iterator[sqlite3.Connection]:
         try:
             self._conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            raise self._write_error(exc) from exc
         except sqlite3.DatabaseError as exc:
-            raise self._corrupt(exc, "nothing was recorded") from exc
+            raise self._write_failure(exc) from exc
         try:
             yield self._conn
             self._conn.execute("COMMIT")
         except BaseException as exc:
             self._conn.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.OperationalError):
-                raise self._write_error(exc) from exc
             if isinstance(exc, sqlite3.DatabaseError):
-                raise self._corrupt(exc, "nothing was recorded") from exc
+                raise self._write_failure(exc) from exc
             raise
 
     def _create_schema(self) -> None:
         try:
             # WAL lets readers work while one writer appends; it persists in the file.
             self._conn.execute("PRAGMA journal_mode = WAL")
-        except sqlite3.OperationalError as exc:
-            raise self._write_error(exc) from exc
         except sqlite3.DatabaseError as exc:
-            raise self._corrupt(exc, "nothing was recorded") from exc
+            raise self._write_failure(exc) from exc
         with self._write() as conn:
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
@@ -415,6 +409,12 @@ class History:
             f"history database {self.path} is corrupt{detail}; {consequence}",
             hint="move the file aside and start a new history (keep it for sqlite3 .recover)",
         )
+
+    def _write_failure(self, exc: sqlite3.DatabaseError) -> HistoryError:
+        """A failed write: locked, read-only or full (OperationalError), else corrupt."""
+        if isinstance(exc, sqlite3.OperationalError):
+            return self._write_error(exc)
+        return self._corrupt(exc, "nothing was recorded")
 
     def _write_error(self, exc: sqlite3.OperationalError) -> HistoryError:
         text = str(exc)
