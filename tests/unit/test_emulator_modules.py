@@ -7,23 +7,17 @@ from pathlib import Path
 import pytest
 import serial
 
-from harness.deadline import Deadline
 from harness.emulator import PROFILES, EmulatedBoard, firmware_image, list_profiles, rom
 from harness.emulator.fixtures import BoardFactory, board_factory, emulated_board, mpremote
 from harness.errors import ConfigError, UnknownProfile
+from tests.unit.test_emulator_serial import read_until
 
 pytestmark = pytest.mark.unit
 __all__ = ["board_factory", "emulated_board"]
 
 
 def expect(port: serial.Serial, marker: bytes, timeout: float = 15.0) -> bytes:
-    deadline = Deadline(timeout, f"{marker!r} on the serial line")
-    seen = b""
-    while marker not in seen:
-        if deadline.expired:
-            raise deadline.fail(repr(seen[-300:]))
-        seen += port.read(4096)
-    return seen
+    return read_until(lambda: port.read(4096), marker, timeout)
 
 
 def test_machine_module(emulated_board: EmulatedBoard) -> None:

@@ -8,8 +8,8 @@ import pytest
 import serial
 
 from harness import lifetime
-from harness.deadline import Deadline
 from harness.emulator.fixtures import BoardFactory, board_factory, mpremote
+from tests.unit.test_emulator_serial import read_until as serial_read_until
 
 pytestmark = [pytest.mark.unit,
               pytest.mark.filterwarnings("ignore::DeprecationWarning:serial.rfc2217")]
@@ -17,13 +17,8 @@ __all__ = ["board_factory"]
 
 
 def read_until(port: serial.SerialBase, marker: bytes, timeout: float = 15.0) -> bytes:
-    deadline = Deadline(timeout, f"{marker!r} over RFC2217")
-    seen = b""
-    while marker not in seen:
-        if deadline.expired:
-            raise deadline.fail(repr(seen[-300:]))
-        seen += port.read(max(1, port.in_waiting))
-    return seen
+    return serial_read_until(lambda: port.read(max(1, port.in_waiting)), marker, timeout,
+                             "over RFC2217")
 
 
 def test_mpremote_over_rfc2217(board_factory: BoardFactory) -> None:

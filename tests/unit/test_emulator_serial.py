@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -19,6 +19,18 @@ __all__ = ["board_factory", "emulated_board"]  # fixtures used below
 BANNER = b"MicroPython v1.22.2 on 2024-02-22; Generic ESP32 module with ESP32\r\n"
 
 
+def read_until(read: Callable[[], bytes], marker: bytes, timeout: float = 15.0,
+               where: str = "on the serial line", seen: bytes = b"") -> bytes:
+    """``seen`` and what ``read()`` returns after it, once ``marker`` is in it: the one
+    expect loop of the serial tests (a deadline, and the tail of what came on expiry)."""
+    deadline = Deadline(timeout, f"{marker!r} {where}")
+    while marker not in seen:
+        if deadline.expired:
+            raise deadline.fail(repr(seen[-300:]))
+        seen += read()
+    return seen
+
+
 class Port:
     """A pyserial connection with expect-style reads (every wait has a deadline)."""
 
@@ -27,12 +39,8 @@ class Port:
         self.seen = b""
 
     def expect(self, pattern: bytes, timeout: float = 15.0) -> bytes:
-        deadline = Deadline(timeout, f"{pattern!r} on the serial line")
-        while pattern not in self.seen:
-            if deadline.expired:
-                raise deadline.fail(repr(self.seen[-300:]))
-            self.seen += self.serial.read(4096)
-        before, _, self.seen = self.seen.partition(pattern)
+        seen = read_until(lambda: self.serial.read(4096), pattern, timeout, seen=self.seen)
+        before, _, self.seen = seen.partition(pattern)
         return before + pattern
 
     def write(self, data: bytes) -> None:
