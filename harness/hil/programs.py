@@ -20,7 +20,7 @@ import re
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
 from harness.device.device import collect_files
@@ -238,16 +238,17 @@ def open_program(folder: Path) -> ContractProgram | ConstantsProgram:
 
 def detect_style(folder: Path) -> SettingsStyle:
     """A program whose code (not its comments) names ``settings.json`` reads it."""
+    name = PurePosixPath(SETTINGS_PATH).name
     for path in sorted(folder.rglob("*.py")):
         text = path.read_text(encoding="utf-8", errors="replace")
         try:
             tree = ast.parse(text)
         except (SyntaxError, ValueError):
-            if "settings.json" in text:
+            if name in text:
                 return SettingsStyle.CONTRACT
             continue
         if any(isinstance(node, ast.Constant) and isinstance(node.value, str)
-               and "settings.json" in node.value for node in ast.walk(tree)):
+               and name in node.value for node in ast.walk(tree)):
             return SettingsStyle.CONTRACT
     return SettingsStyle.CONSTANTS
 
