@@ -90,6 +90,11 @@ class ProgramBootLooping(ProgramStopped):
         self.loop = loop  # the loop itself in words: how often, how fast, what came before
 
 
+class RunSettled(HarnessError):
+    """A run's wait ended on evidence from outside the serial line (the wire showed that
+    what it waits for cannot come, or no longer matters)."""
+
+
 class FlashError(DeviceError):
     """Firmware flashing failed or the image does not fit the board."""
 

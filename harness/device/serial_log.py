@@ -69,7 +69,7 @@ class SerialLog:
         self._partial = ""
         self._partial_start = 0
         self._partial_stamp: float | None = None
-        self._appends = 0  # bumped on every append: waiters know something arrived
+        self._appends = 0  # bumped on every append (and wake): waiters look again
         self._cond = threading.Condition()
         self._secrets: list[str] = [s for s in secrets if s]
 
@@ -107,6 +107,13 @@ class SerialLog:
                 stamp = now
             # The new unfinished line is stamped once its first character is here.
             self._partial_stamp = stamp if self._partial else None
+            self._appends += 1
+            self._cond.notify_all()
+
+    def wake(self) -> None:
+        """Wake every waiting cursor although nothing arrived: something other than the
+        device (the wire) has settled what they wait for."""
+        with self._cond:
             self._appends += 1
             self._cond.notify_all()
 

@@ -34,11 +34,15 @@ def evidence_from_tap(evidence: Evidence, tap: Tap) -> None:
     evidence.links = [WireLink(c.id, c.opened_at, c.closed_at, c.close_reason)
                       for c in tap.connections()]
     if tap.tls is None:
-        evidence.tls_on_plain = sorted({
-            record.conn for record in tap.records()
-            if record.kind == RecordKind.DECODE_ERROR
+        evidence.tls_on_plain = sorted({record.conn for record in tap.records()
+                                        if is_tls_hello_on_plain(record)})
+
+
+def is_tls_hello_on_plain(record: TapRecord) -> bool:
+    """A plain tap's record of client bytes that are not MQTT but a TLS handshake."""
+    return (record.kind == RecordKind.DECODE_ERROR
             and record.direction == WireDirection.CLIENT_TO_BROKER
-            and str(record.fields.get("sample", "")).startswith(TLS_HANDSHAKE_RECORD)})
+            and str(record.fields.get("sample", "")).startswith(TLS_HANDSHAKE_RECORD))
 
 
 def normalise(record: TapRecord) -> dict[str, Any]:

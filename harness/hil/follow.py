@@ -23,7 +23,7 @@ from harness.console import (
 )
 from harness.device.device import REBOOT_SIGNS, REPL_PROMPT
 from harness.device.serial_log import SerialLog
-from harness.errors import ExpectTimeout, ProgramBootLooping, ProgramStopped
+from harness.errors import ExpectTimeout, ProgramBootLooping, ProgramStopped, RunSettled
 
 # After a traceback starts, the REPL prompt follows within milliseconds on a real board;
 # this bounds the wait for the rest of the traceback when no prompt comes (a program that
@@ -67,6 +67,7 @@ class RunFollower:
         self._booted = False  # the reset that starts the run prints one reboot sign
         self._last_output = ""  # the last line the program printed, before a reboot
         self.before_reboots: list[str] = []  # distinct last lines before the reboots
+        self.settled: str | None = None  # why the wire settled the run, once it has
 
     @property
     def crashed(self) -> bool:
@@ -160,6 +161,13 @@ class RunFollower:
             self.before_reboots.append(last)
         self._last_output = ""
 
+    def settle(self, reason: str) -> None:
+        """End the current and every later wait (:class:`RunSettled`): evidence from the
+        wire settles the run. Safe to call from another thread (the tap's)."""
+        if self.settled is None:
+            self.settled = reason
+            self._log.wake()
+
     def _complete(self) -> None:
         self.completed += 1
         self.cpu_at_completed.append(time.process_time())
@@ -196,6 +204,8 @@ class RunFollower:
                 last_line = time.monotonic()
             if done(self):
                 return
+            if self.settled is not None:
+                raise RunSettled(f"{self.settled}, before {what}")
             now = time.monotonic()
             if progress is not None and now - reported >= PROGRESS_EVERY_S:
                 reported = now

@@ -32,9 +32,10 @@ from harness.errors import (
     HarnessError,
     ProgramBootLooping,
     ProgramStopped,
+    RunSettled,
 )
 from harness.faults import FaultInjector, FaultNotApplicable, FaultSchedule
-from harness.hil.collect import evidence_from_tap
+from harness.hil.collect import evidence_from_tap, is_tls_hello_on_plain
 from harness.hil.follow import RunFollower
 from harness.hil.manifest import MANIFEST_NAME
 from harness.hil.programs import CA_PATH_ON_DEVICE, DeviceProgram
@@ -244,6 +245,7 @@ class Rig:
         notes: list[str] = []
         boot_loop: str | None = None
         run = RunFollower(self.device.log, mark, heap_every=scenario.mem_log_every)
+        settle = self._settle_on_tls_to_plain(scenario, tap, run)
         try:
             if scenario.expect_connect:
                 self._wait_for_echoes(scenario, topic, run)
@@ -253,12 +255,16 @@ class Rig:
             notes.append(f"run ended early: {exc.message}")  # a crash, named as one
             if isinstance(exc, ProgramBootLooping):
                 boot_loop = exc.loop
+        except RunSettled as exc:
+            notes.append(f"run ended early: {exc.message}")
         except ExpectTimeout as exc:
             # Not fatal: the checks say which spec items the device got wrong, unless
             # the port itself is gone.
             self.device.check_alive()
             notes.append(f"run ended early: {exc.message.splitlines()[0]}")
         finally:
+            if settle is not None:
+                tap.remove_listener(settle)
             if schedule is not None:  # every fault ends with the run
                 schedule.close()
                 notes += [f"fault: {error}" for error in schedule.errors]
@@ -327,6 +333,24 @@ class Rig:
         evidence.artifacts = self._save_artifacts(run_dir, begin, tap)
         return RunResult(scenario, evidence, time.monotonic() - started,
                          metrics={**run_metrics(evidence), **run.cost_metrics()})
+
+    def _settle_on_tls_to_plain(self, scenario: Scenario, tap: Any,
+                                run: RunFollower) -> Callable[[TapRecord], None] | None:
+        """A plain run of a program that does not honour tls is run again over TLS once
+        its ClientHello reaches the plain port (:meth:`_run`): that record settles it, so
+        its waits end there instead of at their timeouts. Returns the tap listener."""
+        if scenario.tls or "tls" in self.program.manifest.honours:
+            return None
+
+        def settle(record: TapRecord) -> None:
+            if is_tls_hello_on_plain(record):
+                run.settle(f"the device sent a TLS ClientHello to the plain MQTT port (tap "
+                           f"connection #{record.conn}): the scenario runs again over TLS")
+
+        tap.add_listener(settle)
+        for record in tap.records():  # one that came before the listener
+            settle(record)
+        return settle
 
     def _sends(self, mark: int) -> list[str]:
         return [line.content for line in self.device.log.lines(mark)

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from harness.device.serial_log import SerialLog
-from harness.errors import ExpectTimeout, ProgramStopped
+from harness.errors import ExpectTimeout, ProgramStopped, RunSettled
 from harness.hil.follow import RunFollower
 
 pytestmark = pytest.mark.unit
@@ -264,3 +264,20 @@ def test_a_burst_of_load_in_one_stretch_does_not_read_as_growth() -> None:
     costs = [0.002] * 1000
     costs[850:950] = [0.006] * 100  # the machine was busy for a tenth of the run
     assert _growth(costs) < 1.2
+
+
+def test_evidence_from_the_wire_settles_a_silent_wait_at_once_and_every_later_one() -> None:
+    log = SerialLog()
+    mark = log.mark("hard reset")
+    log.append(CONNECTED)
+    run = RunFollower(log, mark)
+    # From another thread, as the tap's listener does; the device prints nothing more.
+    timer = threading.Timer(0.2, run.settle, args=("the wire says no echo can come",))
+    timer.start()
+    started = time.monotonic()
+    with pytest.raises(RunSettled, match="the wire says no echo can come, before 3 Send"):
+        run.until(lambda r: r.sends >= 3, 30, "3 Send lines")
+    assert time.monotonic() - started < 2  # not the 30 s budget
+    with pytest.raises(RunSettled):
+        run.until(lambda r: r.sends >= 1, 30, "a Send line")
+    timer.join()
