@@ -25,6 +25,7 @@ from types import ModuleType
 
 from harness.broker import AmqttBroker, Observer, Tap
 from harness.checks.resilience import DETECTION_SLACK_S, check_silent_loss_detected
+from harness.env import HarnessEnv
 from harness.hil.programs import ContractProgram
 from harness.hil.rig import Rig
 from harness.hil.scenario import R_BLACK_HOLE
@@ -94,8 +95,8 @@ def bench_tap_overhead(echoes: int, rounds: int) -> None:
 def bench_detection(rounds: int, keepalives: list[int]) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-faults-hil-") as tmp:
         program = ContractProgram(REPO / "device_src")
-        with Rig.open(TargetOptions(workdir=Path(tmp) / "session"), program,
-                      Path(tmp) / "runs") as rig:
+        options = TargetOptions(workdir=Path(tmp) / "session", env=HarnessEnv.from_environ())
+        with Rig.open(options, program, Path(tmp) / "runs") as rig:
             for keepalive in keepalives:
                 times = []
                 bound = 1.5 * keepalive + R_BLACK_HOLE.publish_interval + DETECTION_SLACK_S

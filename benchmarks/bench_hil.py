@@ -27,6 +27,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from harness.env import HarnessEnv  # noqa: E402
 from harness.hil.programs import CA_PATH_ON_DEVICE, ContractProgram  # noqa: E402
 from harness.hil.rig import Rig  # noqa: E402
 from harness.hil.scenario import TLS_SNI  # noqa: E402
@@ -61,7 +62,7 @@ def floor_cycle(target: Target, root: Path, index: int) -> float:
 def bench_cycles(cycles: int) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-hil-") as tmp:
         program = ContractProgram(REPO / "device_src")
-        options = TargetOptions(workdir=Path(tmp) / "session")
+        options = TargetOptions(workdir=Path(tmp) / "session", env=HarnessEnv.from_environ())
         with Rig.open(options, program, Path(tmp) / "runs") as rig:
             target = rig.target
             totals, deploys, overheads, floors = [], [], [], []

@@ -23,6 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from harness.env import HarnessEnv  # noqa: E402
 from harness.hil.programs import ContractProgram  # noqa: E402
 from harness.hil.rig import Rig  # noqa: E402
 from harness.hil.scenario import soak  # noqa: E402
@@ -39,8 +40,8 @@ def main() -> int:
     walls: dict[int, list[float]] = {count: [] for count in args.counts}
     with tempfile.TemporaryDirectory(prefix="bench-soak-") as tmp:
         program = ContractProgram(REPO / "device_src")
-        with Rig.open(TargetOptions(workdir=Path(tmp) / "session"), program,
-                      Path(tmp) / "runs") as rig:
+        options = TargetOptions(workdir=Path(tmp) / "session", env=HarnessEnv.from_environ())
+        with Rig.open(options, program, Path(tmp) / "runs") as rig:
             for round_ in range(args.repeat):
                 for count in args.counts:
                     if round_ and count >= 1000:

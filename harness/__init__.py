@@ -17,7 +17,8 @@ interpreter. ``docs/architecture.md`` is the map; folders mirror it:
 Leaf modules every layer may import: ``errors`` (the one exception tree), ``deadline``,
 ``wire`` (packet types, directions, record kinds), ``console`` (the device's console
 lines), ``run_files`` (a run folder's file names), ``spec_items``, ``settings``,
-``redact``, ``lifetime`` (child processes and temp folders that end with their owner).
+``redact``, ``lifetime`` (child processes and temp folders that end with their owner),
+``env`` (the environment variables, read once at an edge and passed down).
 """
 
 __version__ = "0.1.0"

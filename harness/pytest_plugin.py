@@ -25,12 +25,13 @@ from harness.device.backends import factory_for
 
 # Emulated boards as fixtures for tests of your own (many at once, all stopped at the end).
 from harness.emulator.fixtures import board_factory, emulated_board  # noqa: F401
+from harness.env import HarnessEnv
 from harness.errors import ConfigError, DeviceLost, HarnessError
 from harness.faults import FaultPlan
 from harness.hil.programs import DeviceProgram, open_program, seed_program
 from harness.hil.rig import NotApplicable, Rig, RunResult
 from harness.hil.scenario import Scenario
-from harness.hil.targets import TargetOptions, options_from_env
+from harness.hil.targets import TargetOptions
 from harness.lifetime import SigtermAsInterrupt
 from harness.pytest_guards import check_settings_loaded
 from harness.spec_items import NOT_APPLICABLE, item_of_test
@@ -104,6 +105,10 @@ def option_value(config: pytest.Config, name: str) -> str | None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "hil: a hardware-in-the-loop spec check (an S or R item)")
     config.addinivalue_line("markers", "unit: a fast test of the harness's own parts")
+    try:  # the environment, read once for the session (harness.env lists what is read)
+        config.stash[_ENV_KEY] = HarnessEnv.from_environ()
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
     _validate_device_option(option_value(config, "hil_device") or "emu")
     _validate_firmware_option(config)
     _validate_path_options(config)
@@ -120,6 +125,12 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 _SIGTERM_KEY = pytest.StashKey[SigtermAsInterrupt]()
+_ENV_KEY = pytest.StashKey[HarnessEnv]()
+
+
+def session_env(config: pytest.Config) -> HarnessEnv:
+    """The environment as read when the session was configured."""
+    return config.stash[_ENV_KEY]
 
 
 # Options naming something that must already exist: (option, what it must be).
@@ -187,6 +198,7 @@ def target_options(config: pytest.Config, **overrides: object) -> TargetOptions:
     if ntp_port is not None and not (ntp_port.isdigit() and 0 < int(ntp_port) < 65536):
         raise pytest.UsageError(f"--hil-ntp-port {ntp_port!r} is not a UDP port number; give "
                                 "1..65535 (123 is what a real board's ntptime asks)")
+    env = session_env(config)
     options = TargetOptions(
         device=option_value(config, "hil_device") or "emu",
         profile=option_value(config, "hil_profile") or "v1.22",
@@ -197,12 +209,17 @@ def target_options(config: pytest.Config, **overrides: object) -> TargetOptions:
         micropython_lib=Path(lib) if lib else None,
         firmware=Path(firmware) if firmware else None,
         ntp_port=int(ntp_port) if ntp_port else None,
+        env=env,
+        # Real boards' Wi-Fi only from the environment: never on argv, in shell history
+        # or CI logs.
+        wifi_ssid=env.wifi_ssid,
+        wifi_password=env.wifi_password,
     )
     options.worker = parallel.worker_id(config)
     options.worker_count = parallel.worker_count(config)
     for key, value in overrides.items():
         setattr(options, key, value)
-    return options_from_env(options)
+    return options
 
 
 def _per_worker(config: pytest.Config, name: str) -> str:

@@ -68,6 +68,7 @@ from harness.emulator.rom import BOOT_RETRY_S, FlashStore, RomBootloader, flash_
 from harness.emulator.scenario import LINK_CONTROL_FILE, WifiScenario
 from harness.emulator.serial_line import OutputSink, SerialLine
 from harness.emulator.umqtt_source import (
+    PackageSources,
     umqtt_134_dir,
     umqtt_from_checkout,
     umqtt_robust_dir,
@@ -150,6 +151,7 @@ class EmulatedBoard:
         erase: bool = False,
         state_dir: Path | None = None,
         micropython_lib: Path | None = None,
+        packages: PackageSources | None = None,
         mac: str = DEFAULT_MAC,
         baud: int | None = None,
         boot_button: bool = False,
@@ -172,6 +174,7 @@ class EmulatedBoard:
         self._rfc2217_port = rfc2217_port
         self._erase = erase
         self._micropython_lib = micropython_lib
+        self._packages = packages or PackageSources()  # cache, offline sdists (harness.env)
         self._mac = mac
         self._line: SerialLine | None = None
         self._thread: threading.Thread | None = None
@@ -214,7 +217,7 @@ class EmulatedBoard:
         interpreter.extension_dir()  # InterpreterMissing early, with its one line
         prepare_flash(self.flash_dir, erase=self._erase)
         self._umqtt_dir(self.profile)  # fetch/check umqtt now: its error is the user's line
-        umqtt_robust_dir()
+        umqtt_robust_dir(self._packages)
         try:
             self._tmp = lifetime.temp_dir(SCRATCH_PREFIX)
             self._line = SerialLine()
@@ -348,7 +351,7 @@ class EmulatedBoard:
     # --- setup helpers ----------------------------------------------------------------
     def _umqtt_dir(self, profile: Profile) -> Path:
         if profile.umqtt_from_pypi:
-            return umqtt_134_dir()
+            return umqtt_134_dir(self._packages)
         return umqtt_from_checkout(self._micropython_lib, profile.umqtt_version)
 
     def _frozen_dir(self, profile: Profile) -> Path:
@@ -363,7 +366,7 @@ class EmulatedBoard:
             shutil.copy(self._umqtt_dir(profile) / "umqtt" / "simple.py", package)
             robust = self._umqtt_dir(profile).parent / "umqtt.robust" / "umqtt" / "robust.py"
             if profile.umqtt_from_pypi or not robust.is_file():
-                robust = umqtt_robust_dir() / "umqtt" / "robust.py"
+                robust = umqtt_robust_dir(self._packages) / "umqtt" / "robust.py"
             shutil.copy(robust, package)
             package.parent.replace(folder)
         return folder

@@ -12,6 +12,8 @@ from types import FrameType
 
 from harness.emulator.board import DEFAULT_HEAP_KIB, EmulatedBoard
 from harness.emulator.profiles import DEFAULT_PROFILE, list_profiles
+from harness.emulator.umqtt_source import PackageSources
+from harness.env import MICROPYTHON_LIB, HarnessEnv
 from harness.errors import ConfigError
 
 
@@ -29,7 +31,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="the board's Python heap in ESP32 (32-bit) KiB; the 64-bit "
                         f"interpreter gets it scaled (default: the profile's, {DEFAULT_HEAP_KIB})")
     parser.add_argument("--micropython-lib", type=Path, metavar="DIR",
-                        help="micropython-lib checkout for profiles newer than v1.22")
+                        help="micropython-lib checkout for profiles newer than v1.22 "
+                        f"(default: ${MICROPYTHON_LIB})")
     parser.add_argument("--baud", type=int, metavar="RATE",
                         help="pace the serial line at this baud rate (8N1), as a real UART "
                              "runs; default: as fast as both ends take bytes")
@@ -74,10 +77,12 @@ def run(args: argparse.Namespace) -> int:
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         stop.set()
 
+    env = HarnessEnv.from_environ()
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     board = EmulatedBoard(args.flash, profile=args.profile, heap_kib=args.heap_kib,
                           rfc2217_port=args.rfc2217, erase=args.erase,
-                          micropython_lib=args.micropython_lib, hosts=_hosts(args.host),
+                          micropython_lib=args.micropython_lib or env.micropython_lib,
+                          packages=PackageSources.from_env(env), hosts=_hosts(args.host),
                           baud=args.baud, boot_button=args.boot_button)
     board.set_udp_ports(_udp_ports(args.udp_port))
     try:

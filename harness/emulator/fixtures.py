@@ -16,6 +16,8 @@ import pytest
 
 from harness import lifetime
 from harness.emulator.board import EmulatedBoard
+from harness.emulator.umqtt_source import PackageSources
+from harness.env import HarnessEnv
 
 BoardFactory = Callable[..., EmulatedBoard]
 
@@ -32,8 +34,11 @@ def board_factory(tmp_path: Path) -> Iterator[BoardFactory]:
     """Start emulated ESP32s: ``board_factory("name", profile="v1.22", wifi=...)``; every
     board it started is stopped when the test ends."""
     boards: list[EmulatedBoard] = []
+    env = HarnessEnv.from_environ()  # this edge's reading: cache, offline sdists, checkout
 
     def make(name: str = "board", *, start_timeout: float = 20.0, **options: Any) -> EmulatedBoard:
+        options.setdefault("packages", PackageSources.from_env(env))
+        options.setdefault("micropython_lib", env.micropython_lib)
         board = EmulatedBoard(tmp_path / name / "flash", **options)
         boards.append(board)
         board.start(timeout=start_timeout)

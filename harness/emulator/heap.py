@@ -3,7 +3,7 @@
 The interpreter is the 64-bit unix port; the ESP32 is 32-bit. Built both ways from the
 v1.22.2 source on this machine, the same script needs 1.4-1.6x the heap on 64-bit (a
 script of N lines of ``x += i``: 500 lines 29 vs 40 KiB, 1,000: 53 vs 83, 2,000: 107 vs
-158, 3,000: 155 vs 221; notes/micropython-board.md). So the program gets
+158, 3,000: 155 vs 221; ``benchmarks/bench_board.py`` measures the result). So the program gets
 ``board heap x WORD_SCALE`` of 64-bit heap, and ``gc.mem_free()``/``gc.mem_alloc()``
 report 64-bit bytes divided by WORD_SCALE.
 

@@ -1,66 +1,111 @@
 """Where the board's frozen umqtt.simple comes from.
 
 * 1.3.4 (profiles v1.20-v1.22): the sdist ``micropython-umqtt.simple==1.3.4`` from the
-  package index pip is configured for, found through the PEP 691 JSON simple API, checked
-  against a pinned sha256 and cached. pip cannot install it (no setup.py), so it is fetched
-  by name and version. Offline: ``HIL_UMQTT_SDIST=/path/to/the.tar.gz``.
+  package index pip is configured for (``pip config list``: ``PIP_INDEX_URL``, pip.conf),
+  found through the PEP 691 JSON simple API, checked against a pinned sha256 and cached.
+  pip cannot install or download it (no setup.py: pip fails preparing its metadata), so it
+  is fetched by name and version. Offline: ``HIL_UMQTT_SDIST=/path/to/the.tar.gz``.
 * ``umqtt.robust`` (frozen beside it in every profile's firmware): the index has only 1.0
   (``micropython-umqtt.robust``), fetched the same way (offline: ``HIL_UMQTT_ROBUST_SDIST``);
   the firmware freezes micropython-lib's 1.0.1/1.0.2, whose reconnect logic is the same.
 * newer (v1.23+): ``micropython/umqtt.simple`` in a user-given micropython-lib checkout
   (``micropython_lib=``, env ``HIL_MICROPYTHON_LIB``, CLI ``--micropython-lib``).
 
+The environment is read at the edges (:mod:`harness.env`); here it arrives as
+:class:`PackageSources`.
+
 Nothing here copies umqtt's code into the repository; it only lands in the cache.
 """
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import os
 import re
 import shutil
+import sys
 import tarfile
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.errors import PackageFetchError
+from harness import env as hil_env
+from harness import lifetime
+from harness.env import HarnessEnv
+from harness.errors import PackageFetchError, ProcessFailed
 
 SDIST_PROJECT = "micropython-umqtt.simple"
 SDIST_VERSION = "1.3.4"
 SDIST_SHA256 = "b6a2520239e3992c63a7de9370ee9b3d9d27819a90359c521f1c0f7ccab8d12f"
-OFFLINE_ENV = "HIL_UMQTT_SDIST"
+OFFLINE_ENV = hil_env.UMQTT_SDIST
 ROBUST_PROJECT = "micropython-umqtt.robust"
 ROBUST_VERSION = "1.0"
 ROBUST_SHA256 = "22a1b8c8e1128281efb13b3020927d07e33c5b747869da2cd77d37983a9ea002"
-ROBUST_OFFLINE_ENV = "HIL_UMQTT_ROBUST_SDIST"
-LIB_ENV = "HIL_MICROPYTHON_LIB"
+ROBUST_OFFLINE_ENV = hil_env.UMQTT_ROBUST_SDIST
+LIB_ENV = hil_env.MICROPYTHON_LIB
+DEFAULT_INDEX_URL = "https://pypi.org/simple"  # pip's own default index
 _JSON_SIMPLE = "application/vnd.pypi.simple.v1+json"
+_PIP_CONFIG_TIMEOUT_S = 30.0
+# pip's precedence for a download's index: its environment, then [download], then [global].
+_INDEX_KEYS = (":env:.index-url", "download.index-url", "global.index-url")
 
 
 class MicropythonLibMissing(PackageFetchError):
     """A profile needs a micropython-lib checkout and none was given (tests skip on it)."""
 
 
-def cache_dir() -> Path:
-    base = os.environ.get("HIL_CACHE_DIR")
-    return Path(base) if base else Path.home() / ".cache" / "esp32-mqtt-hil"
+def default_cache_dir() -> Path:
+    return Path.home() / ".cache" / "esp32-mqtt-hil"
+
+
+@dataclass(frozen=True)
+class PackageSources:
+    """Where packages come from: the cache folder, and sdists already on disk (offline),
+    by project name."""
+
+    cache_dir: Path = field(default_factory=default_cache_dir)
+    offline: dict[str, Path] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, env: HarnessEnv) -> PackageSources:
+        offline = {project: path for project, path in ((SDIST_PROJECT, env.umqtt_sdist),
+                                                       (ROBUST_PROJECT, env.umqtt_robust_sdist))
+                   if path is not None}
+        return cls(cache_dir=env.cache_dir or default_cache_dir(), offline=offline)
 
 
 def index_url() -> str:
-    """The simple index pip would use: PIP_INDEX_URL, else pip's own default."""
-    configured = os.environ.get("PIP_INDEX_URL")
-    if configured:
-        return configured.rstrip("/")
+    """The simple index pip is configured for (what ``pip config list`` says: PIP_INDEX_URL,
+    a pip.conf), else pip's default. Asked of pip itself, so its own rules apply."""
     try:
-        from pip._internal.models.index import PyPI
-    except ImportError as exc:
-        raise PackageFetchError(
-            "cannot find a package index: set PIP_INDEX_URL, or HIL_UMQTT_SDIST to a local "
-            f"{SDIST_PROJECT}-{SDIST_VERSION}.tar.gz") from exc
-    return str(PyPI.simple_url).rstrip("/")
+        done = lifetime.run([sys.executable, "-m", "pip", "config", "list"],
+                            timeout=_PIP_CONFIG_TIMEOUT_S, check=False, capture_output=True,
+                            text=True)
+    except (ProcessFailed, OSError):
+        return DEFAULT_INDEX_URL  # no pip to ask (or it hangs): its default is the answer
+    configured = _pip_config(done.stdout) if done.returncode == 0 else {}
+    for key in _INDEX_KEYS:
+        if configured.get(key):
+            return configured[key].rstrip("/")
+    return DEFAULT_INDEX_URL
+
+
+def _pip_config(listing: str) -> dict[str, str]:
+    """``pip config list`` lines (``global.index-url='https://…'``) as a mapping."""
+    values: dict[str, str] = {}
+    for line in listing.splitlines():
+        key, sep, raw = line.partition("=")
+        if not sep:
+            continue
+        try:
+            value = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            value = raw.strip("'\"")
+        values[key.strip()] = str(value)
+    return values
 
 
 def _normalized(name: str) -> str:
@@ -126,31 +171,31 @@ def _download_sdist(target: Path, sdist: Sdist = SIMPLE) -> None:
     partial.replace(target)
 
 
-def umqtt_134_dir() -> Path:
+def umqtt_134_dir(sources: PackageSources | None = None) -> Path:
     """A directory holding ``umqtt/simple.py`` 1.3.4 (fetched and cached on first use)."""
-    return sdist_dir(SIMPLE)
+    return sdist_dir(SIMPLE, sources or PackageSources())
 
 
-def umqtt_robust_dir() -> Path:
+def umqtt_robust_dir(sources: PackageSources | None = None) -> Path:
     """A directory holding ``umqtt/robust.py`` 1.0 (fetched and cached on first use)."""
-    return sdist_dir(ROBUST)
+    return sdist_dir(ROBUST, sources or PackageSources())
 
 
-def sdist_dir(sdist: Sdist) -> Path:
+def sdist_dir(sdist: Sdist, sources: PackageSources) -> Path:
     """A directory holding ``sdist.module``, fetched by name, version and sha256 and
     cached on first use."""
-    root = cache_dir()
+    root = sources.cache_dir
     module_dir = root / f"{sdist.project.removeprefix('micropython-')}-{sdist.version}"
     if (module_dir / sdist.module).is_file():
         return module_dir
-    offline = os.environ.get(sdist.offline_env)
+    offline = sources.offline.get(sdist.project)
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise PackageFetchError(f"cannot create the cache directory {root} ({exc}); "
-                                "set HIL_CACHE_DIR to a writable directory") from exc
+                                f"set {hil_env.CACHE_DIR} to a writable directory") from exc
     if offline:
-        tarball = Path(offline)
+        tarball = offline
         if not tarball.is_file():
             raise PackageFetchError(f"{sdist.offline_env}={offline} is not a file")
         if _sha256(tarball) != sdist.sha256:
@@ -182,10 +227,8 @@ def sdist_dir(sdist: Sdist) -> Path:
 
 def umqtt_from_checkout(checkout: Path | None, version: str) -> Path:
     """The ``umqtt.simple`` package dir of a micropython-lib checkout, of ``version``'s
-    minor release (1.4.x for 1.4.0)."""
-    if checkout is None:
-        env = os.environ.get(LIB_ENV)
-        checkout = Path(env) if env else None
+    minor release (1.4.x for 1.4.0); ``checkout`` comes from the caller's options
+    (--hil-micropython-lib, or HIL_MICROPYTHON_LIB read at the edge)."""
     if checkout is None:
         raise MicropythonLibMissing(
             f"umqtt.simple {version} is not on the package index; give a micropython-lib "

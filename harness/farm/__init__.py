@@ -20,13 +20,16 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness import lifetime
 from harness.broker.base import pick_free_port
 from harness.deadline import Deadline
 from harness.device.backends.labgrid_place import ENV_COORDINATOR, LabgridClient
 from harness.errors import HarnessError
+
+if TYPE_CHECKING:
+    from harness.emulator.umqtt_source import PackageSources
 
 HOST = "127.0.0.1"
 EXPORTER_NAME = "hil-farm"
@@ -57,13 +60,15 @@ class Farm:
 
     def __init__(self, workdir: Path | None = None, boards: int = 2, *,
                  profile: str = "v1.22", tags: dict[str, str] | None = None,
-                 micropython_lib: Path | None = None) -> None:
+                 micropython_lib: Path | None = None,
+                 packages: PackageSources | None = None) -> None:
         if boards < 1:
             raise FarmError(f"a farm needs at least one board, not {boards}")
         self.count = boards
         self.profile = profile
         self.tags = dict(DEFAULT_TAGS if tags is None else tags)
         self.micropython_lib = micropython_lib
+        self.packages = packages  # the boards' PackageSources (None: the defaults)
         self._workdir = workdir
         self.address = ""
         self.boards: list[FarmBoard] = []
@@ -178,7 +183,8 @@ class Farm:
             flash.mkdir(parents=True, exist_ok=True)
             board = EmulatedBoard(flash, profile=self.profile, hosts={BROKER_NAME: HOST},
                                   rfc2217_port=pick_free_port(HOST),
-                                  micropython_lib=self.micropython_lib)
+                                  micropython_lib=self.micropython_lib,
+                                  packages=self.packages)
             self._stack.callback(board.stop)
             board.start(timeout=15.0)
             assert board.rfc2217_url is not None

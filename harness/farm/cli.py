@@ -10,6 +10,8 @@ import threading
 from pathlib import Path
 from types import FrameType
 
+from harness.emulator.umqtt_source import PackageSources
+from harness.env import HarnessEnv
 from harness.errors import ConfigError
 from harness.farm import DEFAULT_TAGS, Farm
 
@@ -46,8 +48,10 @@ def run(args: argparse.Namespace) -> int:
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     env_file: Path | None = args.env_file
     try:
+        env = HarnessEnv.from_environ()
         with Farm(args.workdir, boards=args.boards, profile=args.profile,
-                  tags=_tags(args.tag)) as farm:
+                  tags=_tags(args.tag), micropython_lib=env.micropython_lib,
+                  packages=PackageSources.from_env(env)) as farm:
             lines = [f"export LG_COORDINATOR={farm.address}"]
             if env_file is not None:
                 env_file.write_text(lines[0].removeprefix("export ") + "\n", encoding="utf-8")

@@ -11,7 +11,6 @@ between kinds of board lives behind :mod:`harness.device.backends`.
 from __future__ import annotations
 
 import contextlib
-import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from harness.device.backends import (
     factory_for,
 )
 from harness.device.device import Device
+from harness.env import HarnessEnv
 from harness.errors import BrokerError, DeviceError, DeviceLost
 from harness.hil.scenario import Scenario
 
@@ -56,6 +56,9 @@ class TargetOptions:
     # UDP port of the rig's NTP server: None = any free port for the emulated board (its
     # network maps port 123 there), 123 for a real board (ntptime always asks port 123).
     ntp_port: int | None = None
+    # What the environment configures (harness.env), read once by the caller's edge; the
+    # defaults without it.
+    env: HarnessEnv = field(default_factory=HarnessEnv)
 
 
 class Target:
@@ -182,7 +185,8 @@ class Target:
             spec=opts.device, profile=opts.profile, workdir=self.private,
             hosts={BROKER_NAME: LOOPBACK}, wifi=wifi, micropython_lib=opts.micropython_lib,
             firmware=opts.firmware, worker=opts.worker, worker_count=opts.worker_count,
-            udp_ports={NTP_PORT: self.ntp.port} if self.ntp is not None else {}))
+            udp_ports={NTP_PORT: self.ntp.port} if self.ntp is not None else {},
+            env=opts.env))
         self.device = self.backend.open(self._stack)
         self.device.log.add_secret(self.wifi_password)
         self.device.log.add_secret(self.options.password)
@@ -264,11 +268,3 @@ class Target:
     def broker_log(self) -> Path | None:
         path = getattr(self.broker, "log_path", None)
         return Path(path) if path else None
-
-
-def options_from_env(options: TargetOptions) -> TargetOptions:
-    """Fill Wi-Fi credentials for real boards from the environment (never from argv, so
-    they stay out of shell history and CI logs)."""
-    options.wifi_ssid = options.wifi_ssid or os.environ.get("HIL_WIFI_SSID")
-    options.wifi_password = options.wifi_password or os.environ.get("HIL_WIFI_PASSWORD")
-    return options

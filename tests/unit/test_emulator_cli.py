@@ -145,13 +145,11 @@ def test_umqtt_hash_mismatch_names_the_offline_fallback(tmp_path: Path) -> None:
 
 def test_umqtt_download_failure_names_the_offline_fallback(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HIL_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.delenv("HIL_UMQTT_SDIST", raising=False)
     with socket.create_server(("127.0.0.1", 0)) as closed:
         dead_index = f"http://127.0.0.1:{closed.getsockname()[1]}/simple"
-    monkeypatch.setenv("PIP_INDEX_URL", dead_index)
+    monkeypatch.setenv("PIP_INDEX_URL", dead_index)  # pip's own configuration
     with pytest.raises(PackageFetchError, match="HIL_UMQTT_SDIST"):
-        umqtt_source.umqtt_134_dir()
+        umqtt_source.umqtt_134_dir(umqtt_source.PackageSources(cache_dir=tmp_path / "cache"))
 
 
 def test_interpreter_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

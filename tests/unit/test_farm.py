@@ -72,13 +72,12 @@ def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Farm]:
         yield started
 
 
-def test_filters_from_the_device_spec(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_filters_from_the_device_spec() -> None:
     assert parse_filters("labgrid:esp32-emu-1") == {"name": "esp32-emu-1"}
     assert parse_filters("labgrid:board=esp32,lab=b2") == {"board": "esp32", "lab": "b2"}
-    monkeypatch.setenv("LG_PLACE", "bench-3")
-    assert parse_filters("labgrid") == {"name": "bench-3"}
-    monkeypatch.delenv("LG_PLACE")
-    with pytest.raises(ConfigError, match="names no place"):
+    assert parse_filters("labgrid", "bench-3") == {"name": "bench-3"}  # LG_PLACE's place
+    assert parse_filters("labgrid:esp32-emu-2", "bench-3") == {"name": "esp32-emu-2"}
+    with pytest.raises(ConfigError, match=r"names no place.*LG_PLACE"):
         parse_filters("labgrid")
     with pytest.raises(ConfigError, match="is not a tag filter"):
         parse_filters("labgrid:Board=esp32")

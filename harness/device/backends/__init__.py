@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Protocol
 
 from harness.device.device import Device
+from harness.env import HarnessEnv
 from harness.errors import ConfigError
 
 
@@ -45,6 +46,9 @@ class BoardRequest:
     # UDP ports the emulated board's network delivers elsewhere on the same host
     # ({123: the rig's NTP server port}); real boards reach the real port.
     udp_ports: dict[int, int] = field(default_factory=dict)
+    # What the environment configures (lock folder, board wait, labgrid coordinator,
+    # package cache), read once at the edge.
+    env: HarnessEnv = field(default_factory=HarnessEnv)
 
 
 class DeviceBackend(Protocol):

@@ -31,11 +31,13 @@ class EmulatedBackend:
 
     def open(self, stack: contextlib.ExitStack) -> Device:
         from harness.emulator import EmulatedBoard
+        from harness.emulator.umqtt_source import PackageSources
 
         flash = self.request.workdir / "board" / "flash"
         flash.mkdir(parents=True, exist_ok=True)
         board = EmulatedBoard(flash, profile=self.request.profile, hosts=self.request.hosts,
-                              micropython_lib=self.request.micropython_lib)
+                              micropython_lib=self.request.micropython_lib,
+                              packages=PackageSources.from_env(self.request.env))
         board.set_udp_ports(self.request.udp_ports)
         self._board = board
         stack.callback(board.stop)

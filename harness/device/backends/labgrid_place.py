@@ -27,9 +27,10 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from harness import env as hil_env
 from harness.deadline import Deadline
 from harness.device.backends import BoardRequest, WifiNetwork
-from harness.device.backends.pool import board_wait_s
+from harness.device.backends.pool import BOARD_WAIT_S
 from harness.device.backends.serial_port import (
     ANY_INTERFACE,
     open_port,
@@ -39,8 +40,8 @@ from harness.device.device import Device
 from harness.errors import ConfigError, DeviceError, PortBusy
 
 PREFIX = "labgrid"
-ENV_COORDINATOR = "LG_COORDINATOR"
-ENV_PLACE = "LG_PLACE"
+ENV_COORDINATOR = hil_env.LG_COORDINATOR
+ENV_PLACE = hil_env.LG_PLACE
 DEFAULT_COORDINATOR = "127.0.0.1:20408"  # labgrid's default
 INSTALL_HINT = "install labgrid (pip install 'esp32-mqtt-hil[farm]')"
 CALL_TIMEOUT_S = 15.0  # one coordinator round trip, generous for a loaded lab server
@@ -54,18 +55,13 @@ class LabgridError(DeviceError):
     """The coordinator refused, is unreachable, or the place has no usable serial port."""
 
 
-def coordinator_address() -> str:
-    return os.environ.get(ENV_COORDINATOR) or DEFAULT_COORDINATOR
-
-
-def parse_filters(spec: str) -> dict[str, str]:
-    """``labgrid:PLACE`` -> ``{"name": PLACE}``; ``labgrid:board=esp32,lab=b`` -> the tags."""
-    rest = spec.removeprefix(PREFIX).removeprefix(":").strip()
+def parse_filters(spec: str, default_place: str | None = None) -> dict[str, str]:
+    """``labgrid:PLACE`` -> ``{"name": PLACE}``; ``labgrid:board=esp32,lab=b`` -> the tags;
+    a bare ``labgrid`` -> ``default_place`` (LG_PLACE, read at the edge)."""
+    rest = spec.removeprefix(PREFIX).removeprefix(":").strip() or (default_place or "")
     if not rest:
-        rest = os.environ.get(ENV_PLACE, "")
-        if not rest:
-            raise ConfigError(f"--hil-device {spec!r} names no place; use labgrid:PLACE, "
-                              f"labgrid:TAG=VALUE (e.g. labgrid:board=esp32) or set {ENV_PLACE}")
+        raise ConfigError(f"--hil-device {spec!r} names no place; use labgrid:PLACE, "
+                          f"labgrid:TAG=VALUE (e.g. labgrid:board=esp32) or set {ENV_PLACE}")
     if "=" not in rest:
         return {"name": rest}
     filters: dict[str, str] = {}
@@ -87,7 +83,12 @@ def describe(filters: dict[str, str]) -> str:
 def _configure_grpc() -> None:
     """Before gRPC loads: no fork handlers (this process forks interpreters, emulated boards
     and tools while gRPC threads run; its handlers crash children between fork and exec,
-    and children here always exec) and no notices about that in every log."""
+    and children here always exec) and no notices about that in every log.
+
+    This is configuration the harness gives a library, not a value it reads: gRPC's core
+    takes it from the process environment when it loads, so it is set here, just before
+    the one import of labgrid's client (any process that gets this far: plugin, farm,
+    a script), and only where the user has not set it."""
     os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
@@ -114,7 +115,7 @@ class LabgridClient:
     """A session with a labgrid coordinator: reserve, acquire, look up, release."""
 
     def __init__(self, address: str | None = None) -> None:
-        self.address = address or coordinator_address()
+        self.address = address or DEFAULT_COORDINATOR  # LG_COORDINATOR, read at the edge
         self._loop: asyncio.AbstractEventLoop | None = None
         self._session: Any = None
         self._key = ""
@@ -246,7 +247,7 @@ class LabgridClient:
             if deadline.expired:
                 raise PortBusy(f"no labgrid place free for {describe(filters)} after "
                                f"{deadline.seconds:g} s: {self._holders(filters)}; wait, or "
-                               "set HIL_BOARD_WAIT to wait longer")
+                               f"set {hil_env.BOARD_WAIT} to wait longer")
             time.sleep(min(POLL_S, deadline.remaining()))
 
     def _matching(self, filters: dict[str, str]) -> list[Any]:
@@ -344,7 +345,7 @@ class LabgridBackend:
     place: str | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
-        self.filters = parse_filters(self.request.spec)
+        self.filters = parse_filters(self.request.spec, self.request.env.labgrid_place)
         self.board = self.request.spec
         self.wifi = WifiNetwork("", "")
 
@@ -352,11 +353,12 @@ class LabgridBackend:
         from harness.hardware.reset import hard_reset
 
         self.wifi = require_wifi(self.request)
-        client = LabgridClient().connect()
+        client = LabgridClient(self.request.env.labgrid_coordinator).connect()
         stack.callback(client.close)
         token = client.reserve(self.filters)
         stack.callback(_quietly, client.cancel, token)
-        place = client.wait_allocated(token, self.filters, board_wait_s())
+        wait = self.request.env.board_wait_s
+        place = client.wait_allocated(token, self.filters, BOARD_WAIT_S if wait is None else wait)
         client.acquire(place)
         stack.callback(_quietly, client.release, place)
         self.place = place
@@ -388,7 +390,8 @@ class LabgridFactory:
         return spec == PREFIX or spec.startswith(PREFIX + ":")
 
     def check(self, spec: str) -> None:
-        parse_filters(spec)
+        if spec.strip() != PREFIX:  # a bare one takes LG_PLACE when the session starts
+            parse_filters(spec)
 
     def broker_bind(self, broker_host: str | None) -> str:
         return broker_host or ANY_INTERFACE

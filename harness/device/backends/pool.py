@@ -20,27 +20,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness import env as hil_env
 from harness.deadline import Deadline
 from harness.errors import PortBusy
 
-ENV_LOCK_DIR = "HIL_LOCK_DIR"
-ENV_BOARD_WAIT = "HIL_BOARD_WAIT"
+ENV_LOCK_DIR = hil_env.LOCK_DIR
+ENV_BOARD_WAIT = hil_env.BOARD_WAIT
 BOARD_WAIT_S = 60.0  # how long a session waits for a board another session holds
 _RETRY_S = 0.5
 
 
-def lock_dir() -> Path:
-    """Where the lock files live: shared by every user of this machine's boards."""
-    default = Path(tempfile.gettempdir()) / "esp32-mqtt-hil-locks"
-    return Path(os.environ.get(ENV_LOCK_DIR) or default)
-
-
-def board_wait_s() -> float:
-    value = os.environ.get(ENV_BOARD_WAIT, "")
-    try:
-        return float(value) if value else BOARD_WAIT_S
-    except ValueError:
-        return BOARD_WAIT_S
+def lock_dir(configured: Path | None = None) -> Path:
+    """Where the lock files live: shared by every user of this machine's boards
+    (``configured``: HIL_LOCK_DIR, read at the edge)."""
+    return configured or Path(tempfile.gettempdir()) / "esp32-mqtt-hil-locks"
 
 
 class BoardLock:
@@ -120,7 +113,7 @@ def claim_board(boards: Sequence[str], *, worker_index: int = 0, worker_count: i
                        "boards (--hil-device auto, or PORT1,PORT2,...)")
     order = [boards[(worker_index + k) % len(boards)] for k in range(len(boards))]
     locks = [BoardLock(board, directory) for board in order]
-    deadline = Deadline(board_wait_s() if wait_s is None else wait_s,
+    deadline = Deadline(BOARD_WAIT_S if wait_s is None else wait_s,
                         f"a free board among {', '.join(boards)}")
     announced = False
     while True:

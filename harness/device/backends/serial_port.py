@@ -13,8 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from harness.device.backends import BoardRequest, WifiNetwork
-from harness.device.backends.pool import claim_board
+from harness.device.backends.pool import claim_board, lock_dir
 from harness.device.device import Device
+from harness.env import WIFI_PASSWORD, WIFI_SSID
 from harness.errors import ConfigError
 
 URL_FORM = re.compile(r"^(rfc2217|socket)://[^:/,]+:\d+$")
@@ -29,8 +30,8 @@ def split_spec(spec: str) -> list[str]:
 
 def require_wifi(request: BoardRequest) -> WifiNetwork:
     if request.wifi is None:
-        raise ConfigError("a real board needs Wi-Fi settings: set HIL_WIFI_SSID and "
-                          "HIL_WIFI_PASSWORD in the environment")
+        raise ConfigError(f"a real board needs Wi-Fi settings: set {WIFI_SSID} and "
+                          f"{WIFI_PASSWORD} in the environment")
     return request.wifi
 
 
@@ -54,7 +55,9 @@ class RealBoard:
 
         self.wifi = require_wifi(self.request)
         claim = claim_board(self.candidates(), worker_index=_index(self.request.worker),
-                            worker_count=self.request.worker_count)
+                            worker_count=self.request.worker_count,
+                            wait_s=self.request.env.board_wait_s,
+                            directory=lock_dir(self.request.env.lock_dir))
         stack.callback(claim.lock.release)
         self.board = claim.board
         return open_port(claim.board, self.request, hard_reset)
