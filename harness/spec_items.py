@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from enum import StrEnum
 
 # A skip whose reason starts with this is "not applicable": the program under test lacks
 # the setting the check needs. Reports count it apart from ordinary skips.
@@ -46,6 +47,30 @@ _ITEMS = (
     SpecItem("R6", "S6 and S7 still hold under seconds of added latency"),
 )
 SPEC_ITEMS: dict[str, SpecItem] = {item.id: item for item in _ITEMS}
+
+
+class Family(StrEnum):
+    """The parts of the spec: the guide's behaviour (S) and resilience under faults (R)."""
+
+    CORE = "core"
+    RESILIENCE = "resilience"
+
+    @property
+    def items(self) -> tuple[str, ...]:
+        letter = "R" if self is Family.RESILIENCE else "S"
+        return tuple(i for i in SPEC_ITEMS if i.startswith(letter))
+
+    @property
+    def label(self) -> str:
+        """``S1–S13``, ``R1–R6``: how a report names the family's range."""
+        return f"{self.items[0]}–{self.items[-1]}"
+
+
+def family_of(item_id: str) -> Family | None:
+    """The part of the spec an item belongs to; None for anything else (a unit test file)."""
+    if item_id not in SPEC_ITEMS:
+        return None
+    return Family.RESILIENCE if item_id.startswith("R") else Family.CORE
 
 _ITEM_ID = re.compile(r"^[SRH]\d+$")
 

@@ -23,6 +23,7 @@ from harness.report.history import (
     RunRecord,
     TestRecord,
 )
+from harness.spec_items import Family, family_of
 
 # Device metrics the HIL fixtures record, in display order, with their units.
 KNOWN_METRICS: dict[str, tuple[str, str]] = {
@@ -122,6 +123,65 @@ class CellStatus:
         return ", ".join(text for _, text in self.parts) or "not run"
 
 
+# Which of an item's tests speaks for it in a cell's verdict (the worst; n/a last).
+_ITEM_RANK = {"error": 0, "failed": 1, "passed": 2, "skipped": 3, "xfailed": 4,
+              NOT_APPLICABLE_STATUS: 5}
+
+
+@dataclass
+class FamilyVerdict:
+    """One part of the spec (S1–S13, R1–R6) in one matrix cell in one round, counted by
+    item: each item's outcome is that of its worst test."""
+
+    family: Family
+    records: dict[str, TestRecord] = field(default_factory=dict)  # item -> its record
+
+    def add(self, record: TestRecord) -> None:
+        current = self.records.get(record.spec_item)
+        if current is None or _ITEM_RANK[record.status] < _ITEM_RANK[current.status]:
+            self.records[record.spec_item] = record
+
+    @property
+    def status(self) -> CellStatus:
+        return CellStatus(Counter(r.status for r in self.records.values()))
+
+    @property
+    def not_run(self) -> list[str]:
+        """Items of the family this cell has no test of (none when nothing of it ran)."""
+        if not self.records:
+            return []
+        return [item for item in self.family.items if item not in self.records]
+
+    @property
+    def parts(self) -> list[tuple[str, str]]:
+        """(state, text) per status present, failures naming their items, then the items
+        that did not run: [("fail", "1 failed (R3)"), ("pass", "5 passed")]."""
+        parts = []
+        for status in STATUSES:
+            items = sorted((i for i, r in self.records.items() if r.status == status),
+                           key=natural_key)
+            if items:
+                named = f" ({', '.join(items)})" if status in BAD_OUTCOMES else ""
+                parts.append((STATE_OF[status], f"{len(items)} {status}{named}"))
+        if self.not_run:
+            parts.append(("none", f"{len(self.not_run)} not run"))
+        return parts
+
+    @property
+    def text(self) -> str:
+        return ", ".join(text for _, text in self.parts) or "not run"
+
+
+@dataclass
+class CellVerdicts:
+    """A matrix cell (board/profile/broker) over the rounds: its core spec and resilience
+    verdicts, one per round (oldest first)."""
+
+    cell: str
+    core: list[FamilyVerdict]
+    resilience: list[FamilyVerdict]
+
+
 @dataclass
 class Trend:
     """One device metric over rounds: a series per matrix cell, (round index, median value)."""
@@ -176,6 +236,7 @@ class ReportModel:
     trends: list[Trend]
     damage: list[str]
     shifts: list[Shift] = field(default_factory=list)
+    cells: list[CellVerdicts] = field(default_factory=list)
 
     @property
     def latest(self) -> Round:
@@ -238,11 +299,12 @@ def analyse(history: LoadedHistory) -> ReportModel:
         still_failing=sorted(still, key=_spec_order), flaky=_flakes(rounds),
         matrix_rows=rows, matrix_cols=cols, matrix=matrix, trends=trends,
         damage=list(history.damage), shifts=_shifts(trends, rounds),
+        cells=_cell_verdicts(rounds),
     )
 
 
 def _spec_order(record: TestRecord) -> tuple[object, ...]:
-    return (natural_key(row_label(record)), record.key)
+    return (spec_key(row_label(record)), record.key)
 
 
 def _rounds(history: LoadedHistory) -> list[Round]:
@@ -299,6 +361,14 @@ def natural_key(text: str) -> tuple[object, ...]:
     return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text))
 
 
+_FAMILY_ORDER = {Family.CORE: 0, Family.RESILIENCE: 1, None: 2}
+
+
+def spec_key(label: str) -> tuple[object, ...]:
+    """Order of matrix rows and test tables: S1–S13, then R1–R6, then tests without an item."""
+    return (_FAMILY_ORDER[family_of(label)], natural_key(label))
+
+
 def _matrix(
     rounds: list[Round],
 ) -> tuple[list[str], list[str], dict[tuple[str, str], list[CellStatus]]]:
@@ -308,9 +378,28 @@ def _matrix(
     for index, current in enumerate(rounds):
         for record in current.results.values():
             matrix[(row_label(record), record.cell or NO_CELL)][index].counts[record.status] += 1
-    rows = sorted({row for row, _ in matrix}, key=natural_key)
+    rows = sorted({row for row, _ in matrix}, key=spec_key)
     cols = sorted({col for _, col in matrix}, key=natural_key)
     return rows, cols, dict(matrix)
+
+
+def _cell_verdicts(rounds: list[Round]) -> list[CellVerdicts]:
+    """Per HIL cell and round, the S1–S13 and R1–R6 verdicts (tests without a cell or a
+    spec item have none)."""
+    cells: dict[str, CellVerdicts] = {}
+    for index, current in enumerate(rounds):
+        for record in current.results.values():
+            family = family_of(record.spec_item)
+            if family is None or not record.cell:
+                continue
+            verdicts = cells.get(record.cell)
+            if verdicts is None:
+                verdicts = cells[record.cell] = CellVerdicts(
+                    record.cell, [FamilyVerdict(Family.CORE) for _ in rounds],
+                    [FamilyVerdict(Family.RESILIENCE) for _ in rounds])
+            per_round = verdicts.resilience if family is Family.RESILIENCE else verdicts.core
+            per_round[index].add(record)
+    return [cells[name] for name in sorted(cells, key=natural_key)]
 
 
 def _trends(rounds: list[Round]) -> list[Trend]:

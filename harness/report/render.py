@@ -14,18 +14,20 @@ import time
 from collections import defaultdict
 from html import escape
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from harness.console import MEMORY_FREE
 from harness.report.analysis import (
     NO_CELL,
     STATE_OF,
     Change,
+    FamilyVerdict,
     ReportModel,
     Round,
     natural_key,
     plural,
     row_label,
+    spec_key,
 )
 from harness.report.history import NOT_APPLICABLE_STATUS, STATUSES, RunRecord, TestRecord
 from harness.report.style import FILTER_JS, REPORT_CSS
@@ -33,7 +35,7 @@ from harness.report.svg import line_chart
 from harness.report.timeline import quoted_lines
 from harness.report.timeline_page import FailedCheck, write_timeline
 from harness.run_files import SERIAL_LOG
-from harness.spec_items import title_of
+from harness.spec_items import Family, family_of, title_of
 
 LETTER = {"pass": "P", "fail": "F", "skip": "S", "na": "–", "none": "·"}
 ARTIFACT_ORDER = ("serial_log", "tap_trace", "broker_log")
@@ -85,6 +87,7 @@ class ReportRenderer:
             f"<style>{REPORT_CSS}</style></head><body><main>",
             self._header(),
             self._damage(),
+            self._cells(),
             self._what_changed(),
             self._matrix(),
             self._every_test(),
@@ -163,6 +166,86 @@ class ReportRenderer:
             f"{'is' if len(self.model.damage) == 1 else 'are'} left out; the rest of this "
             f"report is built from what could be read.</p><ul>{items}</ul></section>"
         )
+
+    def _cells(self) -> str:
+        """The nightly matrix at a glance: one row per board/profile/broker cell, with its
+        S1–S13 verdict and its resilience (R1–R6) verdict, each over the rounds."""
+        m = self.model
+        if not m.cells:
+            return ""
+        rows = []
+        for cell in m.cells:
+            board, profile, broker = [*cell.cell.split("/", 2), "", ""][:3]
+            rows.append(
+                f'<tr data-cell="{escape(cell.cell)}"><td>{escape(board)}</td>'
+                f"<td>{escape(profile)}</td><td>{escape(broker)}</td>"
+                f'<td class="core">{self._verdict(cell.cell, cell.core)}</td>'
+                f'<td class="resilience">{self._verdict(cell.cell, cell.resilience)}</td></tr>')
+        core, resilience = Family.CORE.label, Family.RESILIENCE.label
+        return (
+            f'<section id="cells"><h2>Nightly matrix: board × profile × broker '
+            f"(last {plural(len(m.rounds), 'round')})</h2><div class=\"scroll\">"
+            '<table class="cells"><thead><tr><th>Board</th><th>Profile</th><th>Broker</th>'
+            f"<th>Spec {core}</th><th>Resilience {resilience} (faults injected)</th>"
+            f"</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
+            '<div class="key">Counted by spec item (an item\'s worst test). A verdict opens '
+            "that cell's tests, an R square its test. n/a: the program or board does not "
+            "claim it (no reconnect, no emulated access point), never a failure; hover for "
+            "the reason. The last row of squares: the rounds, oldest first.</div></section>"
+        )
+
+    def _verdict(self, cell: str, verdicts: list[FamilyVerdict]) -> str:
+        """One family's verdict in one cell: counts linking to its tests, a square per item
+        (resilience only), the reason when nothing applied, and the strip over rounds."""
+        now = verdicts[-1]
+        family = now.family
+        strip = "".join(
+            f'<span class="{v.status.state}" title="{escape(r.label)}: {escape(v.text)}">'
+            f"{LETTER[v.status.state]}</span>"
+            for v, r in zip(verdicts, self.model.rounds, strict=True))
+        strip = f'<span class="strip" aria-label="{family.label} per round">{strip}</span>'
+        if not now.records:
+            return (f'<span class="s none" title="no {family.label} test ran in this cell in '
+                    f'the latest round">not run</span><br>{strip}')
+        reasons = {item: r.first_line for item, r in sorted(now.records.items(),
+                                                             key=lambda kv: spec_key(kv[0]))
+                   if r.status == NOT_APPLICABLE_STATUS}
+        by_reason: dict[str, list[str]] = defaultdict(list)
+        for item, why in reasons.items():
+            by_reason[why].append(item)
+        tip = f"Show the {family.label} tests of {cell}" + "".join(
+            f"\n{', '.join(items)}: {why}" for why, items in by_reason.items())
+        badges = " ".join(f'<span class="s {state}">{escape(text)}</span>'
+                          for state, text in now.parts)
+        out = [f'<a class="verdict-link" href="{escape(_tests_href(family.value, cell))}" '
+               f'title="{escape(tip)}">{badges}</a>']
+        if family is Family.RESILIENCE:
+            out.append(self._item_squares(cell, now))
+        else:
+            out.append("<br>")
+        if reasons and now.status.state == "na":  # nothing applied: say why without a hover
+            texts = sorted(by_reason)
+            out.append(f'<div class="why" title="{escape(chr(10).join(texts))}">'
+                       f"{escape(texts[0])}</div>")
+        out.append(strip)
+        return "".join(out)
+
+    @staticmethod
+    def _item_squares(cell: str, verdict: FamilyVerdict) -> str:
+        squares = []
+        for item in verdict.family.items:
+            record = verdict.records.get(item)
+            if record is None:
+                squares.append(f'<span class="item none" title="{escape(item)} — '
+                               f'{escape(title_of(item))}: not run">{escape(item)}</span>')
+                continue
+            word = STATUS_WORDS.get(record.status, record.status)
+            tip = f"{item} — {title_of(item)}: {word}" + (
+                f"\n{record.first_line}" if record.message else "")
+            squares.append(f'<a class="item {STATE_OF[record.status]}" '
+                           f'href="{escape(_tests_href(item, cell))}" title="{escape(tip)}">'
+                           f"{escape(item)}</a>")
+        return f'<div class="items">{"".join(squares)}</div>'
 
     def _what_changed(self) -> str:
         m = self.model
@@ -267,14 +350,23 @@ class ReportRenderer:
             "</span></label>"
             for s in STATUSES if counts[s]
         )
-        specs = sorted({row_label(r) for _, r in records}, key=natural_key)
-        options = "".join(f'<option value="{escape(s)}">{escape(s)}'
-                          f"{' — ' + escape(title_of(s)) if title_of(s) else ''}</option>"
-                          for s in specs)
+        specs = sorted({row_label(r) for _, r in records}, key=spec_key)
+        families = [f for f in Family if any(family_of(s) is f for s in specs)]
+        options = "".join(f'<option value="{f.value}">{f.label} — all {f.value} items</option>'
+                          for f in families)
+        options += "".join(f'<option value="{escape(s)}">{escape(s)}'
+                           f"{' — ' + escape(title_of(s)) if title_of(s) else ''}</option>"
+                           for s in specs)
+        cells = sorted({r.cell for _, r in records if r.cell}, key=natural_key)
+        cell_menu = ("<label>board / profile / broker <select name=\"cell\"><option value=\"\">"
+                     "all</option>" + "".join(f'<option value="{escape(c)}">{escape(c)}</option>'
+                                              for c in cells) + "</select></label>"
+                     if cells else "")
         rows = []
         for key, r in records:
             rows.append(
-                f'<tr data-status="{escape(r.status)}" data-spec="{escape(row_label(r))}">'
+                f'<tr data-status="{escape(r.status)}" data-spec="{escape(row_label(r))}" '
+                f'data-family="{_family(r)}" data-cell="{escape(r.cell)}">'
                 f"<td class=\"spec\">{self._spec(r)}</td>"
                 f"<td>{_test_name(r)}{self._flaky_tag(r)}</td>"
                 f"<td>{_badge(r.status)}</td>"
@@ -287,7 +379,7 @@ class ReportRenderer:
             f'<section id="tests"><h2>Every test of the latest round ({len(records)})</h2>'
             f'<form id="tests-filter" class="filters" onsubmit="return false">{boxes}'
             f'<label>spec item <select name="spec"><option value="">all</option>{options}'
-            '</select></label><label><input type="search" name="q" placeholder="search '
+            f'</select></label>{cell_menu}<label><input type="search" name="q" placeholder="search '
             'tests, reasons"></label><span class="sub" id="tests-shown"></span></form>'
             '<div class="scroll"><table id="tests-table"><colgroup><col class="spec"><col>'
             '<col class="outcome"><col class="time"><col class="cell"><col class="message">'
@@ -314,7 +406,13 @@ class ReportRenderer:
                 index += span
             head_rows.append(f'<tr><th class="group">{name}</th>{"".join(cells)}</tr>')
         body = []
+        grouped = False
         for row in m.matrix_rows:
+            if family_of(row) is Family.RESILIENCE and not grouped:
+                grouped = True
+                body.append(f'<tr class="group-row"><td colspan="{len(cols) + 1}">Resilience '
+                            f"under injected faults ({Family.RESILIENCE.label}): the verdict "
+                            'per cell is in the <a href="#cells">matrix</a> above</td></tr>')
             cells = []
             for col in m.matrix_cols:
                 statuses = m.matrix.get((row, col))
@@ -484,8 +582,18 @@ def _heap_samples(serial_log: Path) -> dict[int, float]:
     return samples
 
 
+def _tests_href(spec: str, cell: str) -> str:
+    """The every-test table filtered to a spec item or family in one cell."""
+    return "#tests?" + urlencode({"spec": spec, "cell": cell})
+
+
+def _family(record: TestRecord) -> str:
+    family = family_of(record.spec_item)
+    return family.value if family else ""
+
+
 def _spec_key(record: TestRecord) -> tuple[object, ...]:
-    return (natural_key(row_label(record)), record.nodeid, record.cell)
+    return (spec_key(row_label(record)), record.nodeid, record.cell)
 
 
 def _test_name(record: TestRecord) -> str:

@@ -100,10 +100,26 @@ td.num { text-align: right; white-space: nowrap; }
   overflow-wrap: anywhere; }
 .test-file { display:block; color: var(--muted); font-size: 12px; overflow-wrap: anywhere; }
 #tests-table .links a, #tests-table .links .gone { display: inline-block; margin: 0 8px 0 0; }
+table.cells { width: auto; min-width: 760px; }
+.cells td { vertical-align: top; }
+.cells td.core, .cells td.resilience { min-width: 250px; }
+.cells td.resilience { border-left: 2px solid var(--line); }
+.cells th:last-child { border-left: 2px solid var(--line); }
+a.verdict-link { text-decoration: none; }
+a.verdict-link .s { margin: 0 4px 2px 0; }
+a.verdict-link:hover .s { text-decoration: underline; }
+.items { display:flex; gap: 3px; margin: 4px 0 0; }
+.items .item { min-width: 26px; padding: 0 3px; border-radius: 4px; font-size: 11px;
+  font-weight: 700; text-align: center; line-height: 18px; text-decoration: none;
+  background: var(--b); color: var(--c); }
+.why { color: var(--muted); font-size: 12.5px; max-width: 360px; white-space: nowrap;
+  overflow: hidden; text-overflow: ellipsis; margin-top: 3px; }
+.matrix tr.group-row td { text-align: left; font-weight: 600; color: var(--muted);
+  background: var(--bg); font-size: 12.5px; }
 """
 
-# The every-test table's filter: outcome checkboxes, a spec item menu and a text box.
-# Without JS the table simply shows every row.
+# The every-test table's filter: outcome checkboxes, a spec item (or family) menu, a cell
+# menu and a text box. Without JS the table simply shows every row.
 FILTER_JS = """
 (function () {
   var table = document.getElementById('tests-table');
@@ -114,20 +130,35 @@ FILTER_JS = """
     var wanted = {}, boxes = form.querySelectorAll('input[name=status]');
     for (var i = 0; i < boxes.length; i++) wanted[boxes[i].value] = boxes[i].checked;
     var spec = form.elements.spec.value, text = form.elements.q.value.toLowerCase(), n = 0;
+    var cell = form.elements.cell ? form.elements.cell.value : '';
     for (var j = 0; j < rows.length; j++) {
       var r = rows[j];
-      var ok = wanted[r.dataset.status] && (!spec || r.dataset.spec === spec) &&
+      var ok = wanted[r.dataset.status] &&
+        (!spec || r.dataset.spec === spec || r.dataset.family === spec) &&
+        (!cell || r.dataset.cell === cell) &&
         (!text || r.textContent.toLowerCase().indexOf(text) >= 0);
       r.hidden = !ok; if (ok) n++;
     }
     shown.textContent = n + ' of ' + rows.length + (rows.length === 1 ? ' test' : ' tests');
   }
-  // "#tests?status=failed,error" (the count chips link there) shows only those outcomes.
+  function choose(select, value) {
+    if (!select) return;
+    for (var i = 0; i < select.options.length; i++)
+      if (select.options[i].value === value) { select.value = value; return; }
+    select.value = '';
+  }
+  // "#tests?status=failed,error" (the count chips) shows only those outcomes;
+  // "#tests?spec=resilience&cell=emu/v1.22/amqtt" (the matrix) one family or item of a cell.
   function fromHash() {
-    var only = /status=([a-z\\/,]+)/.exec(decodeURIComponent(location.hash));
-    if (!only) return;
-    var keep = only[1].split(','), all = form.querySelectorAll('input[name=status]');
-    for (var k = 0; k < all.length; k++) all[k].checked = keep.indexOf(all[k].value) >= 0;
+    var at = location.hash.indexOf('?');
+    if (location.hash.indexOf('#tests') !== 0 || at < 0) return;
+    var params = new URLSearchParams(location.hash.slice(at + 1));
+    var keep = params.has('status') ? params.get('status').split(',') : null;
+    var all = form.querySelectorAll('input[name=status]');
+    for (var k = 0; k < all.length; k++)
+      all[k].checked = keep === null || keep.indexOf(all[k].value) >= 0;
+    choose(form.elements.spec, params.get('spec') || '');
+    choose(form.elements.cell, params.get('cell') || '');
     apply();
     document.getElementById('tests').scrollIntoView();
   }

@@ -15,7 +15,7 @@ from harness.report.analysis import Change, ReportModel, plural, row_label
 from harness.report.history import STATUSES, TestRecord
 from harness.report.render import ARTIFACT_ORDER, STATUS_WORDS, run_folder
 from harness.run_files import TIMELINE
-from harness.spec_items import title_of
+from harness.spec_items import Family, title_of
 
 MAX_LISTED = 10  # a job summary stays short; the page has the rest
 FIRST_LINE_LIMIT = 160
@@ -67,6 +67,7 @@ def render_summary(model: ReportModel, *, report: Path | None = None,
     if model.damage:
         lines += ["", f"> History database is damaged: {plural(len(model.damage), 'run')} "
                       "unreadable and left out."]
+    lines += _resilience(model)
     if model.new_failures:
         lines += ["", f"### New failures ({len(model.new_failures)})", "",
                   "| Spec | Test | Board / profile / broker | Message (first line) | Links |",
@@ -84,6 +85,16 @@ def render_summary(model: ReportModel, *, report: Path | None = None,
         if items:
             lines += ["", f"### {title} ({len(items)})", *items[:MAX_LISTED], *_more(len(items))]
     return "\n".join(lines) + "\n"
+
+
+def _resilience(model: ReportModel) -> list[str]:
+    """One line per cell with its R1–R6 verdict in the latest round (when any ran)."""
+    ran = [c for c in model.cells if c.resilience[-1].records]
+    if not ran:
+        return []
+    label = Family.RESILIENCE.label
+    return ["", f"Resilience {label} (faults injected): " + "; ".join(
+        f"{c.cell} {c.resilience[-1].text}" for c in ran) + "."]
 
 
 def _row(change: Change, linker: Linker) -> str:

@@ -17,13 +17,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
+from harness.faults.model import END as FAULT_END
+from harness.faults.model import START as FAULT_START
 from harness.run_files import EXTRA_EVENTS, SERIAL_LOG, TAP_TRACE
-from harness.wire import PacketType
+from harness.wire import PacketType, RecordKind
 
 # Lanes, left to right on the page.
-SERIAL, WIRE, TLS, OTHER = "serial", "wire", "tls", "other"
+SERIAL, WIRE, TLS, FAULT, OTHER = "serial", "wire", "tls", "fault", "other"
 LANES = {SERIAL: "Device serial", WIRE: "MQTT on the wire", TLS: "TLS / connection",
-         OTHER: "Faults and other events"}
+         FAULT: "Injected faults", OTHER: "Other events"}
 
 # serial.log lines: "HH:MM:SS.mmm text" in the recording machine's local time.
 _SERIAL_LINE = re.compile(r"^(\d\d):(\d\d):(\d\d)\.(\d{3}) ?(.*)$")
@@ -43,6 +45,26 @@ class Event:
     direction: str = ""  # c2b / b2c for MQTT packets
     detail: str = ""  # more to show on demand (decoded fields)
     quoted_by: tuple[str, ...] = ()  # the spec items whose failure quoted this line
+    fault: str = ""  # a fault event: which fault (its start and end share it)
+    phase: str = ""  # a fault event: "start" or "end"
+
+    @property
+    def fault_kind(self) -> str:
+        return self.fault.split(" ", 1)[0]
+
+
+@dataclass(frozen=True)
+class FaultSpan:
+    """One injected fault from its start to its end (None: it lasted to the end of the
+    run's records), for shading the time it was active."""
+
+    name: str  # the fault's kind, e.g. "timeout"
+    text: str  # its description and why it started
+    start: float
+    end: float | None
+
+    def covers(self, stamp: float) -> bool:
+        return self.start <= stamp and (self.end is None or stamp <= self.end)
 
 
 @dataclass
@@ -51,6 +73,25 @@ class Timeline:
     events: list[Event]
     omitted_lines: int = 0  # serial lines of earlier runs in the same session's log
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def faults(self) -> list[FaultSpan]:
+        """Each injected fault's active span: a start paired with the next end of the same
+        fault (the trace records both, with the same fields)."""
+        spans: list[FaultSpan] = []
+        open_: dict[str, list[Event]] = {}
+        for event in self.events:
+            if event.lane != FAULT:
+                continue
+            if event.phase == FAULT_END and open_.get(event.fault):
+                started = open_[event.fault].pop(0)
+                spans.append(FaultSpan(started.fault_kind, _fault_text(started), started.time,
+                                       event.time))
+            elif event.phase == FAULT_START:  # one without a phase is a moment, not a span
+                open_.setdefault(event.fault, []).append(event)
+        spans += [FaultSpan(e.fault_kind, _fault_text(e), e.time, None)
+                  for waiting in open_.values() for e in waiting]
+        return sorted(spans, key=lambda span: span.start)
 
     @property
     def start(self) -> float:
@@ -154,6 +195,11 @@ def build_timeline(run_dir: Path, quotes: Mapping[str, Sequence[str]] | None = N
     return Timeline(run_dir, events, omitted_lines=omitted)
 
 
+def _fault_text(start: Event) -> str:
+    """A fault's description from its start event (``start timeout both … : why``)."""
+    return start.text.removeprefix(f"{FAULT_START} ")
+
+
 def quoted_lines(message: str) -> list[str]:
     """The serial lines a check's failure message quotes (its "serial lines that matter")."""
     found: list[str] = []
@@ -239,10 +285,19 @@ def _tap_events(records: Iterable[dict[str, Any]]) -> Iterable[Event]:
             yield Event(float(stamp), TLS, kind, f"{where}connection opened {detail}".rstrip())
         elif kind == "close":
             yield Event(float(stamp), TLS, kind, f"{where}connection closed: {detail}")
+        elif kind == RecordKind.FAULT:
+            phase = str(fields.get("phase", ""))
+            # A fault's identity: every field but its phase (start and end share them).
+            identity = " ".join([str(fields.get("fault", "fault")),
+                                 _short_json({k: v for k, v in fields.items() if k != "phase"})])
+            # conn 0: the injector's own records, which belong to no connection.
+            yield Event(float(stamp), FAULT, kind, f"{where if conn else ''}"
+                        f"{detail or _short_json(fields)}", detail=_short_json(fields),
+                        fault=identity, phase=phase)
         elif kind == "decode_error":
             yield Event(float(stamp), WIRE, kind, f"{where}undecodable bytes: {detail}",
                         direction=str(record.get("dir", "")))
-        else:  # fault injections and whatever the tap learns to record next
+        else:  # whatever the tap learns to record next
             text = detail or _short_json(fields) or kind
             yield Event(float(stamp), OTHER, kind, f"{where}{kind}: {text}",
                         detail=_short_json(fields) if fields and detail else "")

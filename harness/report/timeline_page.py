@@ -12,9 +12,10 @@ from pathlib import Path
 from harness.report.style import BASE_CSS
 from harness.report.svg import nice_ticks
 from harness.report.timeline import (
+    FAULT,
     LANES,
     SERIAL,
-    Timeline,
+        Timeline,
     build_timeline,
 )
 from harness.run_files import TIMELINE
@@ -44,6 +45,17 @@ TIMELINE_CSS = BASE_CSS + """
 .overview .lane-label { font-size: 12px; fill: var(--muted); }
 .overview .tick { font-size: 11px; fill: var(--muted); }
 details summary { cursor: pointer; }
+.faults { background: #fff4e5; border-color: #f3c58b; }
+.faults li { margin: 3px 0; }
+.faults .when { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 12.5px;
+  color: var(--muted); }
+.fkind { font-size: 12px; font-weight: 700; background: #D55E00; color: #fff;
+  border-radius: 4px; padding: 0 6px; margin-right: 6px; }
+.ev tr.during td.t { box-shadow: inset 4px 0 #E69F00; }
+.ev tr.fault-row td { background: #fff4e5; }
+.ev td.k-fault { color: #8a3b00; font-weight: 650; }
+.overview .band { fill: #E69F00; fill-opacity: .28; }
+.overview .band-label { font-size: 11px; fill: #8a3b00; font-weight: 700; }
 """
 
 FILTER_JS = """
@@ -101,6 +113,7 @@ def render_timeline(timeline: Timeline, checks: list[FailedCheck], *,
         + (f' · <a href="{escape(back_link)}">back to the report</a>' if back_link else "")
         + "</div></header>",
         _checks(checks),
+        _faults(timeline),
     ]
     if not events:
         parts.append('<section><p class="empty">This run folder holds no timestamped events '
@@ -136,6 +149,27 @@ def _checks(checks: list[FailedCheck]) -> str:
             f"({len(checks)})</h2><ul>{items}</ul></section>")
 
 
+def _faults(timeline: Timeline) -> str:
+    """The faults injected in this run, each with when it was active (links to its row)."""
+    spans = timeline.faults
+    if not spans:
+        return ""
+    items = []
+    for number, span in enumerate(spans, 1):
+        begin = span.start - timeline.start
+        if span.end is None:
+            when = f"+{begin:.3f} s → the end of the records"
+        else:
+            when = f"+{begin:.3f} s → +{span.end - timeline.start:.3f} s " \
+                f"({span.end - span.start:.1f} s)"
+        items.append(f'<li><span class="fkind">{escape(span.name)}</span> '
+                     f'<a href="#f{number}">{escape(span.text)}</a> '
+                     f'<span class="when">{escape(when)}</span></li>')
+    return (f'<section class="faults" id="faults"><h2>Faults injected in this run '
+            f"({len(spans)})</h2><ul>{''.join(items)}</ul><div class=\"sub\">Shaded in the "
+            "overview; rows while a fault was active are marked at the left.</div></section>")
+
+
 def _overview(timeline: Timeline, width: int = 1200) -> str:
     left, right, row_h, top = 170, 16, 26, 8
     lanes = [lane for lane in LANES if any(e.lane == lane for e in timeline.events)]
@@ -155,16 +189,21 @@ def _overview(timeline: Timeline, width: int = 1200) -> str:
                    f'class="lane-label">{escape(LANES[lane])}</text>')
         out.append(f'<rect x="{left}" y="{y + 3}" width="{plot}" height="{row_h - 6}" '
                    'fill="#f3f5f8"/>')
-        marks = []
+    for fault in timeline.faults:  # over the lanes, under the marks: when it was active
+        x0 = sx(fault.start)
+        x1 = sx(fault.end if fault.end is not None else timeline.end)
+        out.append(f'<rect class="band" x="{x0:.1f}" y="{top}" width="{max(x1 - x0, 2):.1f}" '
+                   f'height="{row_h * len(lanes)}"><title>{escape(fault.text)}</title></rect>')
+    for row, lane in enumerate(lanes):
+        y = top + row * row_h
         for event in timeline.events:
             if event.lane != lane:
                 continue
             colour = "#b42318" if event.kind in ("tls_error",) else (
-                "#c99a00" if event.quoted_by else "#0072B2")
+                "#c99a00" if event.quoted_by else "#D55E00" if lane == FAULT else "#0072B2")
             tall = 2 if event.quoted_by or event.kind == "tls_error" else 5
-            marks.append(f'<line x1="{sx(event.time):.1f}" x2="{sx(event.time):.1f}" '
-                         f'y1="{y + tall}" y2="{y + row_h - tall}" stroke="{colour}"/>')
-        out.extend(marks)
+            out.append(f'<line x1="{sx(event.time):.1f}" x2="{sx(event.time):.1f}" '
+                       f'y1="{y + tall}" y2="{y + row_h - tall}" stroke="{colour}"/>')
     base = top + row_h * len(lanes) + 4
     for tick in nice_ticks(0.0, span, 8):
         if tick > span + 1e-9:
@@ -192,6 +231,8 @@ def _table(timeline: Timeline) -> str:
     head = "".join(f'<th class="lane">{escape(LANES[lane])}</th>' for lane in lanes)
     rows: list[str] = []
     quoted_rows = 0
+    spans = timeline.faults
+    starts = {(span.start, span.name): n for n, span in enumerate(spans, 1)}
     previous = timeline.start
     for event in timeline.events:
         if event.time - previous > GAP_S:
@@ -212,17 +253,28 @@ def _table(timeline: Timeline) -> str:
                 text = f'<span title="{escape(event.detail)}">{text}</span>'
             tags = "".join(f'<span class="qtag">quoted by {escape(item)}</span>'
                            for item in event.quoted_by)
-            klass = f"k-{escape(event.kind)}" + (" other" if lane not in (SERIAL,) and
+            klass = f"k-{escape(event.kind)}" + (" other" if lane not in (SERIAL, FAULT) and
                                                   event.kind not in ("packet", "open",
                                                                      "sni") else "")
             cells.append(f'<td class="{klass}">{text}{tags}</td>')
         offset = event.time - timeline.start
-        klass = ""
+        classes: list[str] = []
+        anchor = ""
         if event.quoted_by:
             quoted_rows += 1
-            klass = f' class="q" id="q{quoted_rows}"'
-        rows.append(f'<tr data-lane="{event.lane}"{klass}><td class="t" '
-                    f'title="{escape(_utc(event.time))} UTC">+{offset:.3f}</td>'
+            classes.append("q")
+            anchor = f' id="q{quoted_rows}"'
+        if event.lane == FAULT:
+            classes.append("fault-row")
+            number = starts.get((event.time, event.fault_kind))
+            anchor = f' id="f{number}"' if number and not anchor else anchor
+        active = [span for span in spans if span.covers(event.time)]
+        if active:
+            classes.append("during")
+        stamp = f"{_utc(event.time)} UTC" + "".join(f"; during {span.name}" for span in active)
+        klass = f' class="{" ".join(classes)}"' if classes else ""
+        rows.append(f'<tr data-lane="{event.lane}"{klass}{anchor}><td class="t" '
+                    f'title="{escape(stamp)}">+{offset:.3f}</td>'
                     f"{''.join(cells)}</tr>")
     omitted = (f'<p class="sub">{timeline.omitted_lines} earlier lines of this session\'s '
                "serial log (before this run's hard reset) are left out; the serial log has "

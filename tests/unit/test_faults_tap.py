@@ -271,16 +271,21 @@ def test_bad_fault_parameters_are_one_clear_line() -> None:
 
 def test_faults_and_swallowed_packets_show_on_the_report_timeline(
         tap: Tap, injector: FaultInjector, tmp_path: Path) -> None:
-    from harness.report.timeline import OTHER, WIRE, build_timeline
+    from harness.report.timeline import FAULT, WIRE, build_timeline
 
     with _raw_client(tap.port) as sock:
         started = injector.start(Fault.black_hole(AtTime(0)), "on cue")
         sock.sendall(PINGREQ)
         tap.wait_for(lambda r: r.is_packet("PINGREQ"), 5, "the swallowed PINGREQ")
         injector.end(started)
-    events = build_timeline(tmp_path).events
-    faults = [e.text for e in events if e.lane == OTHER]
-    assert faults == ["#0 fault: start timeout both at t=0 s until the end of the run: on cue",
-                      "#0 fault: end timeout both at t=0 s until the end of the run"]
+    timeline = build_timeline(tmp_path)
+    events = timeline.events
+    faults = [e.text for e in events if e.lane == FAULT]
+    assert faults == ["start timeout both at t=0 s until the end of the run: on cue",
+                      "end timeout both at t=0 s until the end of the run"]
+    [span] = timeline.faults  # the start and the end are one fault, active in between
+    assert (span.name, span.text) == ("timeout", faults[0].removeprefix("start "))
+    swallowed = next(e for e in events if "PINGREQ" in e.text)
+    assert span.start <= swallowed.time <= span.end
     assert any(e.lane == WIRE and "PINGREQ" in e.text and "[swallowed (timeout)]" in e.text
                for e in events)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from html import escape
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from harness.checks.findings import Finding
 from harness.report.analysis import analyse
 from harness.report.history import History, RunRecord, TestRecord
 from harness.report.render import render_report
-from harness.report.timeline import OTHER, SERIAL, TLS, WIRE, build_timeline, quoted_lines
+from harness.report.timeline import FAULT, SERIAL, TLS, WIRE, build_timeline, quoted_lines
 from harness.spec_items import SPEC_ITEMS
 from tests.unit.report_days import write_day
 
@@ -39,15 +40,17 @@ def test_every_test_of_the_latest_round_is_a_row_with_its_spec_title_and_reason(
     html, _ = _render(tmp_path)
     table = _section(html, "tests")
     rows = table.split("<tr data-status=")[1:]
-    assert len(rows) == 2 * (10 + 4)  # 2 cells x (10 tests + S12 on 4 profiles)
+    # 2 emulated cells x (10 tests + S12 on 4 profiles + R1-R6), a real board's 10 + 6
+    assert len(rows) == 2 * (10 + 4 + 6) + 16
     s7 = next(r for r in rows if "mosquitto" in r and 'data-spec="S7"' in r)
     assert s7.startswith('"failed"')
     assert SPEC_ITEMS["S7"].title in s7  # the description comes from harness.spec_items
     assert "S7 violated" in s7 and ">timeline</a>" in s7 and ">serial</a>" in s7
     skipped = [r for r in rows if r.startswith('"skipped"')]
     assert len(skipped) == 6 and all("firmware profile v1.2" in r for r in skipped)
-    [na] = [r for r in rows if r.startswith('"n/a"')]
-    assert "not applicable: the seed program always uses sni=True" in na
+    sni, r4 = [r for r in rows if r.startswith('"n/a"')]
+    assert "not applicable: the seed program always uses sni=True" in sni
+    assert 'data-spec="R4"' in r4 and "needs the emulated access point" in r4
     assert 'name="status" value="failed"' in table and '<option value="S12">' in table
 
 
@@ -62,7 +65,7 @@ def test_skips_are_never_inside_a_pass_badge_and_not_applicable_is_its_own_count
     assert '<span class="s na">1 n/a</span>' in matrix
     start = html.index('<div class="chips">')
     chips = html[start:html.index("</div>", start)]
-    assert "6 skipped" in chips and "1 not applicable" in chips and "18 passed" in chips
+    assert "6 skipped" in chips and "2 not applicable" in chips and "44 passed" in chips
 
 
 def test_a_green_day_collapses_empty_sections_to_one_line_with_correct_plurals(
@@ -127,14 +130,14 @@ def test_a_timeline_puts_serial_wire_tls_and_any_other_event_on_one_axis(
     lanes = [(e.lane, e.text.split(" ")[0]) for e in timeline.events]
     assert lanes == [
         (SERIAL, "[harness]"), (SERIAL, "Connected"), (TLS, "#1"), (TLS, "#1"),
-        (WIRE, "CONNECT"), (WIRE, "CONNACK"), (SERIAL, "Send"), (OTHER, "#1"),
+        (WIRE, "CONNECT"), (WIRE, "CONNACK"), (SERIAL, "Send"), (FAULT, "#1"),
         (SERIAL, "Traceback"), (TLS, "#2"),
     ]
     assert timeline.omitted_lines == 1  # the earlier run's line in the session's log
     by_text = {e.text: e for e in timeline.events}
     assert by_text["Send '{\"msg\": 0}' to topic 't'"].quoted_by == ("S7",)
     assert by_text["CONNACK 0 (accepted)"].direction == "b2c"
-    assert "#1 fault: black hole for 5 s" in by_text
+    assert "#1 black hole for 5 s" in by_text
     assert "#2 TLS handshake failed: unknown ca" in by_text
     assert "#1 ClientHello, SNI 'broker.test'" in by_text
     assert timeline.events[1].time == pytest.approx(timeline.events[2].time - 0.1, abs=0.002)
@@ -158,7 +161,7 @@ def test_the_failure_links_a_timeline_that_highlights_the_quoted_lines(tmp_path:
     page = (tmp_path / "site" / href).read_text()
     assert "Failing checks that point at this run (1)" in page
     assert page.count('class="q"') == 2  # the two Send lines S7 quoted
-    assert "quoted by S7" in page and "fault: drop b2c PUBLISH" in page
+    assert "quoted by S7" in page and "drop b2c PUBLISH (injected)" in page
 
 
 def test_a_program_that_starts_leaking_heap_is_named_at_the_top(tmp_path: Path) -> None:
@@ -175,7 +178,7 @@ def test_the_timeline_command_writes_any_run_folders_page_with_its_failures(
     from harness.__main__ import main
 
     write_day(tmp_path / "history", tmp_path / "results", red=True)
-    old = next((tmp_path / "results" / "amqtt").glob("*-n1")) / "01-messaging"  # S8 failed
+    old = next((tmp_path / "results" / "emu-amqtt").glob("*-n1")) / "01-messaging"  # S8 failed
     assert main(["timeline", str(old), "--history", str(tmp_path / "history")]) == 0
     page = (old / "timeline.html").read_text()
     assert "Failing checks that point at this run (1)" in page and "S8 violated" in page
@@ -197,3 +200,37 @@ def test_the_rig_measures_boot_to_connected_and_the_heap_lost_per_message() -> N
     metrics = boot_and_heap_metrics(evidence)
     assert metrics == {"boot_to_connected_ms": 2500.0, "heap_free_bytes": 85_000.0,
                        "heap_loss_bytes_per_message": pytest.approx(1000.0)}
+
+
+def test_a_program_without_reconnect_is_not_applicable_for_resilience_never_failed(
+    tmp_path: Path,
+) -> None:
+    from harness.report.summary import render_summary
+    from tests.unit.report_days import NO_RECONNECT, RESILIENCE
+
+    def record(spec: str, test: str, outcome: str, message: str = "") -> TestRecord:
+        return TestRecord(nodeid=f"tests/hil/test_x.py::{test}", outcome=outcome,
+                          spec_item=spec, backend="emu", device="emu", profile="v1.22",
+                          broker="amqtt", message=message)
+
+    records = [record("S7", "test_s7_echo", "passed")]
+    records += [record(spec, test, "skipped", NO_RECONNECT) for spec, test, _ in RESILIENCE]
+    with History.for_writing(tmp_path / "history") as history:
+        history.record_run(RunRecord(started=0.0, finished=60.0, batch="n0"), records)
+    with History.for_reading(tmp_path / "history") as history:
+        model = analyse(history.load(30))
+    [cell] = model.cells
+    assert cell.resilience[-1].status.state == "na" and cell.resilience[-1].text == "6 n/a"
+    assert cell.core[-1].text == "1 passed, 12 not run"
+    html = render_report(model, tmp_path / "index.html", history_dir=tmp_path).read_text()
+    column = _section(html, "cells")
+    start = column.index('<td class="resilience">')
+    column = column[start:column.index("</tr>", start)]
+    assert '<span class="s na">6 n/a</span>' in column and "fail" not in column
+    # The reason is on the page, not only on hover, and in each item's title.
+    assert f'<div class="why" title="{escape(NO_RECONNECT)}">{escape(NO_RECONNECT)}</div>' \
+        in column
+    assert column.count(escape(NO_RECONNECT)) == 2 + 1 + 6  # why (2), verdict, 6 items
+    summary = render_summary(model)
+    assert "Resilience R1–R6 (faults injected): emu/v1.22/amqtt 6 n/a." in summary
+    assert summary.startswith("## ✅ HIL: First recorded round: the 1 test that ran passed")
