@@ -65,7 +65,7 @@ from harness.emulator.mpy._board_wire import (
 from harness.emulator.profiles import DEFAULT_PROFILE, Profile, get_profile
 from harness.emulator.reset_circuit import AutoResetCircuit
 from harness.emulator.rom import BOOT_RETRY_S, FlashStore, RomBootloader, flash_boot_failure
-from harness.emulator.scenario import LINK_CONTROL_FILE, WifiScenario
+from harness.emulator.scenario import LINK_CONTROL_FILE, WIFI_STATE_FILE, WifiScenario
 from harness.emulator.serial_line import OutputSink, SerialLine
 from harness.emulator.umqtt_source import (
     PackageSources,
@@ -261,6 +261,12 @@ class EmulatedBoard:
         self._wifi = scenario
         if self._tmp is not None:  # a new scenario starts with the link as it describes
             (self._tmp / LINK_CONTROL_FILE).unlink(missing_ok=True)
+            self._forget_association()
+
+    def _forget_association(self) -> None:
+        """The Wi-Fi driver's state is gone (any reset but a soft one, or new access points)."""
+        if self._tmp is not None:
+            (self._tmp / WIFI_STATE_FILE).unlink(missing_ok=True)
 
     def set_link(self, *, down: bool, ip: str | None = None) -> None:
         """Drop (``down``) or restore the Wi-Fi link now; ``ip`` is the address after
@@ -480,6 +486,13 @@ class EmulatedBoard:
             raise EmulatorError("the board is not started; call start() first")
         return RtcFile(self._tmp / RTC_FILE)
 
+    @property
+    def interpreter_pid(self) -> int | None:
+        """The process running MicroPython now (None between boots), for tests that make
+        the unix port die where a real board would not."""
+        child = self._child
+        return child.proc.pid if child is not None else None
+
     # --- the task watchdog (machine.WDT) ------------------------------------------------
     def _arm_watchdog(self) -> None:
         assert self._tmp is not None
@@ -505,6 +518,7 @@ class EmulatedBoard:
     def _power_on(self, cause: int, reset_line: bytes | None = None) -> None:
         self._boot_retry_at = None
         self._wdt = None  # every reset but a soft one stops the task watchdog
+        self._forget_association()  # and the Wi-Fi driver starts again, unassociated
         if cause == PWRON_RESET or not self.rtc.path.exists():
             self.rtc.power_on()  # only a power-on clears the RTC; resets and panics keep it
         if self._boot_button:

@@ -13,7 +13,7 @@ from pathlib import Path
 from harness import lifetime
 from harness.emulator.mpy._board_wire import DEEPSLEEP_RESET, HARD_RESET, PWRON_RESET, WDT_RESET
 from harness.emulator.profiles import Profile
-from harness.emulator.scenario import LINK_CONTROL_FILE, WifiScenario
+from harness.emulator.scenario import LINK_CONTROL_FILE, WIFI_STATE_FILE, WifiScenario
 from harness.esp32 import rom
 
 DEFAULT_MAC = rom.DEFAULT_MAC.hex()  # as text, the form the boot config carries
@@ -86,6 +86,7 @@ def write_boot_config(path: Path, *, flash: Path, scratch: Path, module_dirs: Se
         "reset_cause": cause,
         "wifi": wifi.to_board(),
         "link_control_file": LINK_CONTROL_FILE,  # in scratch
+        "wifi_state_file": WIFI_STATE_FILE,  # in scratch
         "hosts": dict(hosts),
         "mac": mac,
         "rtc": str(rtc) if rtc else None,  # the board clock (harness/emulator/clock.py)

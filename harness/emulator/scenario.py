@@ -12,6 +12,9 @@ STAT_WRONG_PASSWORD = 202
 # In the board's scratch folder: the link state the harness sets at run time
 # (EmulatedBoard.set_link), read by the board's network module.
 LINK_CONTROL_FILE = "wifi-link.json"
+# The station's association (in scratch): it outlives a soft reset, as the ESP32's Wi-Fi
+# driver does; the supervisor deletes it on every other reset.
+WIFI_STATE_FILE = "wifi-station.json"
 
 
 @dataclass(frozen=True)

@@ -74,14 +74,6 @@ def umqtt_robust_1_0(make: BoardFactory) -> None:
     assert ROBUST_VERSION == "1.0" and out.strip() == "2", out
 
 
-def wifi_soft_reset(make: BoardFactory) -> None:
-    board = make()
-    run(board, JOIN)
-    # mpremote soft-resets before each exec.
-    out = run(board, "import network\nprint(network.WLAN(network.STA_IF).isconnected())")
-    assert out.strip() == "False", out
-
-
 def host_clock_elsewhere(make: BoardFactory, tmp_path: Path) -> None:
     macho = tmp_path / "micropython_run.cpython-311-darwin.so"
     macho.write_bytes(bytes.fromhex("cffaedfe") + bytes(64))  # a Mach-O header
@@ -95,7 +87,6 @@ CHECKS: dict[str, Callable[..., None]] = {
     "c-stack": c_stack,
     "board-frames": board_frames,
     "umqtt-robust-1.0": umqtt_robust_1_0,
-    "wifi-soft-reset": wifi_soft_reset,
     "host-clock-elsewhere": host_clock_elsewhere,
 }
 

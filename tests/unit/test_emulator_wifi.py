@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import threading
 from collections.abc import Iterator
 
 import pytest
+import serial
 
+from harness.deadline import Deadline
 from harness.emulator import AccessPoint, WifiScenario
 from harness.emulator.fixtures import BoardFactory, board_factory, mpremote
 
@@ -150,3 +154,64 @@ def test_scenario_rejects_negative_delays() -> None:
     with pytest.raises(ValueError, match="association_delay_s"):
         WifiScenario(association_delay_s=-1)
     assert "s3cret" not in repr(LAB)
+
+
+JOIN_LAB = """
+import network, time
+wlan = network.WLAN(network.STA_IF)
+wlan.active(True)
+wlan.connect('lab', 's3cret')
+while not wlan.isconnected():
+    time.sleep_ms(10)
+"""
+ASK = """
+import network
+wlan = network.WLAN(network.STA_IF)
+print(wlan.active(), wlan.isconnected(), wlan.ifconfig()[0], wlan.config('essid'))
+"""
+
+
+def test_the_association_outlives_a_soft_reset_but_not_a_hard_one(
+        board_factory: BoardFactory) -> None:
+    """The ESP32's soft reset leaves its Wi-Fi driver alone (ports/esp32/main.c); EN, a
+    power cycle or machine.reset() start it again."""
+    board = board_factory(wifi=WifiScenario(access_points=[LAB]))
+    run(board.port, JOIN_LAB)
+    # mpremote soft-resets the board before each exec: a fresh interpreter each time
+    assert run(board.port, ASK) == ["True True 10.1.2.3 lab"]
+    board.hard_reset()
+    assert run(board.port, ASK) == ["False False 0.0.0.0 "]
+
+
+def test_new_access_points_end_the_association(board_factory: BoardFactory) -> None:
+    board = board_factory(wifi=WifiScenario(access_points=[LAB]))
+    run(board.port, JOIN_LAB)
+    board.set_wifi(WifiScenario(access_points=[AccessPoint(ssid="lab", password="new")]))
+    assert run(board.port, ASK) == ["False False 0.0.0.0 "]
+
+
+def read_until(port: serial.Serial, wanted: bytes) -> None:
+    deadline = Deadline(10, repr(wanted))
+    seen = b""
+    while wanted not in seen and not deadline.expired:
+        seen += port.read(256)
+    assert wanted in seen, seen
+
+
+def test_an_interpreter_that_dies_on_ctrl_c_keeps_the_association(
+        board_factory: BoardFactory) -> None:
+    """The unix port can die handling an asynchronous SIGINT where a real ESP32 only stops
+    the program; the emulator then starts a new interpreter, and the board must still be
+    on the network as the real one is (the rig reads S1's address after the run)."""
+    board = board_factory(wifi=WifiScenario(access_points=[LAB]))
+    run(board.port, JOIN_LAB)
+    with serial.Serial(board.port, 115200, timeout=0.2) as port:
+        port.write(b"exec('print(\\'spin\\')\\nwhile True: pass')\r")
+        read_until(port, b"spin\r\n")  # the program runs
+        first = board.interpreter_pid
+        assert first is not None
+        port.write(b"\x03")  # a Ctrl-C, as the rig sends to stop the program ...
+        os.kill(first, signal.SIGKILL)  # ... and the interpreter dies on it
+        read_until(port, b"KeyboardInterrupt")
+    assert board.interpreter_pid not in (None, first)
+    assert run(board.port, ASK) == ["True True 10.1.2.3 lab"]

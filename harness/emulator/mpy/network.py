@@ -54,12 +54,16 @@ def _now():
 _scratch = None
 
 
-def _read_control():
-    # The board's own open() sees only the flash; the control file is in the scratch folder.
+def _scratch_file(key, mode):
+    # The board's own open() sees only the flash; the harness's files are in scratch.
     global _scratch
     if _scratch is None:  # the interpreter's vfs: a v1.22 board's firmware has none to import
         _scratch = _board.real["vfs"].VfsPosix(_board.config["scratch"])
-    with _scratch.open("/" + _board.config["link_control_file"], "r") as f:
+    return _scratch.open("/" + _board.config[key], mode)
+
+
+def _read_control():
+    with _scratch_file("link_control_file", "r") as f:
         return json.loads(f.read())
 
 
@@ -80,6 +84,28 @@ class _Station:
         self._config = {"reconnects": -1, "dhcp_hostname": _hostname, "txpower": 20}
         self._control = {}  # {"down": bool, "ip": str or None, "seq": n} from the harness
         self._control_read = None  # ticks of the last read
+        self._restore()
+
+    # --- the Wi-Fi driver's state outlives a soft reset: the ESP32's soft_reset_exit
+    # (ports/esp32/main.c) leaves the driver alone, so a new interpreter takes it over.
+    # ticks_ms is the host's monotonic clock here, the same in every interpreter.
+    def _save(self):
+        state = {"active": self._active, "ssid": self._ssid, "ap": self._ap,
+                 "started": self._started, "fail": self._fail, "static": self._static,
+                 "config": self._config}
+        with _scratch_file("wifi_state_file", "w") as f:
+            f.write(json.dumps(state))
+
+    def _restore(self):
+        try:
+            with _scratch_file("wifi_state_file", "r") as f:
+                state = json.loads(f.read())
+        except (OSError, ValueError):
+            return  # a fresh driver (power-on, hard reset), or a half-written file
+        self._active, self._ssid, self._ap = state["active"], state["ssid"], state["ap"]
+        self._started, self._fail = state["started"], state["fail"]
+        self._static = tuple(state["static"]) if state["static"] else None
+        self._config = state["config"]
 
     def controlled(self):
         # True when the harness may drop the link at any moment (sockets must watch it)
@@ -138,6 +164,7 @@ class _Station:
         if not self._active:
             self._ap = None
             self._ssid = None
+        self._save()
 
     def connect(self, ssid=None, key=None, *, bssid=None):
         if not self._active:
@@ -156,11 +183,13 @@ class _Station:
                 break
         else:
             self._fail = int(scenario.get("no_ap_status", STAT_NO_AP_FOUND))
+        self._save()
 
     def disconnect(self):
         self._ap = None
         self._ssid = None
         self._fail = None
+        self._save()
 
     def isconnected(self):
         return self.link_up()
@@ -203,6 +232,7 @@ class _Station:
         if len(config) != 4:
             raise ValueError("ifconfig needs a 4-tuple")
         self._static = tuple(config)
+        self._save()
 
     def ipconfig(self, *names, **settings):
         if settings:
@@ -210,6 +240,7 @@ class _Station:
                 ip, mask = settings["addr4"]
                 rest = self._addresses()
                 self._static = (ip, mask, rest[2], rest[3])
+                self._save()
             return None
         if len(names) != 1:
             raise TypeError("ipconfig takes one parameter name to read")
@@ -223,6 +254,7 @@ class _Station:
     def config(self, *names, **settings):
         if settings:
             self._config.update(settings)
+            self._save()
             return None
         if len(names) != 1:
             raise TypeError("can query only one param")
