@@ -56,3 +56,17 @@ class RecordKind(StrEnum):
     DECODE_ERROR = "decode_error"
     CLOSE = "close"
     FAULT = "fault"  # a fault starting or ending (harness.faults), on the same clock
+
+
+def filter_matches(topic_filter: str, topic: str) -> bool:
+    """Whether an MQTT 3.1.1 topic filter (``+`` one level, ``#`` the rest, §4.7) covers
+    ``topic``. Topics starting with ``$`` match no filter starting with a wildcard."""
+    if topic.startswith("$") and topic_filter[:1] in ("+", "#"):
+        return False
+    levels, wanted = topic_filter.split("/"), topic.split("/")
+    for index, level in enumerate(levels):
+        if level == "#":
+            return True
+        if index >= len(wanted) or (level != "+" and level != wanted[index]):
+            return False
+    return len(levels) == len(wanted)

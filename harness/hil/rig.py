@@ -35,11 +35,12 @@ from harness.errors import (
     RunSettled,
 )
 from harness.faults import FaultInjector, FaultNotApplicable, FaultSchedule
-from harness.hil.collect import evidence_from_tap, is_tls_hello_on_plain
+from harness.hil.collect import evidence_from_tap
 from harness.hil.follow import RunFollower
 from harness.hil.manifest import MANIFEST_NAME
 from harness.hil.programs import CA_PATH_ON_DEVICE, DeviceProgram
 from harness.hil.scenario import FOREIGN_PAYLOAD, RETAINED_PAYLOAD, Scenario
+from harness.hil.settle import EchoCannotCome, TlsToPlain
 from harness.hil.targets import Target, TargetOptions
 from harness.run_files import SERIAL_LOG, TAP_TRACE
 from harness.settings import DeviceSettings
@@ -245,7 +246,11 @@ class Rig:
         notes: list[str] = []
         boot_loop: str | None = None
         run = RunFollower(self.device.log, mark, heap_every=scenario.mem_log_every)
-        settle = self._settle_on_tls_to_plain(scenario, tap, run)
+        settlers = self._settlers(scenario, topic, run)
+        for settle in settlers:
+            tap.add_listener(settle)
+            for record in tap.records():  # what came before the listener
+                settle(record)
         try:
             if scenario.expect_connect:
                 self._wait_for_echoes(scenario, topic, run)
@@ -263,7 +268,7 @@ class Rig:
             self.device.check_alive()
             notes.append(f"run ended early: {exc.message.splitlines()[0]}")
         finally:
-            if settle is not None:
+            for settle in settlers:
                 tap.remove_listener(settle)
             if schedule is not None:  # every fault ends with the run
                 schedule.close()
@@ -334,23 +339,15 @@ class Rig:
         return RunResult(scenario, evidence, time.monotonic() - started,
                          metrics={**run_metrics(evidence), **run.cost_metrics()})
 
-    def _settle_on_tls_to_plain(self, scenario: Scenario, tap: Any,
-                                run: RunFollower) -> Callable[[TapRecord], None] | None:
-        """A plain run of a program that does not honour tls is run again over TLS once
-        its ClientHello reaches the plain port (:meth:`_run`): that record settles it, so
-        its waits end there instead of at their timeouts. Returns the tap listener."""
-        if scenario.tls or "tls" in self.program.manifest.honours:
-            return None
-
-        def settle(record: TapRecord) -> None:
-            if is_tls_hello_on_plain(record):
-                run.settle(f"the device sent a TLS ClientHello to the plain MQTT port (tap "
-                           f"connection #{record.conn}): the scenario runs again over TLS")
-
-        tap.add_listener(settle)
-        for record in tap.records():  # one that came before the listener
-            settle(record)
-        return settle
+    def _settlers(self, scenario: Scenario, topic: str,
+                  run: RunFollower) -> list[Callable[[TapRecord], None]]:
+        """The wire evidence that ends this run's waits (harness.hil.settle)."""
+        rules: list[Callable[[TapRecord], None]] = []
+        if not scenario.tls and "tls" not in self.program.manifest.honours:
+            rules.append(TlsToPlain(run))  # then run again over TLS (:meth:`_run`)
+        if scenario.expect_connect:
+            rules.append(EchoCannotCome(run, topic))
+        return rules
 
     def _sends(self, mark: int) -> list[str]:
         return [line.content for line in self.device.log.lines(mark)
