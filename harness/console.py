@@ -15,6 +15,8 @@ WIFI_CONNECTED = re.compile(r"^Connected on (?P<ip>\S+)$")
 BROKER_CONNECTED = re.compile(r'^Connected to MQTT Broker "(?P<server>.*)"$')
 SEND = re.compile(r"^Send '(?P<payload>.*)' to topic '(?P<topic>.*)'$")
 RECEIVED = re.compile(r"^Received '(?P<payload>.*)' from topic '(?P<topic>.*)'$")
+# device_src's line before each retry (reconnect = true), the backoff in seconds.
+RECONNECTING = re.compile(r"^Reconnecting in (?P<delay>\d+\.\d\d) s$")
 # device_src's heap line, every mem_log_every messages.
 MEMORY_FREE = re.compile(r"^Memory free: (?P<free>-?\d+) bytes after (?P<count>\d+) messages$")
 # MicroPython's, when the program dies of an exception.
@@ -22,6 +24,12 @@ TRACEBACK = re.compile(r"^Traceback \(most recent call last\):$")
 # The settings contract's one-line failures (``ERROR <what>: <why>``).
 ERROR_PREFIX = "ERROR "
 ERROR_LINE = re.compile(r"^ERROR [\w-]+: ")
+
+
+def head(line: re.Pattern[str]) -> str:
+    """A regex for the lines that begin as ``line``'s do (its text before the first group
+    or class): a failure quotes them, a malformed one too."""
+    return re.split(r"(?<!\\)[(\[]", line.pattern, maxsplit=1)[0]
 
 
 def wifi_connected(ip: str) -> str:

@@ -8,7 +8,7 @@ import re
 
 from harness.checks.evidence import SEED_CLIENT_ID_FORM, Evidence
 from harness.checks.findings import Finding, diagnose
-from harness.console import BROKER_CONNECTED, WIFI_CONNECTED, WIFI_WAITING
+from harness.console import BROKER_CONNECTED, WIFI_CONNECTED, WIFI_WAITING, head
 
 # How a device may say its TLS connection failed: an error line or the exception's text.
 TLS_ERROR_LINE = re.compile(
@@ -30,7 +30,7 @@ def check_wifi(ev: Evidence) -> Finding:
     finding = Finding("S1", "prints 'Waiting for connection...' about once a second until "
                       f"associated{how_long}, then 'Connected on "
                       f"{exp.wifi_ip or '<ip>'}' with the address ifconfig()[0] reports", ev,
-                      quote=(re.escape(WIFI_WAITING), "^Connected on"))
+                      quote=(re.escape(WIFI_WAITING), head(WIFI_CONNECTED)))
     connected = ev.lines_matching(WIFI_CONNECTED)
     if not connected:
         return finding.fail("no 'Connected on <ip>' line")
@@ -97,7 +97,7 @@ def check_connected_line(ev: Evidence) -> Finding:
     """S3: 'Connected to MQTT Broker "<server>"' only after CONNACK 0."""
     exp = ev.expectation
     finding = Finding("S3", f"'Connected to MQTT Broker \"{exp.server}\"' printed once, after "
-                      "the broker's CONNACK 0", ev, quote=("Connected to MQTT Broker",))
+                      "the broker's CONNACK 0", ev, quote=(head(BROKER_CONNECTED),))
     lines = ev.lines_matching(BROKER_CONNECTED)
     if len(lines) != 1:
         return finding.fail(f"{len(lines)} 'Connected to MQTT Broker' lines")
@@ -118,7 +118,7 @@ def check_not_connected(ev: Evidence, item: str, title: str, *,
     """Common core of every refusal: the device published nothing. With
     ``connected_line`` (S3's own check) it must not claim to be connected either; the
     other refusal checks leave that line to S3, so one defect fails one item."""
-    finding = Finding(item, title, ev, quote=("Connected to MQTT Broker", "Error|ERROR|rror"))
+    finding = Finding(item, title, ev, quote=(head(BROKER_CONNECTED), "Error|ERROR|rror"))
     if connected_line and ev.lines_matching(BROKER_CONNECTED):
         finding.fail("the device printed 'Connected to MQTT Broker' anyway")
     if ev.device_publishes():

@@ -13,6 +13,7 @@ import statistics
 
 from harness.checks.evidence import Crash, Evidence, payload_counter
 from harness.checks.findings import Finding
+from harness.console import RECEIVED, SEND, head
 
 SEND_BEFORE_PUBLISH_SLACK_S = 0.1
 
@@ -30,7 +31,7 @@ def check_retained_delivered(ev: Evidence) -> Finding:
     exp = ev.expectation
     finding = Finding("S4", f"the retained message {exp.retained_payload!r} already on "
                       f"{exp.topic!r} is delivered to the callback and printed as Received; "
-                      "the device keeps running", ev, quote=("Received", "Error|rror"))
+                      "the device keeps running", ev, quote=(head(RECEIVED), "Error|rror"))
     received = [(payload, topic) for _, payload, topic in ev.receives()]
     if (exp.retained_payload, exp.topic) not in received:
         finding.fail("no \"Received '" + str(exp.retained_payload) + "' from topic '"
@@ -69,7 +70,7 @@ def check_publish(ev: Evidence) -> Finding:
     exp = ev.expectation
     finding = Finding("S6", f'payloads {{"msg": n}} with n = 0, 1, 2 … to {exp.topic!r}, QoS 0, '
                       f"retain off, about {exp.publish_interval:g} s apart, each followed by "
-                      "\"Send '<payload>' to topic '<topic>'\"", ev, quote=("^Send",))
+                      "\"Send '<payload>' to topic '<topic>'\"", ev, quote=(head(SEND),))
     publishes = ev.device_publishes()
     if len(publishes) < 2:
         return finding.fail(f"only {len(publishes)} PUBLISH packet(s) from the device")
@@ -118,7 +119,7 @@ def check_echo(ev: Evidence) -> Finding:
     finding = Finding("S7", "every published payload is printed as Received, in order (a "
                       "retained or foreign message may shift the echo by one), and the "
                       "observer receives the same payloads in the same order", ev,
-                      quote=("^Send", "^Received"))
+                      quote=(head(SEND), head(RECEIVED)))
     published = [p.payload for p in ev.device_publishes()]
     if not published:
         return finding.fail("the device published nothing")
@@ -156,7 +157,7 @@ def check_foreign(ev: Evidence) -> Finding:
     """S8: a message published to the topic by someone else is received and printed."""
     exp = ev.expectation
     finding = Finding("S8", f"messages another client publishes to {exp.topic!r} are received "
-                      "and printed", ev, quote=("^Received",))
+                      "and printed", ev, quote=(head(RECEIVED),))
     received = {(payload, topic) for _, payload, topic in ev.receives()}
     delivered = {p.payload for p in ev.deliveries()}
     for payload in exp.foreign_payloads:

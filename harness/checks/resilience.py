@@ -18,7 +18,15 @@ from dataclasses import replace
 from harness.checks.evidence import Evidence, FaultMark, WirePacket, payload_counter
 from harness.checks.findings import Finding
 from harness.checks.messaging import check_echo, check_publish
-from harness.console import WIFI_CONNECTED
+from harness.console import (
+    BROKER_CONNECTED,
+    ERROR_LINE,
+    RECEIVED,
+    RECONNECTING,
+    SEND,
+    WIFI_CONNECTED,
+    head,
+)
 
 # Slack for what is not the device's doing: the emulated board's scheduling, the tap's
 # thread hand-offs, a loaded 2-core runner.
@@ -61,7 +69,7 @@ def check_silent_loss_detected(ev: Evidence) -> Finding:
     finding = Finding("R1", f"a connection that goes silent (a black hole) is given up "
                       f"within {bound:g} s (1.5 x keepalive {exp.keepalive} s + the publish "
                       "interval + slack), then re-established", ev,
-                      quote=("^ERROR", "^Reconnecting", "^Connected to MQTT"))
+                      quote=(head(ERROR_LINE), head(RECONNECTING), head(BROKER_CONNECTED)))
     holes = _starts(ev, "timeout")
     if not holes:
         return _no_fault(finding, "black-hole (timeout)")
@@ -101,7 +109,7 @@ def check_backoff(ev: Evidence) -> Finding:
     ceiling = exp.reconnect_max_delay or 60.0
     finding = Finding("R2", f"reconnect attempts with growing delays (from {first:g} s), "
                       f"capped (at {ceiling:g} s, jitter allowed), with jitter, and no tight "
-                      "loop", ev, quote=("^ERROR", "^Reconnecting"))
+                      "loop", ev, quote=(head(ERROR_LINE), head(RECONNECTING)))
     refusals = _starts(ev, "refuse")
     if not refusals:
         return _no_fault(finding, "refuse (CONNACK 3)")
@@ -158,7 +166,7 @@ def check_resume(ev: Evidence) -> Finding:
     finding = Finding("R3", f"after reconnecting, a SUBSCRIBE to {exp.topic!r} on the new "
                       "connection before its first PUBLISH, the counter continuing with no "
                       "gap and no duplicate, and the observer seeing every payload once", ev,
-                      quote=("^Send", "^ERROR", "^Connected to MQTT"))
+                      quote=(head(SEND), head(ERROR_LINE), head(BROKER_CONNECTED)))
     resets = _starts(ev, "reset_peer", "broker_restart")
     if not resets:
         return _no_fault(finding, "reset_peer or broker_restart")
@@ -195,7 +203,8 @@ def check_wifi_rejoined(ev: Evidence) -> Finding:
     address it gets then) and re-establishes its MQTT session."""
     finding = Finding("R4", "a dropped Wi-Fi link is rejoined ('Connected on <ip>' again, "
                       "with the new address) and the MQTT session established again", ev,
-                      quote=("^Connected on", "^ERROR", "^Connected to MQTT"))
+                      quote=(head(WIFI_CONNECTED), head(ERROR_LINE),
+                             head(BROKER_CONNECTED)))
     drops = _starts(ev, "wifi_drop", "wifi_new_ip")
     if not drops:
         return _no_fault(finding, "Wi-Fi drop")
@@ -224,7 +233,8 @@ def check_unavailable_at_boot(ev: Evidence) -> Finding:
     device connects once it is back."""
     finding = Finding("R5", "a broker unavailable at boot (CONNACK 3, then no listener) is "
                       "retried, not fatal: the device connects once it is back", ev,
-                      quote=("^ERROR", "^Reconnecting", "^Connected to MQTT", ">>>"))
+                      quote=(head(ERROR_LINE), head(RECONNECTING), head(BROKER_CONNECTED),
+                             ">>>"))
     refusals = _starts(ev, "refuse")
     silences = _starts(ev, "no_listener")
     if not refusals and not silences:
@@ -257,7 +267,7 @@ def check_latency(ev: Evidence) -> Finding:
         delay *= 2
     finding = Finding("R6", f"S6 and S7 hold with {delay:g} s of injected round-trip latency; "
                       f"publishes about {exp.publish_interval + delay:g} s apart (interval + "
-                      "round trip)", ev, quote=("^Send", "^Received", "^ERROR"))
+                      "round trip)", ev, quote=(head(SEND), head(RECEIVED), head(ERROR_LINE)))
     if not lags:
         return _no_fault(finding, "latency")
     stretched = replace(ev, expectation=replace(exp, publish_interval=exp.publish_interval

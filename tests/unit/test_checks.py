@@ -387,3 +387,13 @@ def test_client_id_form_from_the_manifest() -> None:
     assert "S2" in failing(run.ev)
     run.ev.expectation.client_id_form = ClientIdForm("re:esp32-[0-9a-f]{6}")
     assert "S2" not in failing(run.ev)
+
+
+def test_a_failure_quotes_its_lines_a_malformed_one_too() -> None:
+    run = good_run()
+    send = next(s for s in run.ev.serial if console.SEND.match(s.text))
+    garbled = send.text.replace(" to topic ", " to topics ")
+    run.ev.serial[run.ev.serial.index(send)] = SerialLine(send.time, garbled)
+    message = failing(run.ev)["S6"].message()
+    assert f"    | {garbled}" in message, message
+    assert f"    | {console.send(json.dumps({'msg': 1}), TOPIC)}" in message
