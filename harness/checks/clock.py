@@ -8,7 +8,7 @@ import re
 
 from harness.checks.evidence import Evidence
 from harness.checks.findings import Finding
-from harness.console import BROKER_CONNECTED
+from harness.console import BROKER_CONNECTED, broker_connected
 
 # How mbedTLS (and a device's error line) says a certificate is not valid yet.
 NOT_YET_VALID = re.compile(r"(validity starts in the future|not yet valid|BADCERT_FUTURE)", re.I)
@@ -34,7 +34,8 @@ def check_clock_before_tls(ev: Evidence) -> Finding:
         return finding
     if any(h.error is None for h in ev.handshakes):
         if not ev.lines_matching(BROKER_CONNECTED):
-            finding.fail("no 'Connected to MQTT Broker' line after the TLS handshake")
+            finding.fail(f"no '{broker_connected(ev.expectation.server)}' line after the "
+                         "TLS handshake")
         return finding  # a verified session on this firmware: the clock was right
     # The handshake failed for another reason (other checks say which): S13 holds if the
     # device asked for the time before it tried.

@@ -8,7 +8,14 @@ import re
 
 from harness.checks.evidence import SEED_CLIENT_ID_FORM, Evidence
 from harness.checks.findings import Finding, diagnose
-from harness.console import BROKER_CONNECTED, WIFI_CONNECTED, WIFI_WAITING, head
+from harness.console import (
+    BROKER_CONNECTED,
+    WIFI_CONNECTED,
+    WIFI_WAITING,
+    broker_connected,
+    head,
+    wifi_connected,
+)
 
 # How a device may say its TLS connection failed: an error line or the exception's text.
 TLS_ERROR_LINE = re.compile(
@@ -27,36 +34,37 @@ def check_wifi(ev: Evidence) -> Finding:
     """S1: 'Waiting for connection...' about once a second, then 'Connected on <ip>'."""
     exp = ev.expectation
     how_long = f" (~{exp.wifi_delay:g} s here)" if exp.wifi_delay is not None else ""
-    finding = Finding("S1", "prints 'Waiting for connection...' about once a second until "
-                      f"associated{how_long}, then 'Connected on "
-                      f"{exp.wifi_ip or '<ip>'}' with the address ifconfig()[0] reports", ev,
+    finding = Finding("S1", f"prints '{WIFI_WAITING}' about once a second until "
+                      f"associated{how_long}, then '{wifi_connected(exp.wifi_ip or '<ip>')}' "
+                      "with the address ifconfig()[0] reports", ev,
                       quote=(re.escape(WIFI_WAITING), head(WIFI_CONNECTED)))
     connected = ev.lines_matching(WIFI_CONNECTED)
     if not connected:
-        return finding.fail("no 'Connected on <ip>' line")
+        return finding.fail(f"no '{wifi_connected('<ip>')}' line")
     first_line, match = connected[0]
     if exp.wifi_ip is None:
-        finding.fail(f"'Connected on {match['ip']}', but the board reports no address of its "
+        finding.fail(f"'{wifi_connected(match['ip'])}', but the board reports no address of its "
                      "own (ifconfig() after the run: not connected)")
     elif match["ip"] != exp.wifi_ip:
-        finding.fail(f"'Connected on {match['ip']}', but the access point gave the board "
+        finding.fail(f"'{wifi_connected(match['ip'])}', but the access point gave the board "
                      f"{exp.wifi_ip} (what ifconfig()[0] reports)")
     waiting = [line for line in ev.serial if line.text.strip() == WIFI_WAITING]
     after = [line for line in waiting if line.time > first_line.time]
     if after:
-        finding.fail(f"{len(after)} 'Waiting for connection...' line(s) after 'Connected on'")
+        finding.fail(f"{len(after)} '{WIFI_WAITING}' line(s) after "
+                     f"'{wifi_connected(match['ip'])}'")
     before = [line for line in waiting if line.time <= first_line.time]
     if exp.wifi_delay is not None and exp.wifi_delay >= 1.0:
         low, high = int(exp.wifi_delay), int(exp.wifi_delay) + 2
         if not low <= len(before) <= high:
-            finding.fail(f"{len(before)} 'Waiting for connection...' lines during a "
+            finding.fail(f"{len(before)} '{WIFI_WAITING}' lines during a "
                          f"{exp.wifi_delay:g} s association; expected {low}..{high} "
                          "(one per second)")
     if len(before) >= 2:
         gaps = [b.time - a.time for a, b in itertools.pairwise(before)]
         odd = [gap for gap in gaps if not 0.6 <= gap <= 1.6]
         if odd:
-            finding.fail("'Waiting for connection...' lines are not about 1 s apart: gaps "
+            finding.fail(f"'{WIFI_WAITING}' lines are not about 1 s apart: gaps "
                          + ", ".join(f"{gap:.2f} s" for gap in odd))
     return finding
 
@@ -96,11 +104,11 @@ def check_connect_packet(ev: Evidence) -> Finding:
 def check_connected_line(ev: Evidence) -> Finding:
     """S3: 'Connected to MQTT Broker "<server>"' only after CONNACK 0."""
     exp = ev.expectation
-    finding = Finding("S3", f"'Connected to MQTT Broker \"{exp.server}\"' printed once, after "
+    finding = Finding("S3", f"'{broker_connected(exp.server)}' printed once, after "
                       "the broker's CONNACK 0", ev, quote=(head(BROKER_CONNECTED),))
     lines = ev.lines_matching(BROKER_CONNECTED)
     if len(lines) != 1:
-        return finding.fail(f"{len(lines)} 'Connected to MQTT Broker' lines")
+        return finding.fail(f"{len(lines)} '{broker_connected('<server>')}' lines")
     line, match = lines[0]
     if match["server"] != exp.server:
         finding.fail(f"names server {match['server']!r}, configured {exp.server!r}")
@@ -120,7 +128,7 @@ def check_not_connected(ev: Evidence, item: str, title: str, *,
     other refusal checks leave that line to S3, so one defect fails one item."""
     finding = Finding(item, title, ev, quote=(head(BROKER_CONNECTED), "Error|ERROR|rror"))
     if connected_line and ev.lines_matching(BROKER_CONNECTED):
-        finding.fail("the device printed 'Connected to MQTT Broker' anyway")
+        finding.fail(f"the device printed '{broker_connected('<server>')}' anyway")
     if ev.device_publishes():
         finding.fail(f"the device published {len(ev.device_publishes())} message(s)")
     return finding
@@ -144,7 +152,7 @@ def check_tls_connected(ev: Evidence, item: str = "S9") -> Finding:
     if not any(p.connection in tls_connections for p in ev.connects()):
         finding.fail("no CONNECT arrived over the TLS connection")
     if not ev.lines_matching(BROKER_CONNECTED):
-        finding.fail("no 'Connected to MQTT Broker' line")
+        finding.fail(f"no '{broker_connected(exp.server)}' line")
     return finding
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from harness.checks.evidence import Evidence
-from harness.console import BROKER_CONNECTED, WIFI_CONNECTED
+from harness.console import BROKER_CONNECTED, WIFI_CONNECTED, wifi_connected
 from harness.wire import PacketType
 
 
@@ -60,7 +60,7 @@ def diagnose(evidence: Evidence) -> str:
         if error_text is not None and evidence.connections_opened == 0:
             return (f"the device program stopped before joining Wi-Fi; the first error it "
                     f"printed: {error_text}")
-        return "the device never joined Wi-Fi (no 'Connected on <ip>' line)"
+        return f"the device never joined Wi-Fi (no '{wifi_connected('<ip>')}' line)"
     hellos = evidence.hellos()
     if exp.tls and not hellos and _mentions_sni(evidence):
         return ("the device sent no SNI: it stopped before the TLS handshake because no "

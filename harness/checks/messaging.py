@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import statistics
 
+from harness import console
 from harness.checks.evidence import Crash, Evidence, payload_counter
 from harness.checks.findings import Finding
 from harness.console import RECEIVED, SEND, head
@@ -34,8 +35,7 @@ def check_retained_delivered(ev: Evidence) -> Finding:
                       "the device keeps running", ev, quote=(head(RECEIVED), "Error|rror"))
     received = [(payload, topic) for _, payload, topic in ev.receives()]
     if (exp.retained_payload, exp.topic) not in received:
-        finding.fail("no \"Received '" + str(exp.retained_payload) + "' from topic '"
-                     + exp.topic + "'\" line")
+        finding.fail(f"no \"{console.received(str(exp.retained_payload), exp.topic)}\" line")
     crashes = ev.crashes()
     if crashes:
         hint = (" (the callback was not set when the message came: set_callback() must come "
@@ -70,7 +70,7 @@ def check_publish(ev: Evidence) -> Finding:
     exp = ev.expectation
     finding = Finding("S6", f'payloads {{"msg": n}} with n = 0, 1, 2 … to {exp.topic!r}, QoS 0, '
                       f"retain off, about {exp.publish_interval:g} s apart, each followed by "
-                      "\"Send '<payload>' to topic '<topic>'\"", ev, quote=(head(SEND),))
+                      f"\"{console.send('<payload>', '<topic>')}\"", ev, quote=(head(SEND),))
     publishes = ev.device_publishes()
     if len(publishes) < 2:
         return finding.fail(f"only {len(publishes)} PUBLISH packet(s) from the device")
@@ -168,8 +168,8 @@ def check_foreign(ev: Evidence) -> Finding:
             finding.fail(f"the broker never delivered {payload!r} to the device ({why}), so "
                          "S8 is unproven")
         else:
-            finding.fail(f"the device got {payload!r} but printed no \"Received '{payload}' "
-                         f"from topic '{exp.topic}'\" line")
+            finding.fail(f"the device got {payload!r} but printed no "
+                         f"\"{console.received(payload, exp.topic)}\" line")
     if ev.tracebacks():
         finding.fail(f"the device crashed: {ev.tracebacks()[0]}")
     return finding

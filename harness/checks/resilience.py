@@ -26,6 +26,7 @@ from harness.console import (
     SEND,
     WIFI_CONNECTED,
     head,
+    wifi_connected,
 )
 
 # Slack for what is not the device's doing: the emulated board's scheduling, the tap's
@@ -201,7 +202,7 @@ def check_resume(ev: Evidence) -> Finding:
 def check_wifi_rejoined(ev: Evidence) -> Finding:
     """R4: after the access point drops the link, the device joins Wi-Fi again (with the
     address it gets then) and re-establishes its MQTT session."""
-    finding = Finding("R4", "a dropped Wi-Fi link is rejoined ('Connected on <ip>' again, "
+    finding = Finding("R4", f"a dropped Wi-Fi link is rejoined ('{wifi_connected('<ip>')}' again, "
                       "with the new address) and the MQTT session established again", ev,
                       quote=(head(WIFI_CONNECTED), head(ERROR_LINE),
                              head(BROKER_CONNECTED)))
@@ -216,9 +217,9 @@ def check_wifi_rejoined(ev: Evidence) -> Finding:
     rejoined = [(line, m) for line, m in ev.lines_matching(WIFI_CONNECTED)
                 if line.time > drop.time]
     if not rejoined:
-        finding.fail("no 'Connected on <ip>' after the drop: the device did not rejoin")
+        finding.fail(f"no '{wifi_connected('<ip>')}' after the drop: the device did not rejoin")
     elif new_ip and rejoined[-1][1]["ip"] != new_ip:
-        finding.fail(f"'Connected on {rejoined[-1][1]['ip']}' after reassociation, but the "
+        finding.fail(f"'{wifi_connected(rejoined[-1][1]['ip'])}' after reassociation, but the "
                      f"access point gave {new_ip}")
     sessions = [a for a in _accepted(ev) if a.time > drop.time]
     if not sessions:
