@@ -48,7 +48,11 @@ def _baseline_tap(tmp: Path) -> ModuleType | None:
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except ImportError as exc:  # the old tap imports names today's harness no longer has
+        print(f"(the tap before faults, {BASELINE}, no longer imports: {exc})")
+        return None
     return module
 
 
@@ -89,7 +93,8 @@ def bench_tap_overhead(echoes: int, rounds: int) -> None:
             medians["tap before faults"])
         print(f"  ratio fault-capable / before faults: {ratio:.3f} (target <= 1.10)")
     else:
-        print(f"  (no git history: the tap before faults, {BASELINE}, is not available)")
+        print(f"  (the tap before faults, {BASELINE}, is not available: no git history, "
+              "or it no longer imports)")
 
 
 def bench_detection(rounds: int, keepalives: list[int]) -> None:

@@ -1,9 +1,13 @@
-"""The environment variables the harness reads, named once and read once.
+"""The environment variables that configure the layers below the edges, named once and
+read once.
 
 An edge (the pytest plugin at configure time, ``python -m harness ...``, the ``./hil``
 script, a benchmark) calls :meth:`HarnessEnv.from_environ` and passes the typed values
 down (``TargetOptions.env`` -> ``BoardRequest.env`` -> the backend, the emulated board's
-package sources); library modules never read ``os.environ``. The README lists each one.
+package sources); library modules never read ``os.environ``. Variables that only stand in
+for an edge's own options live with those options: each pytest option's (``HIL_DEVICE``,
+...) in ``pytest_plugin.OPTIONS``, the history's in ``report.pytest_history``, the broker
+command's password in ``broker.cli``. The README lists them all.
 """
 
 from __future__ import annotations

@@ -79,6 +79,28 @@ def test_environment_variable_sets_the_option(pytester: pytest.Pytester,
     assert result.ret == pytest.ExitCode.USAGE_ERROR
 
 
+def test_a_malformed_environment_value_is_a_usage_error(pytester: pytest.Pytester,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HIL_BOARD_WAIT", "soon")
+    pytester.makepyfile(HIL_TEST)
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    _one_line_failure(result, "HIL_BOARD_WAIT='soon' is not a number of seconds")
+
+
+def test_a_bare_labgrid_spec_without_a_place_says_to_set_lg_place(
+        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LG_PLACE", raising=False)
+    monkeypatch.setenv("HIL_WIFI_SSID", "lab")
+    monkeypatch.setenv("HIL_WIFI_PASSWORD", "secret-wifi")
+    pytester.makepyfile(HIL_TEST)
+    result = pytester.runpytest("--hil-device=labgrid", f"--hil-device-src={REPO / 'device_src'}",
+                                f"--hil-results={pytester.path / 'res'}")
+    result.assert_outcomes(errors=1)
+    _one_line_failure(result, "--hil-device 'labgrid' names no place")
+    assert "set LG_PLACE" in result.stdout.str()
+
+
 def test_device_src_without_main_py_fails_once_with_one_line(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_a=HIL_TEST, test_b=HIL_TEST.replace("s1_", "s2_"))
     empty = pytester.mkdir("empty_program")
