@@ -10,7 +10,7 @@ import pytest
 
 from harness.emulator import EmulatedBoard
 from harness.emulator.fixtures import board_factory, emulated_board
-from tests.unit.test_emulator_serial import Port
+from tests.unit.test_emulator_serial import Port, open_repl
 
 pytestmark = pytest.mark.unit
 __all__ = ["board_factory", "emulated_board"]
@@ -18,11 +18,7 @@ __all__ = ["board_factory", "emulated_board"]
 
 @pytest.fixture
 def repl(emulated_board: EmulatedBoard) -> Iterator[Port]:
-    port = Port(emulated_board.port)
-    port.write(b"\r\x03")
-    port.expect(b">>> ")
-    port.write(b"print('ready')\r")
-    port.expect(b"ready\r\n>>> ")
+    port = open_repl(emulated_board)
     yield port
     port.close()
 

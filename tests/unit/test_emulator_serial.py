@@ -50,6 +50,17 @@ class Port:
         self.serial.close()
 
 
+def open_repl(board: EmulatedBoard) -> Port:
+    """A port at a quiet friendly-REPL prompt: Ctrl-C, then one round trip, so no prompt the
+    interrupt printed is left to read."""
+    port = Port(board.port)
+    port.write(b"\r\x03")
+    port.expect(b">>> ")
+    port.write(b"print('ready')\r")
+    port.expect(b"ready\r\n>>> ")
+    return port
+
+
 @pytest.fixture
 def port(emulated_board: EmulatedBoard) -> Iterator[Port]:
     connection = Port(emulated_board.port)

@@ -14,7 +14,7 @@ import pytest
 
 from harness.emulator import EmulatedBoard
 from harness.emulator.fixtures import BoardFactory, board_factory, emulated_board, mpremote
-from tests.unit.test_emulator_serial import Port
+from tests.unit.test_emulator_serial import Port, open_repl
 
 pytestmark = pytest.mark.unit
 __all__ = ["board_factory", "emulated_board"]
@@ -22,9 +22,7 @@ __all__ = ["board_factory", "emulated_board"]
 
 @pytest.fixture
 def port(emulated_board: EmulatedBoard) -> Iterator[Port]:
-    connection = Port(emulated_board.port)
-    connection.write(b"\r\x03")
-    connection.expect(b">>> ")
+    connection = open_repl(emulated_board)
     yield connection
     connection.close()
 
