@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from harness import console
 from harness.checks.clock import CLOCK_DIAGNOSIS, check_clock_before_tls
 from harness.checks.evidence import Evidence, Expectation, SerialLine, TlsHandshake
 
@@ -19,7 +20,7 @@ def evidence(*lines: str, handshake_error: str | None = None, ntp: tuple[float, 
                               keepalive=0, publish_interval=1.0, wifi_ip="192.168.4.23",
                               tls=True, cert_dates_checked=True))
     ev.serial = [SerialLine(1.0 + i, text) for i, text in enumerate(
-        ("Connected on 192.168.4.23", *lines))]
+        (console.wifi_connected("192.168.4.23"), *lines))]
     ev.handshakes = [TlsHandshake(handshake_at, 1, "broker.test", handshake_error)]
     ev.ntp_requests = list(ntp)
     return ev
@@ -35,7 +36,7 @@ def test_a_device_that_never_set_its_clock_fails_with_the_clock_diagnosis() -> N
 
 
 def test_a_verified_session_passes() -> None:
-    finding = check_clock_before_tls(evidence('Connected to MQTT Broker "broker.test"',
+    finding = check_clock_before_tls(evidence(console.broker_connected("broker.test"),
                                               ntp=(5.0,)))
     assert finding.ok, finding.message()
 

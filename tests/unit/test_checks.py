@@ -149,7 +149,7 @@ def test_subscribe_after_first_publish_fails_s5() -> None:
 
 def test_connected_line_before_connack_fails_s3() -> None:
     run = good_run()
-    line = next(s for s in run.ev.serial if s.text.startswith("Connected to MQTT"))
+    line = next(s for s in run.ev.serial if console.BROKER_CONNECTED.match(s.text))
     connack = run.ev.packets_of("CONNACK")[0]
     run.ev.serial[run.ev.serial.index(line)] = dataclasses.replace(line, time=connack.time - 0.1)
     assert set(failing(run.ev)) == {"S3"}
@@ -157,7 +157,8 @@ def test_connected_line_before_connack_fails_s3() -> None:
 
 def test_missing_echo_fails_s7_only() -> None:
     run = good_run()
-    run.ev.serial = [s for s in run.ev.serial if "Received '{\"msg\": 1}'" not in s.text]
+    echo = console.received(json.dumps({"msg": 1}), TOPIC)
+    run.ev.serial = [s for s in run.ev.serial if s.text != echo]
     assert set(failing(run.ev)) == {"S7"}
 
 
@@ -190,7 +191,7 @@ def test_unprinted_extra_on_the_wire_still_counts_as_echo_lag() -> None:
     run = good_run(messages=6)
     # The device swallows the foreign message without printing; its slot still shifts
     # the echo, which the wire shows.
-    received = [s for s in run.ev.serial if s.text.startswith("Received")]
+    received = [s for s in run.ev.serial if console.RECEIVED.match(s.text)]
     run.ev.serial = [s for s in run.ev.serial if "foreign-hello" not in s.text
                      and s is not received[-1]]
     assert messaging.check_echo(run.ev).ok
@@ -198,11 +199,11 @@ def test_unprinted_extra_on_the_wire_still_counts_as_echo_lag() -> None:
 
 def test_wrong_ip_and_waiting_cadence_fail_s1() -> None:
     run = good_run()
-    run.ev.serial = [dataclasses.replace(s, text="Connected on 10.0.0.9")
-                     if s.text.startswith("Connected on") else s for s in run.ev.serial]
+    run.ev.serial = [dataclasses.replace(s, text=console.wifi_connected("10.0.0.9"))
+                     if console.WIFI_CONNECTED.match(s.text) else s for s in run.ev.serial]
     assert "ifconfig" in connection.check_wifi(run.ev).message()
     burst = good_run()
-    waits = [s for s in burst.ev.serial if s.text.startswith("Waiting")]
+    waits = [s for s in burst.ev.serial if s.text == console.WIFI_WAITING]
     for index, line in enumerate(waits):
         burst.ev.serial[burst.ev.serial.index(line)] = dataclasses.replace(
             line, time=waits[0].time + 0.01 * index)
@@ -217,7 +218,7 @@ def test_wrong_sni_fails_s9() -> None:
 
 def refused_run(handshake_error: str, sni: str | None, line: str) -> Run:
     run = Run()
-    run.say("Connected on 192.168.4.23")
+    run.say(console.wifi_connected("192.168.4.23"))
     run.ev.connections_opened = 1
     run.ev.handshakes.append(TlsHandshake(run.tick(), 1, sni, handshake_error))
     run.say(line)
@@ -246,7 +247,7 @@ def test_missing_sni_is_named_as_the_cause() -> None:
 
 def test_auth_refusal_is_diagnosed_not_authorized() -> None:
     run = Run()
-    run.say("Connected on 192.168.4.23")
+    run.say(console.wifi_connected("192.168.4.23"))
     run.ev.connections_opened = 1
     run.wire("c2b", "CONNECT", client_id="x")
     run.wire("b2c", "CONNACK", return_code=5)
@@ -271,7 +272,7 @@ def refusal_run(*, hello: bool = True, error_line: str | None = None) -> Run:
     """A device told to use TLS against a bad certificate, up to its refusal."""
     run = Run()
     run.ev.expectation.wifi_delay = None
-    run.say("Connected on 192.168.4.23")
+    run.say(console.wifi_connected("192.168.4.23"))
     run.ev.connections_opened = 1
     run.ev.handshakes.append(TlsHandshake(run.tick(), 1, "broker.test" if hello else None,
                                           "unknown ca" if hello else
@@ -299,7 +300,7 @@ def test_tls_refusal_without_clienthello_fails_even_with_a_certificate_word() ->
 
 def test_tls_refusal_by_a_device_that_never_connects_says_so() -> None:
     run = Run()
-    run.say("Connected on 192.168.4.23")
+    run.say(console.wifi_connected("192.168.4.23"))
     finding = connection.check_tls_refused(run.ev, "an expired certificate")
     assert not finding.ok and "opened no connection" in finding.message()
 
@@ -331,7 +332,7 @@ def test_sni_sent_although_off_is_not_applicable_unless_honoured() -> None:
 
 def test_crash_before_connecting_is_diagnosed_by_its_traceback() -> None:
     run = Run()
-    run.say("Connected on 192.168.4.23")
+    run.say(console.wifi_connected("192.168.4.23"))
     run.say("Traceback (most recent call last):")
     run.say('  File "main.py", line 30, in connect')
     run.say("TypeError: function takes 3 positional arguments but 5 were given")
