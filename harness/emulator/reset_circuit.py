@@ -5,13 +5,23 @@ RTS into the chip's EN (reset) and IO0 (boot mode) pins.
 
 EN low holds the chip in reset; when EN rises the ROM samples IO0 (low = download mode).
 An RC network delays EN on the board, so the sample happens a moment later; tools such as
-esptool rely on that by flipping DTR and RTS one after the other.
+esptool rely on that by flipping DTR and RTS one after the other. Both emulated boards
+(:class:`~harness.emulator.board.EmulatedBoard` and the ROM-only
+:class:`~harness.emulator.rom_board.RomBoard`) use this one circuit.
 """
 
 from __future__ import annotations
 
-# Long enough for RFC2217 clients, which set DTR and RTS ~50 ms apart.
-EN_RC_DELAY_S = 0.15
+# How long after EN is released the chip starts and samples IO0. On a DevKit the RC on EN
+# (Espressif's design guidelines suggest 10 kOhm and 1 uF) makes that milliseconds, shorter
+# than the gap between two line writes from a USB bridge. Over RFC2217, pyserial's client
+# waits for the server's ack of every SET_CONTROL (it polls every 50 ms), so the classic
+# sequences reach the board as (measured): EN released with IO0 still high (the in-between
+# DTR on, RTS on), IO0 low ~50 ms later, IO0 high again ~150 ms (the harness's
+# hardware/reset.py) or ~200 ms (esptool's ClassicReset, which writes DTR again after RTS)
+# after EN rose. 100 ms, the middle of the window both share, stands in for the RC; esptool's
+# own RFC2217 server gets the same effect on a real board by replaying the sequence locally.
+EN_RC_DELAY_S = 0.1
 
 
 class AutoResetCircuit:

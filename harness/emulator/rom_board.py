@@ -18,20 +18,15 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import time
 from pathlib import Path
 
 from serial import rfc2217
 
 from harness.emulator.firmware_image import FLASH_FILE_NAME, app_in_flash
+from harness.emulator.reset_circuit import AutoResetCircuit
 from harness.emulator.rom import FlashStore, RomBootloader, flash_boot_failure
-from harness.esp32.rom import DOWNLOAD_BANNER, FLASH_BOOT_BANNER
-
-# The chip starts, and samples IO0, this long after EN is released. A devkit's RC gives
-# ~1-10 ms, but pyserial's RFC2217 client waits for the server's ack of each SET_CONTROL
-# (~50 ms apiece), so the in-between (DTR on, RTS on) state of esptool's classic sequence
-# lasts ~50 ms on the wire. esptool's own RFC2217 server hides that by replaying the
-# sequence locally; this double instead uses a slow EN so plain RFC2217 works too.
-EN_RC_DELAY_S = 0.1
+from harness.esp32.rom import DOWNLOAD_BANNER, FLASH_BOOT_BANNER, invalid_header_line
 
 
 class RomBoard:
@@ -45,6 +40,7 @@ class RomBoard:
         self.rtscts = self.xonxoff = self.break_condition = False
         self.cts = self.dsr = self.ri = self.cd = False
         self._dtr = self._rts = False
+        self._circuit = AutoResetCircuit()
         self._lock = threading.Lock()
         self._boot_timer: threading.Timer | None = None
         self._rom: RomBootloader | None = None
@@ -56,14 +52,6 @@ class RomBoard:
         self.output.append(data)
 
     # --- the auto-reset circuit --------------------------------------------------
-    @property
-    def en_low(self) -> bool:
-        return self._rts and not self._dtr
-
-    @property
-    def io0_low(self) -> bool:
-        return self.io0_stuck_low or (self._dtr and not self._rts)
-
     @property
     def dtr(self) -> bool:
         return self._dtr
@@ -82,22 +70,29 @@ class RomBoard:
 
     def _set_lines(self, *, dtr: bool, rts: bool) -> None:
         with self._lock:
-            was_low = self.en_low
             self._dtr, self._rts = dtr, rts
-            if self.en_low and self._boot_timer is not None:
-                self._boot_timer.cancel()  # back in reset before the chip started
-                self._boot_timer = None
-            if was_low and not self.en_low:
-                self._boot_timer = threading.Timer(EN_RC_DELAY_S, self._boot)
-                self._boot_timer.daemon = True
-                self._boot_timer.start()
-            if self.en_low:
-                self._rom = None
+            if self._circuit.set_lines(dtr=dtr, rts=rts, now=time.monotonic()):
+                self._rom = None  # EN low: the chip stops
+            self._schedule_boot()
+
+    def _schedule_boot(self) -> None:
+        """A timer for the moment the circuit lets the chip out of reset (none in reset)."""
+        if self._boot_timer is not None:
+            self._boot_timer.cancel()
+            self._boot_timer = None
+        wait = self._circuit.seconds_to_release(time.monotonic())
+        if wait is not None:
+            self._boot_timer = threading.Timer(wait, self._boot)
+            self._boot_timer.daemon = True
+            self._boot_timer.start()
 
     def _boot(self) -> None:
         with self._lock:
+            if not self._circuit.released(time.monotonic()):
+                self._schedule_boot()  # reset again meanwhile, or the timer ran early
+                return
             self._boot_timer = None
-            if self.io0_low:
+            if self.io0_stuck_low or not self._circuit.io0:
                 self.boots.append("download")
                 self._rom = RomBootloader(lambda data: self.send(data), self.flash)
                 self.download_sessions.append(self._rom)
@@ -113,7 +108,7 @@ class RomBoard:
         failure = flash_boot_failure(flash)
         image = app_in_flash(flash)
         if failure is not None or image is None or image.app is None:
-            return failure[0] if failure else b"invalid header: 0xffffffff\r\n"
+            return failure[0] if failure else invalid_header_line(0xFFFFFFFF)
         return f"MicroPython {image.app.version} on 2024-01-01; Generic ESP32 module with " \
                f"ESP32\r\nType \"help()\" for more information.\r\n>>> ".encode()
 
