@@ -24,8 +24,9 @@ import serial
 
 from harness.deadline import Deadline
 from harness.emulator.firmware_image import build_app_image, build_merged_firmware
+from harness.emulator.rfc2217 import Rfc2217Server
 from harness.emulator.rom import FlashStore, RomBootloader
-from harness.emulator.rom_board import Rfc2217BoardServer, RomBoard
+from harness.emulator.rom_board import RomBoard
 from harness.esp32.image import parse_image
 from harness.esp32.protocol import FLASH_BEGIN, FLASH_DATA, rom_checksum, slip_encode
 from harness.hardware.reset import enter_bootloader, hard_reset
@@ -89,7 +90,7 @@ def bench_esptool_socket_write(tmp: Path) -> float:
 def bench_reset_over_rfc2217(tmp: Path, bootloader: bool) -> float:
     """Seconds from calling the reset until the board double has booted."""
     board = RomBoard(tmp)
-    with Rfc2217BoardServer(board) as server:
+    with Rfc2217Server(board) as server:
         line = serial.serial_for_url(server.url, timeout=0.1)
         try:
             start = time.perf_counter()

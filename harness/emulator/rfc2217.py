@@ -1,14 +1,17 @@
-"""The board's serial line over RFC2217 (telnet COM-port control) on 127.0.0.1.
+"""A board's serial line over RFC2217 (telnet COM-port control) on 127.0.0.1.
 
-pyserial's :class:`serial.rfc2217.PortManager` speaks the protocol; this module gives it a
-serial-like object whose DTR/RTS go to the board's auto-reset circuit
-(:meth:`EmulatedBoard.set_modem_lines`). One client at a time, like a real port.
+The one RFC2217 server of the emulator: it serves any :class:`SerialEndpoint`, the full
+:class:`~harness.emulator.board.EmulatedBoard` (``--rfc2217``) and the ROM-only
+:class:`~harness.emulator.rom_board.RomBoard` alike. pyserial's
+:class:`serial.rfc2217.PortManager` speaks the protocol; this module gives it a serial-like
+object whose DTR/RTS go to the board's auto-reset circuit (``set_modem_lines``). One
+client at a time, like a real port.
 
 The line is lossless here too: board output for the client waits in a bounded buffer
 (:data:`~harness.emulator.serial_line.BRIDGE_BUFFER`) that a sender thread drains into
-the socket; while it is full the board's writes wait. Input from the client is handed to
-the board with :meth:`EmulatedBoard.feed_input`, which blocks while the board is not
-reading, so TCP flow control reaches the client.
+the socket; while it is full the board's writes wait (a board that honours ``has_room``).
+Input from the client is handed to the board with ``feed_input``, which may block while
+the board is not reading, so TCP flow control reaches the client.
 """
 
 from __future__ import annotations
@@ -17,21 +20,36 @@ import contextlib
 import socket
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import serial.rfc2217
 
-from harness.emulator.serial_line import BRIDGE_BUFFER
+from harness.emulator.serial_line import BRIDGE_BUFFER, OutputSink
 from harness.errors import EmulatorError, PortInUse
 
-if TYPE_CHECKING:
-    from harness.emulator.board import EmulatedBoard
+
+class SerialEndpoint(Protocol):
+    """The board side of a serial port: what the server drives and listens to."""
+
+    def set_modem_lines(self, *, dtr: bool, rts: bool) -> None:
+        """DTR/RTS as the client set them (pyserial's True: asserted)."""
+
+    def feed_input(self, data: bytes) -> None:
+        """Bytes from the client, as if typed on the port."""
+
+    def add_output_sink(self, sink: OutputSink) -> None:
+        """Send the board's output to ``sink`` too, until removed."""
+
+    def remove_output_sink(self, sink: OutputSink) -> None: ...
+
+    def wake(self) -> None:
+        """A sink that had no room has drained."""
 
 
 class _ModemLines:
     """What PortManager reads and writes on "the serial port"."""
 
-    def __init__(self, board: EmulatedBoard) -> None:
+    def __init__(self, board: SerialEndpoint) -> None:
         self._board = board
         self._dtr = False
         self._rts = False
@@ -124,7 +142,9 @@ class _ClientSink:
 
 
 class Rfc2217Server:
-    def __init__(self, board: EmulatedBoard, port: int) -> None:
+    """Serves ``board`` on ``rfc2217://127.0.0.1:<port>`` (0: a free port) once started."""
+
+    def __init__(self, board: SerialEndpoint, port: int = 0) -> None:
         self._board = board
         self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -147,7 +167,15 @@ class Rfc2217Server:
         self._running = True
         self._thread.start()
 
+    def __enter__(self) -> Rfc2217Server:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
     def stop(self) -> None:
+        """Idempotent: closes the listener and the client's connection."""
         self._running = False
         with contextlib.suppress(OSError):
             self._listener.shutdown(socket.SHUT_RDWR)

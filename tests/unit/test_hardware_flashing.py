@@ -19,8 +19,9 @@ from harness.emulator.firmware_image import (
     build_merged_firmware,
     profile_from_flash,
 )
+from harness.emulator.rfc2217 import Rfc2217Server
 from harness.emulator.rom import FlashStore
-from harness.emulator.rom_board import Rfc2217BoardServer, RomBoard
+from harness.emulator.rom_board import RomBoard
 from harness.errors import (
     BootloaderStuck,
     DeadlineExceeded,
@@ -50,7 +51,7 @@ def board(tmp_path: Path) -> Iterator[tuple[RomBoard, str]]:
     state = tmp_path / "board"
     state.mkdir()
     double = RomBoard(state)
-    with Rfc2217BoardServer(double) as server:
+    with Rfc2217Server(double) as server:
         yield double, server.url
 
 
@@ -130,7 +131,7 @@ def test_a_refusing_rfc2217_server_is_one_clear_line(tmp_path: Path) -> None:
 def test_a_board_that_never_leaves_the_bootloader(tmp_path: Path) -> None:
     stuck = RomBoard(tmp_path, io0_stuck_low=True)  # BOOT button held / IO0 wired low
     FlashStore(tmp_path / FLASH_FILE_NAME).program(0x1000, build_merged_firmware())
-    with Rfc2217BoardServer(stuck) as server, pytest.raises(
+    with Rfc2217Server(stuck) as server, pytest.raises(
         BootloaderStuck, match="restarted into the ROM bootloader, not the firmware"
     ):
         wait_for_micropython(server.url, timeout=10)
@@ -161,7 +162,7 @@ def test_a_board_booting_another_release_than_flashed_is_an_error(tmp_path: Path
 
 def test_a_port_that_vanishes_while_waiting_is_device_lost(tmp_path: Path) -> None:
     silent = RomBoard(tmp_path)  # erased flash: the board never prints a banner
-    server = Rfc2217BoardServer(silent).__enter__()
+    server = Rfc2217Server(silent).__enter__()
     stopper = threading.Timer(1.0, server.__exit__, args=(None, None, None))
     stopper.start()
     try:

@@ -12,7 +12,8 @@ import pytest
 import serial
 
 from harness.deadline import Deadline
-from harness.emulator.rom_board import Rfc2217BoardServer, RomBoard
+from harness.emulator.rfc2217 import Rfc2217Server
+from harness.emulator.rom_board import RomBoard
 from harness.hardware.reset import (
     ModemLinesUnsupported,
     ResetMethod,
@@ -148,7 +149,7 @@ def test_a_pty_without_modem_lines_gives_one_clear_line() -> None:
 @pytest.fixture
 def remote_board(tmp_path: Path) -> Iterator[tuple[RomBoard, str]]:
     board = RomBoard(tmp_path)
-    with Rfc2217BoardServer(board) as server:
+    with Rfc2217Server(board) as server:
         yield board, server.url
 
 
