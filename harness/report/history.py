@@ -28,6 +28,8 @@ BUSY_TIMEOUT_S = 30.0
 
 OUTCOMES = ("passed", "failed", "error", "skipped", "xfailed")
 BAD_OUTCOMES = frozenset({"failed", "error"})
+# What pytest puts before the reason of a skip raised in a test or fixture body.
+PYTEST_SKIPPED = "Skipped: "
 # What a report shows: the stored outcomes, with "not applicable" skips told apart.
 NOT_APPLICABLE_STATUS = "n/a"
 STATUSES = ("failed", "error", "passed", "skipped", NOT_APPLICABLE_STATUS, "xfailed")
@@ -118,13 +120,15 @@ class TestRecord:
     @property
     def status(self) -> str:
         """The outcome as a report shows it: a skip the check could not apply is "n/a"."""
-        if self.outcome == "skipped" and self.message.startswith(NOT_APPLICABLE):
+        # Histories recorded before the recorder dropped pytest's "Skipped: " keep it.
+        reason = self.message.removeprefix(PYTEST_SKIPPED)
+        if self.outcome == "skipped" and reason.startswith(NOT_APPLICABLE):
             return NOT_APPLICABLE_STATUS
         return self.outcome
 
     @property
     def first_line(self) -> str:
-        return self.message.strip().split("\n", 1)[0]
+        return self.message.removeprefix(PYTEST_SKIPPED).strip().split("\n", 1)[0]
 
 
 @dataclass

@@ -24,7 +24,13 @@ import pytest
 from harness import lifetime
 from harness.errors import HarnessError, HistoryError, ProcessFailed
 from harness.redact import redact
-from harness.report.history import History, RunRecord, TestRecord, ensure_writable
+from harness.report.history import (
+    PYTEST_SKIPPED,
+    History,
+    RunRecord,
+    TestRecord,
+    ensure_writable,
+)
 from harness.report.retention import apply_retention
 
 ENV_HISTORY = "HIL_HISTORY"
@@ -264,8 +270,10 @@ def _crash_message(report: pytest.TestReport | pytest.CollectReport) -> str:
         text = str(report.longrepr[-1])
     else:
         text = report.longreprtext.strip().splitlines()[-1] if report.longreprtext else ""
-    # pytest.fail() puts "Failed: " before the check's own first line.
-    text = "\n".join(line.rstrip() for line in text.strip().splitlines()).removeprefix("Failed: ")
+    # pytest.fail() puts "Failed: " before the check's own first line, pytest.skip()
+    # "Skipped: " before the reason (which may say "not applicable: …").
+    text = "\n".join(line.rstrip() for line in text.strip().splitlines())
+    text = text.removeprefix("Failed: ").removeprefix(PYTEST_SKIPPED)
     return text if len(text) <= _MESSAGE_LIMIT else text[: _MESSAGE_LIMIT - 1] + "…"
 
 

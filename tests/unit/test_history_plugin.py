@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from harness.report.cli import build_report
-from harness.report.history import DB_NAME, History
+from harness.report.history import DB_NAME, History, TestRecord
 from harness.report.pytest_history import _redacted_command, scrub
 
 pytestmark = pytest.mark.unit
@@ -101,6 +101,33 @@ def test_each_test_gets_one_outcome_from_its_phases(pytester: pytest.Pytester) -
         "test_teardown_error": "error", "test_fail_and_teardown_error": "failed",
         "test_skip": "skipped", "test_xfail": "xfailed",
     }
+
+
+def test_a_not_applicable_skip_is_recorded_as_such_from_a_test_or_a_fixture(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_na="""
+import pytest
+
+@pytest.fixture
+def needs_reconnect():
+    pytest.skip("not applicable: the program does not say it reconnects")
+
+def test_in_body(): pytest.skip("not applicable: the program has no sni setting")
+def test_in_fixture(needs_reconnect): pass
+def test_plain_skip(): pytest.skip("no board")
+""")
+    history = pytester.path / "hist"
+    pytester.runpytest(*PLUGIN, "--hil-history", str(history)).assert_outcomes(skipped=3)
+    with History.for_reading(history) as h:
+        loaded = h.load(5)
+    records = {r.nodeid.split("::")[-1]: r for r in loaded.results[loaded.runs[0].run_id]}
+    assert records["test_in_body"].message == "not applicable: the program has no sni setting"
+    assert {name: r.status for name, r in records.items()} == {
+        "test_in_body": "n/a", "test_in_fixture": "n/a", "test_plain_skip": "skipped"}
+    # A history recorded with pytest's prefix still reads as not applicable.
+    old = TestRecord("t", "skipped", message="Skipped: not applicable: no reconnect")
+    assert (old.status, old.first_line) == ("n/a", "not applicable: no reconnect")
 
 
 def test_a_module_that_fails_to_import_is_recorded_as_an_error(
