@@ -62,32 +62,47 @@ def _params(test: str, per_item: bool = False) -> list[Any]:  # pytest.param val
     return params
 
 
-SUITE_JOBS = int(os.environ.get("HIL_SHARPNESS_JOBS", "4"))  # suites run at once
+# Suites run at once. They wait on emulated devices far more than they compute (about
+# 5 s of CPU in a 50 s suite), so all of them start together unless this says otherwise;
+# they are the critical path of the unit run.
+SUITE_JOBS = int(os.environ.get("HIL_SHARPNESS_JOBS", "0"))  # 0: every suite at once
+SEED_KEY = "seed:"  # a suites key: "seed:<profile>", the guide's own program
 
 
 def _needed(request: pytest.FixtureRequest) -> list[str]:
-    """The suites the selected tests of this module read: the control and their mutants."""
-    names = [CONTROL]
+    """The suites the selected tests of this module read: the control and their mutants
+    (for ``suite_on``), the seed program's profiles (for ``seed_on``)."""
+    names: list[str] = []
     for item in request.session.items:
-        if item.module is not request.module or "suite_on" not in item.fixturenames:
+        if item.module is not request.module:
             continue
-        mutant = getattr(item, "callspec", None) and item.callspec.params.get("mutant")
-        if isinstance(mutant, Mutant) and mutant.name not in names:
-            names.append(mutant.name)
+        params = item.callspec.params if hasattr(item, "callspec") else {}
+        if "suite_on" in item.fixturenames:
+            mutant = params.get("mutant")
+            wanted = [CONTROL] + ([mutant.name] if isinstance(mutant, Mutant) else [])
+        elif "seed_on" in item.fixturenames:
+            # Parametrized by generation, or the one on firmware that checks dates.
+            wanted = [SEED_KEY + str(params.get("profile", DATE_CHECKING_PROFILE))]
+        else:
+            continue
+        names += [name for name in wanted if name not in names]
     return names
 
 
 @pytest.fixture(scope="module")
-def suite_on(tmp_path_factory: pytest.TempPathFactory,
-             request: pytest.FixtureRequest) -> Iterator[Callable[[str], SuiteResult]]:
-    """The HIL suite's result for a mutant (or the control), run once per module. Every
-    suite the selected tests need starts at once (the runs wait on emulated devices, not
-    on the CPU), ``HIL_SHARPNESS_JOBS`` at a time. A run that could not finish is
+def suites(tmp_path_factory: pytest.TempPathFactory,
+           request: pytest.FixtureRequest) -> Iterator[Callable[[str], SuiteResult]]:
+    """The HIL suite's result for a mutant, the control or ``seed:<profile>``, run once per
+    module. Every suite the selected tests need starts when the module's first test
+    does (``HIL_SHARPNESS_JOBS`` at a time if set). A run that could not finish is
     remembered too, so it is not retried for every test."""
     by_name = {mutant.name: mutant for mutant in MUTANTS}
     running: list[subprocess.Popen[bytes]] = []
 
     def run(name: str, base: Path) -> SuiteResult:
+        if name.startswith(SEED_KEY):
+            return run_hil_suite(f"seed:{_seed_document()}", base / "results",
+                                 profile=name.removeprefix(SEED_KEY), on_start=running.append)
         src = base / "device_src"
         if name == CONTROL:
             shutil.copytree(DEVICE_SRC, src, ignore=shutil.ignore_patterns("__pycache__"))
@@ -95,19 +110,21 @@ def suite_on(tmp_path_factory: pytest.TempPathFactory,
             by_name[name].apply(src)
         return run_hil_suite(src, base / "results", on_start=running.append)
 
-    pool = ThreadPoolExecutor(max_workers=max(1, SUITE_JOBS), thread_name_prefix="suite")
+    needed = _needed(request)
+    pool = ThreadPoolExecutor(max_workers=SUITE_JOBS if SUITE_JOBS > 0 else max(1, len(needed)),
+                              thread_name_prefix="suite")
 
     def submit(name: str) -> Future[SuiteResult]:
         # pytest's temp-path factory is not thread-safe (its first call may empty the
         # worker's base folder while another thread fills it): folders are made here.
-        return pool.submit(run, name, tmp_path_factory.mktemp(name))
+        return pool.submit(run, name, tmp_path_factory.mktemp(name.replace(":", "-")))
 
-    futures = {name: submit(name) for name in _needed(request)}
+    futures = {name: submit(name) for name in needed}
 
     def get(name: str) -> SuiteResult:
         if name not in futures:
             futures[name] = submit(name)
-        return futures[name].result()  # an AssertionError of the run is raised here
+        return futures[name].result()  # an AssertionError (or a skip) of the run is raised
 
     try:
         yield get
@@ -117,6 +134,12 @@ def suite_on(tmp_path_factory: pytest.TempPathFactory,
             if process.poll() is None:
                 stop_suite(process)
         pool.shutdown(wait=True)
+
+
+@pytest.fixture(scope="module")
+def suite_on(suites: Callable[[str], SuiteResult]) -> Callable[[str], SuiteResult]:
+    """The HIL suite's result for a mutant (or the control)."""
+    return suites
 
 
 def test_control_passes_every_check(suite_on: Callable[[str], SuiteResult]) -> None:
@@ -219,18 +242,9 @@ def _cell_checks_dates(test_name: str) -> bool:
 
 
 @pytest.fixture(scope="module")
-def seed_on(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], SuiteResult]:
-    """The HIL suite's result for the seed program on a firmware profile (run once each)."""
-    cache: dict[str, SuiteResult] = {}
-
-    def get(profile: str) -> SuiteResult:
-        if profile not in cache:
-            base = tmp_path_factory.mktemp(f"seed-{profile}")
-            cache[profile] = run_hil_suite(f"seed:{_seed_document()}", base / "results",
-                                           profile=profile)
-        return cache[profile]
-
-    return get
+def seed_on(suites: Callable[[str], SuiteResult]) -> Callable[[str], SuiteResult]:
+    """The HIL suite's result for the seed program on a firmware profile."""
+    return lambda profile: suites(SEED_KEY + profile)
 
 
 @pytest.mark.parametrize("profile", SEED_GENERATIONS)
