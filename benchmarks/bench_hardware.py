@@ -28,7 +28,11 @@ from harness.emulator.rfc2217 import Rfc2217Server
 from harness.emulator.rom import FlashStore, RomBootloader
 from harness.emulator.rom_board import RomBoard
 from harness.esp32.image import parse_image
-from harness.esp32.protocol import FLASH_BEGIN, FLASH_DATA, rom_checksum, slip_encode
+from harness.esp32.protocol import (
+    Op,
+    rom_checksum,
+    slip_encode,
+)
 from harness.hardware.reset import enter_bootloader, hard_reset
 
 
@@ -47,13 +51,13 @@ def bench_rom_write(tmp: Path, size: int = 1 << 20) -> float:
     """Seconds for the ROM model to take ``size`` bytes in 1 KiB FLASH_DATA packets."""
     rom = RomBootloader(lambda _reply: None, FlashStore(tmp / "rom.bin"))
     block = bytes(range(256)) * 4
-    packets = [slip_encode(struct.pack("<BBHI", 0, FLASH_DATA, 16 + len(block),
+    packets = [slip_encode(struct.pack("<BBHI", 0, Op.FLASH_DATA, 16 + len(block),
                                        rom_checksum(block))
                            + struct.pack("<IIII", len(block), seq, 0, 0) + block)
                for seq in range(size // len(block))]
     begin = struct.pack("<IIII", size, len(packets), len(block), 0)
     start = time.perf_counter()
-    rom.feed(slip_encode(struct.pack("<BBHI", 0, FLASH_BEGIN, len(begin), 0) + begin))
+    rom.feed(slip_encode(struct.pack("<BBHI", 0, Op.FLASH_BEGIN, len(begin), 0) + begin))
     for packet in packets:
         rom.feed(packet)
     return time.perf_counter() - start

@@ -32,47 +32,17 @@ from harness.emulator.firmware_image import app_in_flash
 from harness.esp32 import rom
 from harness.esp32.image import ESP32_BOOTLOADER_OFFSET, IMAGE_MAGIC
 from harness.esp32.protocol import (
-    CHANGE_BAUDRATE,
-    ERASE_FLASH,
-    ERASE_REGION,
-    ERR_BAD_CHECKSUM,
-    ERR_DEFLATE,
-    ERR_FAILED_TO_ACT,
-    ERR_FLASH_WRITE,
-    ERR_INVALID_MESSAGE,
-    FLASH_BEGIN,
-    FLASH_DATA,
-    FLASH_DEFL_BEGIN,
-    FLASH_DEFL_DATA,
-    FLASH_DEFL_END,
-    FLASH_END,
-    MEM_BEGIN,
-    MEM_DATA,
-    MEM_END,
-    READ_FLASH,
-    READ_FLASH_SLOW,
-    READ_REG,
     READ_SLOW_BLOCK,
     REQUEST,
     RESPONSE,
-    RUN_USER_CODE,
-    SPI_ATTACH,
-    SPI_FLASH_MD5,
-    SPI_SET_PARAMS,
-    STUB_BAD_BLOCKSIZE,
-    STUB_BAD_DATA_CHECKSUM,
-    STUB_BAD_DATA_LEN,
-    STUB_FAILED_SPI_OP,
     STUB_GREETING,
-    STUB_INFLATE_ERROR,
-    STUB_NOT_IMPLEMENTED,
-    STUB_NOT_IN_FLASH_MODE,
-    SYNC,
     SYNC_PAYLOAD,
     SYNC_REPLIES,
     SYNC_REPLY_VALUE,
-    WRITE_REG,
+    Op,
+    RomError,
     SlipDecoder,
+    StubError,
     rom_checksum,
     slip_encode,
 )
@@ -284,6 +254,10 @@ class RomBootloader:
         header = struct.pack("<BBHI", RESPONSE, op, len(body), value)
         self._send(slip_encode(header + body))
 
+    def _fail(self, op: int, rom_error: RomError, stub_error: StubError) -> None:
+        """The error reply, in the words of whichever is answering: the ROM or its stub."""
+        self._reply(op, error=stub_error if self.stub else rom_error)
+
     def _handle(self, frame: bytes) -> None:
         if len(frame) < 8 or frame[0] != REQUEST:
             return  # not a request; the ROM stays silent
@@ -291,16 +265,16 @@ class RomBootloader:
         data = frame[8:]
         self.commands.append(op)
         if len(data) != size:
-            self._reply(op, error=STUB_BAD_DATA_LEN if self.stub else ERR_INVALID_MESSAGE)
+            self._fail(op, RomError.INVALID_MESSAGE, StubError.BAD_DATA_LEN)
             return
         handler = (self._STUB_HANDLERS if self.stub else self._HANDLERS).get(op)
         if handler is None:
-            self._reply(op, error=STUB_NOT_IMPLEMENTED if self.stub else ERR_INVALID_MESSAGE)
+            self._fail(op, RomError.INVALID_MESSAGE, StubError.NOT_IMPLEMENTED)
             return
         handler(self, op, data, checksum)
 
     def _invalid(self, op: int) -> None:
-        self._reply(op, error=STUB_BAD_DATA_LEN if self.stub else ERR_INVALID_MESSAGE)
+        self._fail(op, RomError.INVALID_MESSAGE, StubError.BAD_DATA_LEN)
 
     # --- commands -----------------------------------------------------------------
     def _sync(self, op: int, data: bytes, _chk: int) -> None:
@@ -348,18 +322,18 @@ class RomBootloader:
             return
         erase_size, _blocks, block_size, offset = struct.unpack("<IIII", data[:16])
         if offset + erase_size > self.flash.size or block_size == 0:
-            self._reply(op, error=STUB_BAD_BLOCKSIZE if self.stub else ERR_FAILED_TO_ACT)
+            self._fail(op, RomError.FAILED_TO_ACT, StubError.BAD_BLOCKSIZE)
             return
         if erase_size:
             self.flash.erase(offset, erase_size)
-        self._download = _Download(offset, block_size, compressed=op == FLASH_DEFL_BEGIN)
+        self._download = _Download(offset, block_size, compressed=op == Op.FLASH_DEFL_BEGIN)
         self._reply(op)
 
     def _data(self, op: int, data: bytes, checksum: int) -> None:
         download = self._download
-        compressed = op == FLASH_DEFL_DATA
+        compressed = op == Op.FLASH_DEFL_DATA
         if download is None or download.compressed != compressed or len(data) < 16:
-            self._reply(op, error=STUB_NOT_IN_FLASH_MODE if self.stub else ERR_FAILED_TO_ACT)
+            self._fail(op, RomError.FAILED_TO_ACT, StubError.NOT_IN_FLASH_MODE)
             return
         length, seq, _, _ = struct.unpack("<IIII", data[:16])
         block = data[16:]
@@ -367,13 +341,13 @@ class RomBootloader:
             self._invalid(op)
             return
         if rom_checksum(block) != checksum & 0xFF:
-            self._reply(op, error=STUB_BAD_DATA_CHECKSUM if self.stub else ERR_BAD_CHECKSUM)
+            self._fail(op, RomError.BAD_CHECKSUM, StubError.BAD_DATA_CHECKSUM)
             return
         if download.inflater is not None:
             try:
                 chunk = download.inflater.decompress(block)
             except zlib.error:
-                self._reply(op, error=STUB_INFLATE_ERROR if self.stub else ERR_DEFLATE)
+                self._fail(op, RomError.DEFLATE, StubError.INFLATE_ERROR)
                 return
             address = download.offset + download.written
         else:
@@ -382,7 +356,7 @@ class RomBootloader:
         try:
             self.flash.program(address, chunk)
         except ValueError:
-            self._reply(op, error=STUB_FAILED_SPI_OP if self.stub else ERR_FLASH_WRITE)
+            self._fail(op, RomError.FLASH_WRITE, StubError.FAILED_SPI_OP)
             return
         download.written += len(chunk)
         self._reply(op)
@@ -402,7 +376,7 @@ class RomBootloader:
         try:
             digest = self.flash.md5(address, size)
         except ValueError:
-            self._reply(op, error=STUB_FAILED_SPI_OP if self.stub else ERR_FAILED_TO_ACT)
+            self._fail(op, RomError.FAILED_TO_ACT, StubError.FAILED_SPI_OP)
             return
         # The ROM sends the digest as 32 hex characters, the stub as 16 raw bytes.
         self._reply(op, payload=bytes.fromhex(digest) if self.stub else digest.encode())
@@ -418,7 +392,7 @@ class RomBootloader:
         try:
             block = self.flash.read(address, length)
         except ValueError:
-            self._reply(op, error=ERR_FAILED_TO_ACT)
+            self._reply(op, error=RomError.FAILED_TO_ACT)
             return
         self._reply(op, payload=block.ljust(READ_SLOW_BLOCK, b"\xff"))
 
@@ -441,7 +415,7 @@ class RomBootloader:
             self._invalid(op)
             return
         if rom_checksum(block) != checksum & 0xFF:
-            self._reply(op, error=ERR_BAD_CHECKSUM)
+            self._reply(op, error=RomError.BAD_CHECKSUM)
             return
         self._ram[self._ram_next] = block
         self._ram_next += len(block)
@@ -470,7 +444,7 @@ class RomBootloader:
             return
         offset, size = struct.unpack("<II", data)
         if offset % rom.SECTOR_SIZE or size % rom.SECTOR_SIZE or offset + size > self.flash.size:
-            self._reply(op, error=STUB_BAD_DATA_LEN)
+            self._reply(op, error=StubError.BAD_DATA_LEN)
             return
         self.flash.erase(offset, size)
         self._reply(op)
@@ -481,7 +455,7 @@ class RomBootloader:
             return
         offset, length, packet, in_flight = struct.unpack("<IIII", data)
         if offset + length > self.flash.size or not packet or not in_flight:
-            self._reply(op, error=STUB_BAD_DATA_LEN)
+            self._reply(op, error=StubError.BAD_DATA_LEN)
             return
         self._reply(op)
         self._reading = _FlashRead(offset, length, packet, in_flight)
@@ -513,29 +487,29 @@ class RomBootloader:
             self._on_run_user_code()
 
     _HANDLERS: ClassVar[dict[int, Callable[[RomBootloader, int, bytes, int], None]]] = {
-        SYNC: _sync,
-        READ_REG: _read_reg,
-        WRITE_REG: _write_reg,
-        SPI_ATTACH: _ok,
-        SPI_SET_PARAMS: _ok,
-        CHANGE_BAUDRATE: _change_baudrate,
-        FLASH_BEGIN: _begin,
-        FLASH_DATA: _data,
-        FLASH_END: _end,
-        FLASH_DEFL_BEGIN: _begin,
-        FLASH_DEFL_DATA: _data,
-        FLASH_DEFL_END: _end,
-        SPI_FLASH_MD5: _md5,
-        READ_FLASH_SLOW: _read_flash_slow,
-        MEM_BEGIN: _mem_begin,
-        MEM_DATA: _mem_data,
-        MEM_END: _mem_end,
+        Op.SYNC: _sync,
+        Op.READ_REG: _read_reg,
+        Op.WRITE_REG: _write_reg,
+        Op.SPI_ATTACH: _ok,
+        Op.SPI_SET_PARAMS: _ok,
+        Op.CHANGE_BAUDRATE: _change_baudrate,
+        Op.FLASH_BEGIN: _begin,
+        Op.FLASH_DATA: _data,
+        Op.FLASH_END: _end,
+        Op.FLASH_DEFL_BEGIN: _begin,
+        Op.FLASH_DEFL_DATA: _data,
+        Op.FLASH_DEFL_END: _end,
+        Op.SPI_FLASH_MD5: _md5,
+        Op.READ_FLASH_SLOW: _read_flash_slow,
+        Op.MEM_BEGIN: _mem_begin,
+        Op.MEM_DATA: _mem_data,
+        Op.MEM_END: _mem_end,
     }
     _STUB_HANDLERS: ClassVar[dict[int, Callable[[RomBootloader, int, bytes, int], None]]] = {
         **{op: handler for op, handler in _HANDLERS.items()
-           if op not in (READ_FLASH_SLOW, MEM_BEGIN, MEM_DATA, MEM_END)},
-        ERASE_FLASH: _erase_flash,
-        ERASE_REGION: _erase_region,
-        READ_FLASH: _read_flash,
-        RUN_USER_CODE: _run_user_code,
+           if op not in (Op.READ_FLASH_SLOW, Op.MEM_BEGIN, Op.MEM_DATA, Op.MEM_END)},
+        Op.ERASE_FLASH: _erase_flash,
+        Op.ERASE_REGION: _erase_region,
+        Op.READ_FLASH: _read_flash,
+        Op.RUN_USER_CODE: _run_user_code,
     }

@@ -7,50 +7,63 @@ from esptool's loader (``ESPLoader``) and its serial-protocol documentation.
 
 from __future__ import annotations
 
+from enum import IntEnum
+
 from harness.esp32.image import CHECKSUM_SEED  # the image checksum's seed, the same XOR
 
-# Request opcodes (esptool's ESP_CMDS).
-FLASH_BEGIN = 0x02
-FLASH_DATA = 0x03
-FLASH_END = 0x04
-MEM_BEGIN = 0x05
-MEM_END = 0x06
-MEM_DATA = 0x07
-SYNC = 0x08
-WRITE_REG = 0x09
-READ_REG = 0x0A
-SPI_SET_PARAMS = 0x0B
-SPI_ATTACH = 0x0D
-READ_FLASH_SLOW = 0x0E
-CHANGE_BAUDRATE = 0x0F
-FLASH_DEFL_BEGIN = 0x10
-FLASH_DEFL_DATA = 0x11
-FLASH_DEFL_END = 0x12
-SPI_FLASH_MD5 = 0x13
-# The flasher stub's own commands.
-ERASE_FLASH = 0xD0
-ERASE_REGION = 0xD1
-READ_FLASH = 0xD2
-RUN_USER_CODE = 0xD3
+
+class Op(IntEnum):
+    """Request opcodes (esptool's ESP_CMDS)."""
+
+    FLASH_BEGIN = 0x02
+    FLASH_DATA = 0x03
+    FLASH_END = 0x04
+    MEM_BEGIN = 0x05
+    MEM_END = 0x06
+    MEM_DATA = 0x07
+    SYNC = 0x08
+    WRITE_REG = 0x09
+    READ_REG = 0x0A
+    SPI_SET_PARAMS = 0x0B
+    SPI_ATTACH = 0x0D
+    READ_FLASH_SLOW = 0x0E
+    CHANGE_BAUDRATE = 0x0F
+    FLASH_DEFL_BEGIN = 0x10
+    FLASH_DEFL_DATA = 0x11
+    FLASH_DEFL_END = 0x12
+    SPI_FLASH_MD5 = 0x13
+    # The flasher stub's own commands.
+    ERASE_FLASH = 0xD0
+    ERASE_REGION = 0xD1
+    READ_FLASH = 0xD2
+    RUN_USER_CODE = 0xD3
+
+
+class RomError(IntEnum):
+    """The ROM's error codes, carried in a reply's second status byte."""
+
+    INVALID_MESSAGE = 0x05
+    FAILED_TO_ACT = 0x06
+    BAD_CHECKSUM = 0x07
+    FLASH_WRITE = 0x08
+    DEFLATE = 0x0B
+
+
+class StubError(IntEnum):
+    """The flasher stub's error codes (0xC*, 0xFF: not implemented)."""
+
+    BAD_DATA_LEN = 0xC0
+    BAD_DATA_CHECKSUM = 0xC1
+    BAD_BLOCKSIZE = 0xC2
+    INVALID_COMMAND = 0xC3
+    FAILED_SPI_OP = 0xC4
+    NOT_IN_FLASH_MODE = 0xC6
+    INFLATE_ERROR = 0xC7
+    NOT_IMPLEMENTED = 0xFF
+
 
 REQUEST = 0x00  # the direction byte opening a request
 RESPONSE = 0x01  # ... and a reply
-
-# ROM error codes carried in the second status byte.
-ERR_INVALID_MESSAGE = 0x05
-ERR_FAILED_TO_ACT = 0x06
-ERR_BAD_CHECKSUM = 0x07
-ERR_FLASH_WRITE = 0x08
-ERR_DEFLATE = 0x0B
-# The stub's error codes (0xC*, 0xFF unimplemented).
-STUB_BAD_DATA_LEN = 0xC0
-STUB_BAD_DATA_CHECKSUM = 0xC1
-STUB_BAD_BLOCKSIZE = 0xC2
-STUB_INVALID_COMMAND = 0xC3
-STUB_FAILED_SPI_OP = 0xC4
-STUB_NOT_IN_FLASH_MODE = 0xC6
-STUB_INFLATE_ERROR = 0xC7
-STUB_NOT_IMPLEMENTED = 0xFF
 STUB_GREETING = b"OHAI"  # the stub's first frame once it runs
 
 SYNC_PAYLOAD = b"\x07\x07\x12\x20" + b"\x55" * 32

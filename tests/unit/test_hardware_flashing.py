@@ -30,7 +30,9 @@ from harness.errors import (
     PortNotFound,
 )
 from harness.esp32.image import load_firmware
-from harness.esp32.protocol import FLASH_BEGIN, FLASH_DEFL_BEGIN, SPI_FLASH_MD5
+from harness.esp32.protocol import (
+    Op,
+)
 from harness.hardware.flashing import (
     _check_booted_release,
     flash_firmware,
@@ -87,8 +89,8 @@ def test_flash_skips_an_image_already_on_the_board(
     result = flash_firmware(url, image, use_stub=False)
     assert result.skipped
     commands = {op for rom in double.download_sessions for op in rom.commands}
-    assert SPI_FLASH_MD5 in commands  # esptool compared the flash contents...
-    assert not commands & {FLASH_BEGIN, FLASH_DEFL_BEGIN}  # ...and wrote nothing
+    assert Op.SPI_FLASH_MD5 in commands  # esptool compared the flash contents...
+    assert not commands & {Op.FLASH_BEGIN, Op.FLASH_DEFL_BEGIN}  # ...and wrote nothing
     assert result.banner is not None and "v1.22.2" in result.banner
 
 
