@@ -74,6 +74,10 @@ class BootloaderStuck(DeviceError):
     """The board sits in the ROM download mode and does not boot the firmware."""
 
 
+class DeviceCodeRaised(DeviceError):
+    """Code the harness ran on the device raised there (the board itself answered)."""
+
+
 class DeviceLost(DeviceError):
     """The port vanished or stopped answering mid-session."""
 

@@ -32,6 +32,7 @@ from harness.errors import (
     BootloaderStuck,
     BootLoop,
     DeployError,
+    DeviceCodeRaised,
     DeviceError,
     DeviceLost,
     ExpectTimeout,
@@ -327,7 +328,8 @@ class Device:
             except TransportError as exc:
                 raise DeviceError(f"running code on {self.port} failed: {exc}") from exc
         if err:
-            raise DeviceError(f"code raised on the device: {err.decode(errors='replace').strip()}")
+            raise DeviceCodeRaised(
+                f"code raised on the device: {err.decode(errors='replace').strip()}")
         return bytes(out).decode(errors="replace")
 
     # --- deploy ------------------------------------------------------------------

@@ -27,7 +27,7 @@ from harness.device.backends import (
 )
 from harness.device.device import Device
 from harness.env import HarnessEnv
-from harness.errors import BrokerError, DeviceError, DeviceLost
+from harness.errors import BrokerError, DeviceCodeRaised
 from harness.hil.scenario import Scenario
 
 BROKER_NAME = "broker.test"  # the name the device uses for the broker (TLS SNI, SAN)
@@ -196,12 +196,11 @@ class Target:
 
     def _firmware_release(self) -> tuple[int, ...] | None:
         """``sys.implementation.version`` of the firmware on the board, if it says (None
-        when the query raises on the board or prints no version; a lost port raises)."""
+        when the query raises on the board or prints no version). A board with no REPL
+        raises here, at once: asking it again to deploy would only wait a second time."""
         try:
             out = self.device.exec("import sys\nprint(sys.implementation.version[:3])")
-        except DeviceLost:
-            raise
-        except DeviceError:
+        except DeviceCodeRaised:
             return None
         lines = out.strip().splitlines()
         numbers = lines[-1].strip("()").split(",") if lines else []
