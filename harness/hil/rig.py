@@ -26,8 +26,7 @@ from harness.console import BROKER_CONNECTED, MEMORY_FREE, SEND
 from harness.deadline import Deadline
 from harness.device.device import Device
 from harness.errors import (
-    DeviceError,
-    DeviceLost,
+    DeviceCodeRaised,
     ExpectTimeout,
     HarnessError,
     ProgramBootLooping,
@@ -398,14 +397,12 @@ class Rig:
     def _device_ip(self) -> str | None:
         """What ``ifconfig()[0]`` says on a real board that is still associated (S1
         compares against it); None when it is not connected, so S1 never expects 0.0.0.0.
-        A board that cannot say (no ``network`` module, the query raised) gives None; a lost
-        port raises :class:`DeviceLost`, and anything else is a bug that must show."""
+        A board that cannot say (the query raised on it: no ``network`` module) gives None;
+        a lost port, a REPL that no longer answers or a bug raises."""
         try:
             out = self.device.exec("import network\nw = network.WLAN(network.STA_IF)\n"
                                    "print(w.ifconfig()[0] if w.isconnected() else '-')")
-        except DeviceLost:
-            raise
-        except DeviceError:
+        except DeviceCodeRaised:
             return None
         lines = out.strip().splitlines()
         address = lines[-1].strip() if lines else "-"

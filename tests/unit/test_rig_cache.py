@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from harness.checks.evidence import Evidence, Expectation
-from harness.errors import DeviceError, DeviceLost, HarnessError
+from harness.errors import DeviceCodeRaised, DeviceError, DeviceLost, HarnessError
 from harness.hil.programs import ContractProgram
 from harness.hil.rig import Rig, RunResult
 from harness.hil.scenario import MESSAGING, Scenario
@@ -78,7 +78,8 @@ def _rig_on(tmp_path: Path, board: _Board) -> Rig:
 @pytest.mark.parametrize(("answer", "address"), [
     ("192.168.1.20\n", "192.168.1.20"), ("-\n", None),
     ("0.0.0.0\n", None), ("", None),
-    (DeviceError("code raised on the device: ImportError: no module named 'network'"), None),
+    (DeviceCodeRaised("code raised on the device: ImportError: no module named 'network'"),
+     None),
 ])
 def test_the_device_address_is_what_the_board_says(tmp_path: Path, answer: str | BaseException,
                                                    address: str | None) -> None:
@@ -86,8 +87,9 @@ def test_the_device_address_is_what_the_board_says(tmp_path: Path, answer: str |
 
 
 @pytest.mark.parametrize("error", [DeviceLost("serial port /dev/ttyUSB0 was lost"),
+                                   DeviceError("running code on /dev/ttyUSB0 failed: timeout"),
                                    TypeError("a bug in the harness")])
-def test_a_lost_port_or_a_bug_is_not_taken_for_no_address(tmp_path: Path,
+def test_a_lost_port_a_dead_repl_or_a_bug_is_not_taken_for_no_address(tmp_path: Path,
                                                           error: BaseException) -> None:
     with pytest.raises(type(error)):
         _rig_on(tmp_path, _Board(error))._device_ip()
