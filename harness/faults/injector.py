@@ -49,13 +49,15 @@ class _Started:
 class FaultInjector:
     """Acts on ``tap`` (required: it is also the recorder), ``broker`` (a LocalBroker for
     restarts) and ``board`` (a device backend that ``controls_wifi``, for Wi-Fi faults:
-    anything with ``set_link(down=, ip=)``)."""
+    anything with ``set_link(down=, ip=)``). ``observer`` (anything with ``wait_ready()``):
+    the harness's witness on the broker, let back before the device after a restart."""
 
     def __init__(self, tap: Any, broker: Any = None, board: Any = None,
-                 wifi_ip: str = "") -> None:
+                 wifi_ip: str = "", observer: Any = None) -> None:
         self.tap = tap
         self.broker = broker
         self.board = board
+        self.observer = observer
         self.wifi_ip = wifi_ip
         self.events: list[FaultEvent] = []
         self._lock = threading.Lock()
@@ -102,9 +104,23 @@ class FaultInjector:
             handle = self.tap.apply_fault(fault)
             return lambda: self.tap.end_fault(handle)
         if fault.site is Site.BROKER:
-            broker = self.broker
+            broker, observer = self.broker, self.observer
+            # While the broker is away nothing listens at its address (the tap refuses, as
+            # the broker's own port would). Once it is back, the device is let through only
+            # after the observer has reconnected and resubscribed: otherwise a device quicker
+            # than paho publishes its first messages before the witness can see them.
+            gate = self.tap.apply_fault(Fault(FaultKind.NO_LISTENER, fault.trigger,
+                                              fault.duration_s))
             broker.go_down(keep_state=fault.keep_state)
-            return lambda: broker.come_back()
+
+            def back() -> None:
+                try:
+                    broker.come_back()
+                    if observer is not None:
+                        observer.wait_ready()
+                finally:
+                    self.tap.end_fault(gate)
+            return back
         board = self.board
         new_ip = fault.new_ip if fault.kind is FaultKind.WIFI_NEW_IP else None
         board.set_link(down=True, ip=new_ip)

@@ -215,7 +215,8 @@ class Rig:
         """The run's faults, armed on the tap's records (None without faults)."""
         if not scenario.faults:
             return None
-        injector = FaultInjector(tap, self.target.broker, self.target.backend)
+        injector = FaultInjector(tap, self.target.broker, self.target.backend,
+                                 observer=self.target.observer)
         try:
             schedule = FaultSchedule(injector, scenario.faults)
         except FaultNotApplicable as exc:

@@ -64,3 +64,35 @@ def test_an_external_broker_cannot_be_restarted(tmp_path: Path) -> None:
     with pytest.raises(FaultNotApplicable, match="not an external one"):
         FaultInjector(tap=None, broker=object()).check(
             [Fault(FaultKind.BROKER_RESTART, duration_s=1)])
+
+
+def test_the_device_is_let_back_only_after_the_observer_resubscribed(
+    broker: LocalBroker,
+) -> None:
+    """While the broker is away nothing listens at the tap; once it is back the tap still
+    refuses until the observer (the witness of R3) has reconnected and resubscribed, so a
+    device quicker than paho cannot publish before the witness can see it."""
+    import socket
+
+    def tap_refuses(port: int) -> bool:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()
+        except ConnectionRefusedError:
+            return True
+        return False
+
+    with Tap((broker.host, broker.port)) as tap, Observer(broker.host, broker.port) as observer:
+        observer.subscribe("live/t")
+        seen: list[tuple[bool, bool]] = []  # (broker back, tap refusing) when asked
+
+        class Witness:
+            def wait_ready(self) -> None:
+                observer.wait_ready(timeout=10)
+                seen.append((broker.port is not None, tap_refuses(tap.port)))
+
+        injector = FaultInjector(tap, broker, observer=Witness())
+        started = injector.start(Fault(FaultKind.BROKER_RESTART, AtTime(0), 1.0))
+        assert tap_refuses(tap.port)  # the broker is away: nothing listens
+        injector.end(started)
+        assert seen == [(True, True)]  # the observer was ready while the tap still refused
+        assert not tap_refuses(tap.port)  # and then the device was let through
