@@ -39,7 +39,7 @@ from harness.hil.follow import RunFollower
 from harness.hil.manifest import MANIFEST_NAME
 from harness.hil.programs import CA_PATH_ON_DEVICE, DeviceProgram
 from harness.hil.scenario import FOREIGN_PAYLOAD, RETAINED_PAYLOAD, Scenario
-from harness.hil.settle import EchoCannotCome, TlsToPlain
+from harness.hil.settle import Accepted, EchoCannotCome, TlsToPlain
 from harness.hil.targets import Target, TargetOptions
 from harness.run_files import SERIAL_LOG, TAP_TRACE
 from harness.settings import DeviceSettings
@@ -345,8 +345,7 @@ class Rig:
         rules: list[Callable[[TapRecord], None]] = []
         if not scenario.tls and "tls" not in self.program.manifest.honours:
             rules.append(TlsToPlain(run))  # then run again over TLS (:meth:`_run`)
-        if scenario.expect_connect:
-            rules.append(EchoCannotCome(run, topic))
+        rules.append(EchoCannotCome(run, topic) if scenario.expect_connect else Accepted(run))
         return rules
 
     def _sends(self, mark: int) -> list[str]:

@@ -8,6 +8,8 @@ thread) that calls :meth:`RunFollower.settle` with the reason, which ends the ri
   itself asks for) the device published to the run's topic without having subscribed to
   a filter covering it, and then pinged: it is waiting (its keepalive came due) for an
   echo the broker will never send. Every wait after that would only run out.
+* :class:`Accepted`: in a run that expects a refusal (wrong password, a certificate the
+  device must reject, no SNI), the broker answered CONNACK 0: the refusal will not come.
 """
 
 from __future__ import annotations
@@ -58,3 +60,14 @@ class EchoCannotCome:
             self.run.settle(
                 f"the device waits (PINGREQ) for an echo that cannot come: tap connection "
                 f"#{conn} published to {self.topic!r} but subscribed to {asked}")
+
+
+@dataclass
+class Accepted:
+    run: RunFollower
+
+    def __call__(self, record: TapRecord) -> None:
+        if (record.is_packet(PacketType.CONNACK, WireDirection.BROKER_TO_CLIENT)
+                and record.fields.get("return_code") == 0):
+            self.run.settle(f"the broker accepted the device's connection (CONNACK 0 on tap "
+                            f"connection #{record.conn}): no refusal will come")

@@ -11,7 +11,7 @@ import pytest
 from harness.broker.tap_records import TapRecord
 from harness.device.serial_log import SerialLog
 from harness.hil.follow import RunFollower
-from harness.hil.settle import EchoCannotCome, TlsToPlain
+from harness.hil.settle import Accepted, EchoCannotCome, TlsToPlain
 from harness.wire import PacketType, RecordKind, WireDirection, filter_matches
 
 pytestmark = pytest.mark.unit
@@ -97,3 +97,16 @@ def test_a_tls_client_hello_on_the_plain_port_settles_the_run() -> None:
     rule(TapRecord(next(_seq), RecordKind.DECODE_ERROR, 3, 0.0, 0.0,
                    WireDirection.CLIENT_TO_BROKER, None, {"sample": "16030100f8010000f4"}))
     assert run.settled is not None and "#3" in run.settled
+
+
+def test_connack_0_settles_a_run_that_waits_for_a_refusal() -> None:
+    run = follower()
+    rule = Accepted(run)
+    for code in (5, 3):  # refusals (and retries) are what the run waits for
+        rule(TapRecord(next(_seq), RecordKind.PACKET, 1, 0.0, 0.0,
+                       WireDirection.BROKER_TO_CLIENT, PacketType.CONNACK, {"return_code": code}))
+    rule(connect(2))
+    assert run.settled is None
+    rule(TapRecord(next(_seq), RecordKind.PACKET, 2, 0.0, 0.0, WireDirection.BROKER_TO_CLIENT,
+                   PacketType.CONNACK, {"return_code": 0}))
+    assert run.settled is not None and "CONNACK 0" in run.settled
