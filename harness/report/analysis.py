@@ -156,12 +156,15 @@ class FamilyVerdict:
     def parts(self) -> list[tuple[str, str]]:
         """(state, text) per status present, failures naming their items, then the items
         that did not run: [("fail", "1 failed (R3)"), ("pass", "5 passed")]."""
+        by_status: dict[str, list[str]] = defaultdict(list)
+        for item, record in self.records.items():
+            by_status[record.status].append(item)
         parts = []
         for status in STATUSES:
-            items = sorted((i for i, r in self.records.items() if r.status == status),
-                           key=natural_key)
+            items = by_status.get(status)
             if items:
-                named = f" ({', '.join(items)})" if status in BAD_OUTCOMES else ""
+                named = (f" ({', '.join(sorted(items, key=natural_key))})"
+                         if status in BAD_OUTCOMES else "")
                 parts.append((STATE_OF[status], f"{len(items)} {status}{named}"))
         if self.not_run:
             parts.append(("none", f"{len(self.not_run)} not run"))
@@ -390,12 +393,15 @@ def _cell_verdicts(rounds: list[Round]) -> list[CellVerdicts]:
     for index, current in enumerate(rounds):
         for record in current.results.values():
             family = family_of(record.spec_item)
-            if family is None or not record.cell:
+            if family is None:
                 continue
-            verdicts = cells.get(record.cell)
+            cell = record.cell
+            if not cell:
+                continue
+            verdicts = cells.get(cell)
             if verdicts is None:
-                verdicts = cells[record.cell] = CellVerdicts(
-                    record.cell, [FamilyVerdict(Family.CORE) for _ in rounds],
+                verdicts = cells[cell] = CellVerdicts(
+                    cell, [FamilyVerdict(Family.CORE) for _ in rounds],
                     [FamilyVerdict(Family.RESILIENCE) for _ in rounds])
             per_round = verdicts.resilience if family is Family.RESILIENCE else verdicts.core
             per_round[index].add(record)
