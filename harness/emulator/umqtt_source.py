@@ -22,11 +22,11 @@ from __future__ import annotations
 import ast
 import hashlib
 import json
-import os
 import re
 import shutil
 import sys
 import tarfile
+import tempfile
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
@@ -166,9 +166,16 @@ def _download_sdist(target: Path, sdist: Sdist = SIMPLE) -> None:
     if digest != sdist.sha256:
         raise PackageFetchError(f"{sdist.project} {sdist.version} from {file_url} has sha256 "
                                 f"{digest}, expected {sdist.sha256}; " + hint)
-    partial = target.with_suffix(".partial")
-    partial.write_bytes(data)
-    partial.replace(target)
+    # Boards start at once in several processes on a fresh machine, each fetching into the
+    # same cache: every writer has its own partial file, and the rename is atomic.
+    with tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.",
+                                     suffix=".partial", delete=False) as partial:
+        try:
+            partial.write(data)
+        except OSError:
+            Path(partial.name).unlink(missing_ok=True)
+            raise
+    Path(partial.name).replace(target)
 
 
 def umqtt_134_dir(sources: PackageSources | None = None) -> Path:
@@ -205,8 +212,7 @@ def sdist_dir(sdist: Sdist, sources: PackageSources) -> Path:
         tarball = root / sdist.filename
         if not tarball.is_file() or _sha256(tarball) != sdist.sha256:
             _download_sdist(tarball, sdist)
-    staging = root / f".{sdist.project}-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{sdist.project}-", dir=root))
     try:
         with tarfile.open(tarball) as tar:
             member = next((m for m in tar.getmembers()
@@ -216,8 +222,11 @@ def sdist_dir(sdist: Sdist, sources: PackageSources) -> Path:
                 raise PackageFetchError(f"{tarball} has no {sdist.module}")
             (staging / sdist.module).parent.mkdir(parents=True)
             (staging / sdist.module).write_bytes(source.read())
-        if not module_dir.exists():
+        try:
             staging.replace(module_dir)
+        except OSError:
+            if not (module_dir / sdist.module).is_file():  # else another process won
+                raise
     except (OSError, tarfile.TarError) as exc:
         raise PackageFetchError(f"cannot unpack {tarball} ({exc}); delete it and retry") from exc
     finally:

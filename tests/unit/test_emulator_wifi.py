@@ -190,12 +190,15 @@ def test_new_access_points_end_the_association(board_factory: BoardFactory) -> N
     assert run(board.port, ASK) == ["False False 0.0.0.0 "]
 
 
-def read_until(port: serial.Serial, wanted: bytes) -> None:
+def read_until(port: serial.Serial, *wanted: bytes) -> None:
+    """Read until each of ``wanted`` has shown up, in that order."""
     deadline = Deadline(10, repr(wanted))
     seen = b""
-    while wanted not in seen and not deadline.expired:
-        seen += port.read(256)
-    assert wanted in seen, seen
+    for part in wanted:
+        while part not in seen and not deadline.expired:
+            seen += port.read(256)
+        assert part in seen, (part, seen)
+        seen = seen.split(part, 1)[1]
 
 
 def test_an_interpreter_that_dies_on_ctrl_c_keeps_the_association(
@@ -212,6 +215,9 @@ def test_an_interpreter_that_dies_on_ctrl_c_keeps_the_association(
         assert first is not None
         port.write(b"\x03")  # a Ctrl-C, as the rig sends to stop the program ...
         os.kill(first, signal.SIGKILL)  # ... and the interpreter dies on it
-        read_until(port, b"KeyboardInterrupt")
-    assert board.interpreter_pid not in (None, first)
+        read_until(port, b"KeyboardInterrupt", b">>> ")
+        deadline = Deadline(10, "the next interpreter")
+        while board.interpreter_pid in (None, first):  # it prints its prompt as it starts
+            assert not deadline.expired, "no new interpreter after the Ctrl-C death"
+            port.read(256)
     assert run(board.port, ASK) == ["True True 10.1.2.3 lab"]
