@@ -47,8 +47,10 @@ def timed(tree: Path, what: str) -> tuple[float, float]:
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if done.returncode != 0:  # timed all the same; a red run is reported, not hidden
-        last = (done.stdout.strip().splitlines() or ["?"])[-1]
-        FAILED.append(f"{what} in {tree}: exit {done.returncode}: {last}")
+        lines = done.stdout.strip().splitlines() or ["?"]
+        failed = [line for line in lines if line.startswith(("FAILED ", "ERROR "))]
+        FAILED.append(f"{what} in {tree}: exit {done.returncode}: {lines[-1]}"
+                      + "".join(f"\n  {line}" for line in failed))
     return wall, cpu
 
 
