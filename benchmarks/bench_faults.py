@@ -1,8 +1,13 @@
 """Fault figures (issue 16), printed as medians, side by side in one run.
 
 * tap overhead: the echo round trip (paho publish -> broker -> back to the same client)
-  through today's fault-capable tap, through the tap as it was before faults (its source
-  read from git at BASELINE), and straight to the broker; ratio new/old, target <= 1.10;
+  through today's fault-capable tap, through the tap as it was before faults, and straight
+  to the broker; ratio new/old, target <= 1.10. Each tap serves from a process of its own
+  (``tap_process.py``): today's from this checkout, the old one from a snapshot of the whole
+  ``harness/`` package at BASELINE (``git archive``, in a temp folder removed at the end),
+  so it runs with the modules it was written against. Same broker, client and payloads;
+  rounds interleaved (the order alternating), the first tenth of each round's echoes
+  dropped as warm-up;
 * black-hole detection: on the emulated board, device_src with ``reconnect`` and a
   keepalive k; after the 3rd echo the connection becomes a black hole; the time until the
   device gives it up (as R1 measures it on the wire) against R1's bound 1.5 k + interval.
@@ -13,47 +18,69 @@ Run: ``python benchmarks/bench_faults.py [--echoes 400] [--rounds 5] [--keepaliv
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
-import importlib.util
+import io
+import select
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 
-from harness.broker import AmqttBroker, Observer, Tap
+from harness import lifetime
+from harness.broker import AmqttBroker, Observer
 from harness.checks.resilience import DETECTION_SLACK_S, check_silent_loss_detected
+from harness.deadline import Deadline
 from harness.env import HarnessEnv
+from harness.errors import HarnessError
 from harness.hil.programs import ContractProgram
 from harness.hil.rig import Rig
 from harness.hil.scenario import R_BLACK_HOLE
 from harness.hil.targets import TargetOptions
 
 REPO = Path(__file__).resolve().parents[1]
+TAP_PROCESS = Path(__file__).with_name("tap_process.py")
 BASELINE = "ced9e7f"  # main just before the fault-capable tap landed
+TAP_START_S = 30.0
 
 
-def _baseline_tap(tmp: Path) -> ModuleType | None:
+def _snapshot(commit: str, into: Path) -> Path:
+    """The whole ``harness/`` package at ``commit``, unpacked under ``into``."""
+    archive = lifetime.run(["git", "-C", str(REPO), "archive", "--format=tar", commit,
+                            "harness"], timeout=60, capture_output=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(into, filter="data")
+    return into
+
+
+@contextlib.contextmanager
+def _tap_process(root: Path, upstream: tuple[str, int]) -> Iterator[int]:
+    """A tap importing ``harness`` from ``root``, in its own process; yields its port."""
+    process = lifetime.spawn(
+        [sys.executable, "-I", str(TAP_PROCESS), str(root), upstream[0], str(upstream[1])],
+        cwd=root, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True)
+    assert process.stdin is not None and process.stdout is not None
     try:
-        source = subprocess.run(
-            ["git", "-C", str(REPO), "show", f"{BASELINE}:harness/broker/tap.py"],
-            capture_output=True, text=True, check=True).stdout
-    except (subprocess.CalledProcessError, FileNotFoundError):
-        return None
-    path = tmp / "tap_before_faults.py"
-    path.write_text(source, encoding="utf-8")
-    spec = importlib.util.spec_from_file_location("tap_before_faults", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    try:
-        spec.loader.exec_module(module)
-    except ImportError as exc:  # the old tap imports names today's harness no longer has
-        print(f"(the tap before faults, {BASELINE}, no longer imports: {exc})")
-        return None
-    return module
+        deadline = Deadline(TAP_START_S, f"the tap from {root} to listen")
+        ready, _, _ = select.select([process.stdout], [], [], deadline.remaining())
+        line = process.stdout.readline().strip() if ready else ""
+        if not line.isdigit():
+            rest = process.stdout.read() if process.poll() is not None else ""
+            raise deadline.fail(f"it said {(line + chr(10) + rest).strip()!r}")
+        yield int(line)
+    finally:
+        with contextlib.suppress(OSError):
+            process.stdin.close()  # the tap stops at end of stdin
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            lifetime.stop(process)
+        lifetime.stop(process)  # reaped by now; closes the pipes
 
 
 def _echo_rtts(port: int, echoes: int, topic: str) -> list[float]:
@@ -62,39 +89,47 @@ def _echo_rtts(port: int, echoes: int, topic: str) -> list[float]:
         rtts = []
         for n in range(echoes):
             began = time.perf_counter()
-            client.publish(topic, f"echo-{n}")
+            client.publish(topic, f"echo-{n:05}")
             client.wait_for_messages(n + 1, topic, timeout=10)
             rtts.append(time.perf_counter() - began)
     return rtts[echoes // 10:]  # drop the warm-up
 
 
 def bench_tap_overhead(echoes: int, rounds: int) -> None:
-    with tempfile.TemporaryDirectory(prefix="bench-faults-") as tmp, AmqttBroker() as broker:
-        old = _baseline_tap(Path(tmp))
-        upstream = (broker.host, broker.port)
-        medians: dict[str, list[float]] = {"direct": [], "tap before faults": [],
-                                           "fault-capable tap": []}
-        for index in range(rounds):  # interleaved, so drift hits every variant alike
-            medians["direct"].append(statistics.median(
-                _echo_rtts(broker.port, echoes, f"bench/direct/{index}")))
-            if old is not None:
-                with old.Tap(upstream) as tap:
-                    medians["tap before faults"].append(statistics.median(
-                        _echo_rtts(tap.port, echoes, f"bench/old/{index}")))
-            with Tap(upstream) as tap:
-                medians["fault-capable tap"].append(statistics.median(
-                    _echo_rtts(tap.port, echoes, f"bench/new/{index}")))
-    print(f"echo round trip, median of {rounds} rounds x {echoes} echoes:")
+    old, new, direct = "tap before faults", "fault-capable tap", "direct"
+    snapshots = lifetime.temp_dir("bench-faults-")
+    try:
+        with contextlib.ExitStack() as stack:
+            broker = stack.enter_context(AmqttBroker())
+            upstream = (broker.host, broker.port)
+            ports = {direct: broker.port,
+                     new: stack.enter_context(_tap_process(REPO, upstream))}
+            try:
+                baseline = _snapshot(BASELINE, snapshots / BASELINE)
+                ports[old] = stack.enter_context(_tap_process(baseline, upstream))
+            except (HarnessError, OSError, tarfile.TarError) as exc:  # no git history here,
+                # or the snapshot cannot serve
+                print(f"(the tap before faults, {BASELINE}, is not available: "
+                      f"{str(exc).splitlines()[0]})")
+            medians: dict[str, list[float]] = {name: [] for name in ports}
+            for index in range(rounds):  # interleaved, so drift hits every variant alike
+                order = list(ports) if index % 2 == 0 else list(reversed(ports))
+                for name in order:  # same-length topics: the same bytes on every path
+                    topic = f"bench/{name[:3]}/{index:03}"
+                    medians[name].append(statistics.median(
+                        _echo_rtts(ports[name], echoes, topic)))
+    finally:
+        lifetime.remove_dir(snapshots)
+    print(f"echo round trip, median of {rounds} rounds x {echoes} echoes "
+          f"(first {echoes // 10} of each dropped), each tap in its own process:")
     for name, values in medians.items():
-        if values:
-            print(f"  {name:18} {statistics.median(values) * 1e6:8.0f} us")
-    if medians["tap before faults"]:
-        ratio = statistics.median(medians["fault-capable tap"]) / statistics.median(
-            medians["tap before faults"])
-        print(f"  ratio fault-capable / before faults: {ratio:.3f} (target <= 1.10)")
-    else:
-        print(f"  (the tap before faults, {BASELINE}, is not available: no git history, "
-              "or it no longer imports)")
+        print(f"  {name:18} {statistics.median(values) * 1e6:8.0f} us  "
+              f"(rounds: {' '.join(f'{v * 1e6:.0f}' for v in values)})")
+    if old in medians:
+        ratio = statistics.median(medians[new]) / statistics.median(medians[old])
+        verdict = "within" if ratio <= 1.10 else "OVER"
+        print(f"  ratio fault-capable / before faults: {ratio:.3f} "
+              f"({verdict} the 1.10 target)")
 
 
 def bench_detection(rounds: int, keepalives: list[int]) -> None:
