@@ -6,8 +6,8 @@
   (``tap_process.py``): today's from this checkout, the old one from a snapshot of the whole
   ``harness/`` package at BASELINE (``git archive``, in a temp folder removed at the end),
   so it runs with the modules it was written against. Same broker, client and payloads;
-  rounds interleaved (the order alternating), the first tenth of each round's echoes
-  dropped as warm-up;
+  in each round the paths take turns echo by echo (the order rotating), after a warm-up of
+  a tenth as many echoes that is not counted; the ratio is the median of the rounds' ratios;
 * black-hole detection: on the emulated board, device_src with ``reconnect`` and a
   keepalive k; after the 3rd echo the connection becomes a black hole; the time until the
   device gives it up (as R1 measures it on the wire) against R1's bound 1.5 k + interval.
@@ -83,16 +83,37 @@ def _tap_process(root: Path, upstream: tuple[str, int]) -> Iterator[int]:
         lifetime.stop(process)  # reaped by now; closes the pipes
 
 
-def _echo_rtts(port: int, echoes: int, topic: str) -> list[float]:
-    with Observer("127.0.0.1", port) as client:
+class _Echoes:
+    """One client's echo round trips on one path (publish, then wait for its own copy)."""
+
+    def __init__(self, client: Observer, topic: str) -> None:
+        self.client, self.topic, self.sent = client, topic, 0
         client.subscribe(topic)
-        rtts = []
-        for n in range(echoes):
-            began = time.perf_counter()
-            client.publish(topic, f"echo-{n:05}")
-            client.wait_for_messages(n + 1, topic, timeout=10)
-            rtts.append(time.perf_counter() - began)
-    return rtts[echoes // 10:]  # drop the warm-up
+
+    def once(self) -> float:
+        began = time.perf_counter()
+        self.client.publish(self.topic, f"echo-{self.sent:05}")
+        self.sent += 1
+        self.client.wait_for_messages(self.sent, self.topic, timeout=10)
+        return time.perf_counter() - began
+
+
+def _round(ports: dict[str, int], echoes: int, index: int) -> dict[str, float]:
+    """Median round trip per path; the paths take turns echo by echo (the order rotating),
+    so load from elsewhere on the machine lands on each alike."""
+    with contextlib.ExitStack() as stack:
+        paths = {name: _Echoes(stack.enter_context(Observer("127.0.0.1", port)),
+                               f"bench/{name[:3]}/{index:03}")  # same length: same bytes
+                 for name, port in ports.items()}
+        names = list(paths)
+        rtts: dict[str, list[float]] = {name: [] for name in names}
+        for n in range(echoes // 10 + echoes):  # the first tenth is the warm-up
+            turn = names[n % len(names):] + names[:n % len(names)]
+            for name in turn:
+                rtt = paths[name].once()
+                if n >= echoes // 10:
+                    rtts[name].append(rtt)
+    return {name: statistics.median(values) for name, values in rtts.items()}
 
 
 def bench_tap_overhead(echoes: int, rounds: int) -> None:
@@ -109,27 +130,26 @@ def bench_tap_overhead(echoes: int, rounds: int) -> None:
                 ports[old] = stack.enter_context(_tap_process(baseline, upstream))
             except (HarnessError, OSError, tarfile.TarError) as exc:  # no git history here,
                 # or the snapshot cannot serve
+                lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
                 print(f"(the tap before faults, {BASELINE}, is not available: "
-                      f"{str(exc).splitlines()[0]})")
+                      f"{lines[-1] if lines else type(exc).__name__})")
             medians: dict[str, list[float]] = {name: [] for name in ports}
-            for index in range(rounds):  # interleaved, so drift hits every variant alike
-                order = list(ports) if index % 2 == 0 else list(reversed(ports))
-                for name in order:  # same-length topics: the same bytes on every path
-                    topic = f"bench/{name[:3]}/{index:03}"
-                    medians[name].append(statistics.median(
-                        _echo_rtts(ports[name], echoes, topic)))
+            for index in range(rounds):
+                for name, median in _round(ports, echoes, index).items():
+                    medians[name].append(median)
     finally:
         lifetime.remove_dir(snapshots)
-    print(f"echo round trip, median of {rounds} rounds x {echoes} echoes "
-          f"(first {echoes // 10} of each dropped), each tap in its own process:")
+    print(f"echo round trip, median of {rounds} rounds x {echoes} echoes per path (after "
+          f"{echoes // 10} warm-up echoes), each tap in its own process:")
     for name, values in medians.items():
         print(f"  {name:18} {statistics.median(values) * 1e6:8.0f} us  "
               f"(rounds: {' '.join(f'{v * 1e6:.0f}' for v in values)})")
     if old in medians:
-        ratio = statistics.median(medians[new]) / statistics.median(medians[old])
+        ratios = [n / o for n, o in zip(medians[new], medians[old], strict=True)]
+        ratio = statistics.median(ratios)
         verdict = "within" if ratio <= 1.10 else "OVER"
-        print(f"  ratio fault-capable / before faults: {ratio:.3f} "
-              f"({verdict} the 1.10 target)")
+        print(f"  ratio fault-capable / before faults: {ratio:.3f}, median of the rounds' "
+              f"ratios ({' '.join(f'{r:.3f}' for r in ratios)}); {verdict} the 1.10 target")
 
 
 def bench_detection(rounds: int, keepalives: list[int]) -> None:
