@@ -127,9 +127,13 @@ class FaultInjector:
         return lambda: board.set_link(down=False, ip=new_ip)
 
 
-def is_echo(record: TapRecord) -> bool:
-    """A PUBLISH delivering one of the device's own ``{"msg": n}`` payloads back to it."""
+def is_echo(record: TapRecord, topic: str | None = None) -> bool:
+    """A PUBLISH delivering one of the device's own ``{"msg": n}`` payloads back to it; with
+    ``topic``, only on the run's own topic (a message queued for an earlier session of the
+    same client id, on an earlier run's topic, is not this run's echo)."""
     if not record.is_packet(PacketType.PUBLISH, WireDirection.BROKER_TO_CLIENT):
+        return False
+    if topic is not None and record.fields.get("topic") != topic:
         return False
     payload = record.fields.get("payload")
     text = bytes(payload).decode("utf-8", "replace") if isinstance(payload, bytes | bytearray) \
@@ -138,11 +142,14 @@ def is_echo(record: TapRecord) -> bool:
 
 
 class FaultSchedule:
-    """Runs ``faults`` through ``injector`` from :meth:`begin` until :meth:`close`."""
+    """Runs ``faults`` through ``injector`` from :meth:`begin` until :meth:`close`;
+    echoes (for :class:`AfterEchoes`) count on ``topic`` only, when given."""
 
-    def __init__(self, injector: FaultInjector, faults: Iterable[Fault]) -> None:
+    def __init__(self, injector: FaultInjector, faults: Iterable[Fault],
+                 topic: str | None = None) -> None:
         self.injector = injector
         self.faults = tuple(faults)
+        self._topic = topic
         injector.check(self.faults)
         self._cond = threading.Condition()
         self._queue: list[tuple[float, int, Callable[[], None]]] = []
@@ -195,7 +202,7 @@ class FaultSchedule:
             return
         fired: list[tuple[Fault, str]] = []
         with self._cond:
-            if is_echo(record):
+            if is_echo(record, self._topic):
                 self._echoes += 1
             key = (record.packet_type, record.direction)
             self._packets[key] = self._packets.get(key, 0) + 1

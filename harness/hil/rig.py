@@ -208,17 +208,18 @@ class Rig:
         scenario = replace(scenario, tls=settings.tls)
         with self.target.tap_for(scenario, run_dir / TAP_TRACE) as tap:
             settings = replace(settings, port=tap.port)
-            schedule = self._fault_schedule(scenario, tap)
+            schedule = self._fault_schedule(scenario, tap, topic)
             return self._drive(scenario, settings, tap, topic, run_dir, started, schedule)
 
-    def _fault_schedule(self, scenario: Scenario, tap: Any) -> FaultSchedule | None:
+    def _fault_schedule(self, scenario: Scenario, tap: Any,
+                        topic: str) -> FaultSchedule | None:
         """The run's faults, armed on the tap's records (None without faults)."""
         if not scenario.faults:
             return None
         injector = FaultInjector(tap, self.target.broker, self.target.backend,
                                  observer=self.target.observer)
         try:
-            schedule = FaultSchedule(injector, scenario.faults)
+            schedule = FaultSchedule(injector, scenario.faults, topic)
         except FaultNotApplicable as exc:
             raise NotApplicable(str(exc)) from None
         tap.add_listener(schedule.on_record)

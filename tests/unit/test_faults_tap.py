@@ -242,6 +242,28 @@ def test_schedule_fires_after_the_nth_echo_and_records_start_and_end(
     assert [t["fields"]["phase"] for t in trace if t["kind"] == "fault"] == ["start", "end"]
 
 
+def test_echoes_on_another_topic_do_not_count(tap: Tap, injector: FaultInjector) -> None:
+    """Messages for an earlier run's topic (queued for a session of the same client id)
+    are not this run's echoes: the fault waits for the run's own."""
+    fault = Fault.black_hole(AfterEchoes(2), duration_s=0.2)
+    with Observer("127.0.0.1", tap.port) as device:
+        device.subscribe("run/1")
+        device.subscribe("run/2")
+        schedule = FaultSchedule(injector, [fault], topic="run/2")
+        tap.add_listener(schedule.on_record)
+        with schedule:
+            for n in range(3):
+                device.publish("run/1", json.dumps({"msg": n}))
+            device.wait_for_messages(3, "run/1", timeout=5)
+            assert not [r for r in tap.records() if r.kind == RecordKind.FAULT]
+            for n in range(2):
+                device.publish("run/2", json.dumps({"msg": n}))
+            start = tap.wait_for(lambda r: r.kind == RecordKind.FAULT, 5, "the fault")
+    assert start.fields["trigger"] == "after echo #2"
+    echoes = [r for r in tap.packets("PUBLISH", "b2c") if r.fields["topic"] == "run/2"]
+    assert start.seq > echoes[1].seq
+
+
 def test_schedule_at_time(tap: Tap, injector: FaultInjector) -> None:
     began = time.monotonic()
     with FaultSchedule(injector, [Fault(FaultKind.REFUSE, AtTime(0.3), duration_s=0.2)]):
