@@ -214,8 +214,9 @@ def test_an_interpreter_that_dies_on_ctrl_c_keeps_the_association(
         first = board.interpreter_pid
         assert first is not None
         port.write(b"\x03")  # a Ctrl-C, as the rig sends to stop the program ...
+        read_until(port, b"KeyboardInterrupt")  # (taken: the supervisor sent the SIGINT)
         os.kill(first, signal.SIGKILL)  # ... and the interpreter dies on it
-        read_until(port, b"KeyboardInterrupt", b">>> ")
+        read_until(port, b"KeyboardInterrupt", b">>> ")  # the supervisor's, then the prompt
         deadline = Deadline(10, "the next interpreter")
         while board.interpreter_pid in (None, first):  # it prints its prompt as it starts
             assert not deadline.expired, "no new interpreter after the Ctrl-C death"
