@@ -6,11 +6,13 @@
 * Tests that read the same scenario run go to the same worker, so each scenario runs once
   per session whichever worker holds its tests. The plugin schedules ``-n`` runs itself
   (``pytest_xdist_make_scheduler``): a test's group is the scenario it passes to
-  ``hil_run`` (found in its code), or the ``hil_scenario("name")`` marker; every other test
-  is scheduled by module, as ``--dist loadscope`` does, so module-scoped fixtures are built
-  once. Node ids are not changed (``--dist loadgroup`` would append ``@group``), so JUnit
-  and history names are the same with and without ``-n``. An explicit ``--dist`` other than
-  ``load`` is honoured.
+  ``hil_run`` (found in its code), or the ``hil_scenario("name")`` marker; a test that uses
+  a module- (or wider-) scoped fixture of the project is scheduled with its module, as
+  ``--dist loadscope`` does, so that fixture is built once; any other test on its own.
+  The largest groups start first (the suite-sharpness module, whose mutant suites are
+  the run's critical path, before everything else). Node ids are not changed (``--dist
+  loadgroup`` would append ``@group``), so JUnit and history names are the same with and
+  without ``-n``. An explicit ``--dist`` other than ``load`` is honoured.
 
 Workers tell the controller their groups through small JSON files in a folder the
 controller creates and removes; xdist's own channel carries only node ids.
@@ -34,6 +36,7 @@ MARKER = "hil_scenario"
 _GROUPS_DIR = "hil_groups_dir"
 _SESSION = "hil_session"
 _GROUP_PREFIX = "hil-run:"
+_ALONE_PREFIX = "test:"  # a test scheduled on its own (it shares no fixture)
 
 groups_dir_key = pytest.StashKey[Path]()
 session_key = pytest.StashKey[str]()
@@ -145,10 +148,27 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         return
     profile = _session_profile(session.config)
     groups = scenario_groups(session.items, profile)
+    groups.update({item.nodeid: _ALONE_PREFIX + item.nodeid for item in session.items
+                   if item.nodeid not in groups and not shares_fixtures(item)})
     target = Path(workerinput[_GROUPS_DIR]) / f"{workerinput.get('workerid', 'gw')}.json"
     partial = target.with_suffix(".partial")
     partial.write_text(json.dumps(groups), encoding="utf-8")
     partial.replace(target)
+
+
+def shares_fixtures(item: pytest.Item) -> bool:
+    """Whether ``item`` uses a fixture built once for several tests (module, class, package
+    or session scope) of the project's own, or of the harness: such tests keep their
+    module's scope, so it is built once. Any other test is a unit of its own: a module of
+    slow tests no longer runs one after another on one worker."""
+    info = getattr(item, "_fixtureinfo", None)
+    for definitions in getattr(info, "name2fixturedefs", {}).values():
+        for definition in definitions:
+            module = getattr(getattr(definition, "func", None), "__module__", "") or ""
+            if definition.scope != "function" and (
+                    definition.baseid or module.split(".")[0] == "harness"):
+                return True
+    return False
 
 
 def _session_profile(config: pytest.Config) -> str:

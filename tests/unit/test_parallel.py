@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from harness.hil import scenario
-from harness.parallel import scenario_groups, scenarios_read
+from harness.parallel import scenario_groups, scenarios_read, shares_fixtures
 
 pytestmark = pytest.mark.unit
 
@@ -59,6 +59,28 @@ def test_tests_are_grouped_by_the_scenario_run_they_read() -> None:
     assert groups["b"] == groups["c"] == groups["e"]
     assert "d" not in groups
     assert groups["f"] != groups["b"]  # another profile is another rig, another run
+
+
+def test_only_tests_sharing_a_built_once_fixture_keep_their_module_together(
+        pytester: pytest.Pytester) -> None:
+    items = pytester.getitems("""
+        import pytest
+
+        @pytest.fixture(scope="module")
+        def farm():
+            return object()
+
+        @pytest.fixture
+        def board(farm):
+            return farm
+
+        def test_uses_the_module_fixture(farm): pass
+        def test_through_a_function_fixture(board): pass
+        def test_plain(tmp_path, monkeypatch): pass
+    """)
+    shared = {item.name: shares_fixtures(item) for item in items}
+    assert shared == {"test_uses_the_module_fixture": True,
+                      "test_through_a_function_fixture": True, "test_plain": False}
 
 
 def _run(args: list[str], results: Path) -> subprocess.CompletedProcess[str]:
