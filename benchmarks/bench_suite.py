@@ -14,7 +14,6 @@ Run: ``python benchmarks/bench_suite.py [--rounds 3] [--unit]``
 from __future__ import annotations
 
 import argparse
-import math
 import re
 import statistics
 import subprocess
@@ -31,16 +30,6 @@ from harness.hil import scenario as scenarios  # noqa: E402
 from harness.hil.scenario import Scenario  # noqa: E402
 
 RUN_FOLDER = re.compile(r"^\d+-(?P<name>.+)$")
-
-
-def designed_wait_s(scenario: Scenario) -> float:
-    """What the device itself is made to wait in this scenario: nothing a harness could
-    shorten. The guide's Wi-Fi loop looks once a second, so an association delay counts
-    as whole seconds."""
-    wait = math.ceil(scenario.wifi_delay) + scenario.connack_delay
-    if scenario.expect_connect:
-        wait += scenario.publishes * scenario.publish_interval
-    return wait
 
 
 def device_time_s(run_folder: Path) -> float | None:
@@ -92,7 +81,7 @@ def floor_of(results: Path) -> Floor:
         scenario = known[match["name"]]
         device = device_time_s(folder) or 0.0
         floor.device_s += device
-        floor.designed_s += device if scenario.faults else designed_wait_s(scenario)
+        floor.designed_s += device if scenario.faults else scenario.designed_wait_s()
         floor.runs.append(scenario.name)
     return floor
 

@@ -13,6 +13,10 @@
   the run's critical path, before everything else). Node ids are not changed (``--dist
   loadgroup`` would append ``@group``), so JUnit and history names are the same with and
   without ``-n``. An explicit ``--dist`` other than ``load`` is honoured.
+* The costliest work starts first (longest-processing-time first, so no worker is left
+  with a long test at the end while the others idle). A scenario group costs what its runs
+  are expected to take (:meth:`Scenario.expected_s`); a test marked ``hil_duration(s)``
+  costs ``s``; any other test :data:`DEFAULT_TEST_S`.
 
 Workers tell the controller their groups through small JSON files in a folder the
 controller creates and removes; xdist's own channel carries only node ids.
@@ -23,6 +27,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +42,8 @@ _GROUPS_DIR = "hil_groups_dir"
 _SESSION = "hil_session"
 _GROUP_PREFIX = "hil-run:"
 _ALONE_PREFIX = "test:"  # a test scheduled on its own (it shares no fixture)
+DURATION_MARKER = "hil_duration"
+DEFAULT_TEST_S = 0.3  # the median unit test here, to order tests without a better estimate
 
 groups_dir_key = pytest.StashKey[Path]()
 session_key = pytest.StashKey[str]()
@@ -75,6 +82,8 @@ def _distributing(config: pytest.Config) -> bool:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", f"{MARKER}(name): the scenario run a HIL test reads "
                             "(found automatically when the test passes it to hil_run)")
+    config.addinivalue_line("markers", f"{DURATION_MARKER}(seconds): about how long the test "
+                            "takes; under -n the costliest work starts first")
     if _distributing(config):
         config.stash[groups_dir_key] = lifetime.temp_dir("hil-xdist-groups-")
         session_name(config)
@@ -105,7 +114,8 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     class ScenarioScheduling(LoadScopeScheduling):  # type: ignore[misc]
         """LoadScope with scopes = scenario runs (HIL tests) or modules (the rest)."""
 
-        _groups: dict[str, str] | None = None
+        _plan: Plan | None = None
+        _ordered = False
 
         def _reschedule(self, node: Any) -> None:
             # xdist holds back a worker's last queued test until more work arrives, so a
@@ -120,23 +130,49 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
                 return
             self._assign_work_unit(node)
 
+        def _assign_work_unit(self, node: Any) -> None:
+            if not self._ordered:  # the first assignment: the queue is complete now
+                self._ordered = True
+                plan = self._read_plan()
+                ordered = sorted(self.workqueue.items(),
+                                 key=lambda scope: -sum(map(plan.cost, scope[1])))
+                self.workqueue.clear()
+                self.workqueue.update(ordered)
+            super()._assign_work_unit(node)
+
         def _split_scope(self, nodeid: str) -> str:
-            if self._groups is None:
-                self._groups = read_groups(folder)
-            group = self._groups.get(nodeid)
+            group = self._read_plan().groups.get(nodeid)
             return _GROUP_PREFIX + group if group else str(super()._split_scope(nodeid))
+
+        def _read_plan(self) -> Plan:
+            if self._plan is None:
+                self._plan = read_plan(folder)
+            return self._plan
 
     return ScenarioScheduling(config, log)
 
 
-def read_groups(folder: Path) -> dict[str, str]:
-    groups: dict[str, str] = {}
+@dataclass
+class Plan:
+    """What the workers found at collection: each test's group and its expected cost."""
+
+    groups: dict[str, str] = field(default_factory=dict)  # nodeid -> scenario group
+    costs: dict[str, float] = field(default_factory=dict)  # nodeid -> seconds
+
+    def cost(self, nodeid: str) -> float:
+        return self.costs.get(nodeid, DEFAULT_TEST_S)
+
+
+def read_plan(folder: Path) -> Plan:
+    plan = Plan()
     for path in sorted(folder.glob("*.json")):
         try:
-            groups.update(json.loads(path.read_text(encoding="utf-8")))
-        except (OSError, ValueError):
+            found = json.loads(path.read_text(encoding="utf-8"))
+            plan.groups.update(found["groups"])
+            plan.costs.update(found["costs"])
+        except (OSError, ValueError, KeyError, TypeError):
             continue  # a worker that died mid-write: its tests fall back to module scopes
-    return groups
+    return plan
 
 
 # --- worker side ------------------------------------------------------------------------
@@ -148,12 +184,42 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         return
     profile = _session_profile(session.config)
     groups = scenario_groups(session.items, profile)
+    costs = expected_costs(session.items, groups)
     groups.update({item.nodeid: _ALONE_PREFIX + item.nodeid for item in session.items
                    if item.nodeid not in groups and not shares_fixtures(item)})
     target = Path(workerinput[_GROUPS_DIR]) / f"{workerinput.get('workerid', 'gw')}.json"
     partial = target.with_suffix(".partial")
-    partial.write_text(json.dumps(groups), encoding="utf-8")
+    partial.write_text(json.dumps({"groups": groups, "costs": costs}), encoding="utf-8")
     partial.replace(target)
+
+
+def expected_costs(items: list[pytest.Item], groups: dict[str, str]) -> dict[str, float]:
+    """``{nodeid: seconds}``: a ``hil_duration`` marker's value, else a share of what the
+    scenario runs of the test's group are expected to take (the group's tests split it),
+    else nothing (:data:`DEFAULT_TEST_S`)."""
+    known = {value.name: value for value in vars(scenarios).values()
+             if isinstance(value, Scenario)}
+    runs: dict[str, dict[str, float]] = {}  # group -> {run name: expected seconds}
+    members: dict[str, int] = {}
+    for item in items:
+        group = groups.get(item.nodeid)
+        if group is None:
+            continue
+        members[group] = members.get(group, 0) + 1
+        for name in scenarios_read(item):
+            scenario = known.get(name)
+            runs.setdefault(group, {})[name] = (scenario.expected_s() if scenario is not None
+                                                else DEFAULT_TEST_S)
+    costs: dict[str, float] = {}
+    for item in items:
+        marker = item.get_closest_marker(DURATION_MARKER)
+        group = groups.get(item.nodeid)
+        if marker is not None and marker.args:
+            costs[item.nodeid] = float(marker.args[0])
+        elif group is not None:
+            costs[item.nodeid] = (DEFAULT_TEST_S
+                                  + sum(runs.get(group, {}).values()) / members[group])
+    return costs
 
 
 def shares_fixtures(item: pytest.Item) -> bool:

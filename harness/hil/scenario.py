@@ -3,6 +3,7 @@ told. The rig turns a :class:`Scenario` into evidence; checks read the evidence.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 from harness.broker.ntp import NtpMode
@@ -56,6 +57,30 @@ class Scenario:
     def drops_wifi(self) -> bool:
         return any(f.site is Site.ACCESS_POINT for f in self.faults)
 
+    def designed_wait_s(self) -> float:
+        """What the device itself is made to wait in this scenario: nothing a harness could
+        shorten. The guide's Wi-Fi loop looks once a second, so an association delay counts
+        as whole seconds."""
+        wait = math.ceil(self.wifi_delay) + self.connack_delay
+        if self.expect_connect:
+            wait += self.run_for_s or self.publishes * self.publish_interval
+        return wait
+
+    def expected_s(self) -> float:
+        """About how long a run of this scenario takes: its designed waits, plus what its
+        faults add (their durations, a keepalive-bound detection, each round trip held up by
+        latency). A scheduling hint (``-n`` starts the longest work first), never a
+        deadline: a wait ends on its evidence."""
+        seconds = RUN_OVERHEAD_S + self.designed_wait_s()
+        for fault in self.faults:
+            seconds += fault.duration_s or 0.0
+            if fault.kind is FaultKind.LATENCY:
+                # CONNECT, SUBSCRIBE, then each publish and its echo: one round trip each.
+                seconds += 2 * fault.latency_s * (self.publishes + 2)
+        if self.faults and self.keepalive:
+            seconds += 1.5 * self.keepalive
+        return seconds
+
     def fault_allowance(self) -> float:
         """Extra seconds the run's waits allow for its faults: their durations, a
         keepalive-bound detection, and two backoff delays at the ceiling."""
@@ -66,6 +91,9 @@ class Scenario:
         return durations + 1.5 * self.keepalive + backoff + 5.0
 
 
+# A run's own cost besides its designed waits (hard reset, deploy check, boot, connect), as
+# measured on an emulated board; only for :meth:`Scenario.expected_s`.
+RUN_OVERHEAD_S = 0.5
 RETAINED_PAYLOAD = "retained-hello"
 FOREIGN_PAYLOAD = "foreign-hello"
 

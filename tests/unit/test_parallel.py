@@ -15,7 +15,13 @@ from typing import Any
 import pytest
 
 from harness.hil import scenario
-from harness.parallel import scenario_groups, scenarios_read, shares_fixtures
+from harness.parallel import (
+    DEFAULT_TEST_S,
+    expected_costs,
+    scenario_groups,
+    scenarios_read,
+    shares_fixtures,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -81,6 +87,55 @@ def test_only_tests_sharing_a_built_once_fixture_keep_their_module_together(
     shared = {item.name: shares_fixtures(item) for item in items}
     assert shared == {"test_uses_the_module_fixture": True,
                       "test_through_a_function_fixture": True, "test_plain": False}
+
+
+def test_scenario_runs_are_costed_by_their_designed_waits_and_markers_win(
+        pytester: pytest.Pytester) -> None:
+    items = pytester.getitems("""
+        import pytest
+        from harness.hil import scenario
+
+        def test_latency(): scenario.R_LATENCY
+        def test_latency_too(): scenario.R_LATENCY
+        def test_refusal(): scenario.AUTH_WRONG
+        @pytest.mark.hil_duration(40)
+        def test_marked(): pass
+        def test_plain(): pass
+    """)
+    costs = expected_costs(items, scenario_groups(items, "v1.22"))
+    by_name = {item.name: costs.get(item.nodeid) for item in items}
+    # The latency run (about 15 s of held round trips) is shared by its two tests.
+    assert by_name["test_latency"] == by_name["test_latency_too"]
+    assert 2 * by_name["test_latency"] == pytest.approx(
+        scenario.R_LATENCY.expected_s() + 2 * DEFAULT_TEST_S)
+    assert scenario.R_LATENCY.expected_s() > 10 * scenario.AUTH_WRONG.expected_s()
+    assert by_name["test_marked"] == 40 and by_name["test_plain"] is None
+
+
+def test_under_xdist_the_costliest_work_starts_first(pytester: pytest.Pytester) -> None:
+    """Collected last, a long test would start last and leave one worker busy alone at the
+    end; it starts first. Each test logs where and in which order it started."""
+    log = pytester.path / "started.log"
+    pytester.makeconftest(f"""
+        import os
+        import pytest
+
+        @pytest.fixture(autouse=True)
+        def _started(request):
+            with open({str(log)!r}, "a") as out:
+                out.write(os.environ["PYTEST_XDIST_WORKER"] + " " + request.node.name + "\\n")
+    """)
+    quick = "".join(f"def test_quick_{n}(): pass\n" for n in range(3))
+    pytester.makepyfile(test_a=quick, test_b=quick, test_c=quick,
+                        test_z="import pytest\n\n@pytest.mark.hil_duration(30)\n"
+                               "def test_long(): pass\n")
+    result = pytester.runpytest_subprocess("-n", "2", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=10)
+    first_per_worker = {}
+    for line in log.read_text().splitlines():
+        worker, name = line.split()
+        first_per_worker.setdefault(worker, name)
+    assert "test_long" in first_per_worker.values(), log.read_text()
 
 
 def _run(args: list[str], results: Path) -> subprocess.CompletedProcess[str]:
