@@ -50,6 +50,9 @@ WRONG_PASSWORD = "not-the-password"
 _CONNECT_TIMEOUT_S = 20.0  # Wi-Fi delay + TLS handshake on a loaded 2-core runner
 _REFUSAL_SETTLE_S = 8.0  # how long a refused device gets to give up and print its error
 _RETRY_GRACE_S = 1.5  # after its error, how long a retrying program gets to show it retries
+# A board found boot-looping gets this long of repeated Ctrl-C (a few dozen reboots on the
+# emulated board) before it is given up; every second more is a second of rebooting flat out.
+_BOOT_LOOP_CTRL_C_S = 1.5
 
 
 class NotApplicable(Exception):
@@ -279,7 +282,10 @@ class Rig:
             stop = self.device.log.mark("the harness stops the program (Ctrl-C)")
             stopped = False
             with contextlib.suppress(HarnessError):
-                self.device.interrupt()
+                if boot_loop is None:
+                    self.device.interrupt()
+                else:
+                    self.device.interrupt(timeout=_BOOT_LOOP_CTRL_C_S)
                 stopped = True
             if not stopped and boot_loop is not None:
                 # A real board in such a loop misses Ctrl-C too; nothing more can be deployed.
