@@ -73,6 +73,7 @@ def test_ctrl_c_mid_run_leaves_no_process_behind(tmp_path: Path) -> None:
 
 
 @pytest.mark.mosquitto
+@pytest.mark.hil_duration(18)
 def test_timeout_mid_run_leaves_no_process_behind(tmp_path: Path) -> None:
     process, tag = start_suite(tmp_path, "--timeout=3")
     output = process.communicate(timeout=180)[0].decode()

@@ -103,6 +103,7 @@ def test_blank_flash_prints_the_rom_boot_loop_until_flashed(
     assert mpremote(rom_board.port, "eval", "1 + 1").stdout.strip() == "2"
 
 
+@pytest.mark.hil_duration(25)
 def test_default_stub_flow_over_rfc2217_with_the_reset_circuit(
         board_factory: BoardFactory, tmp_path: Path) -> None:
     # esptool's own DTR/RTS reset into the ROM, the stub upload and a baud change.

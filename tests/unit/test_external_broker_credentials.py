@@ -35,6 +35,7 @@ def lab_broker(tmp_path: Path) -> Iterator[Broker]:
 RUNS = "s4_ or s9_tls_connects or s11_"
 
 
+@pytest.mark.hil_duration(13)
 def test_url_credentials_are_used_and_no_secret_reaches_the_artifacts(
         lab_broker: Broker, tmp_path: Path) -> None:
     results = tmp_path / "results"

@@ -18,6 +18,7 @@ GUIDE_TLS = REPO / "tests" / "fixtures" / "device_programs" / "guide_tls"
 TARGETED_PROFILE = "v1.21"
 
 
+@pytest.mark.hil_duration(17)
 def test_guide_shaped_tls_program_passes_what_applies_and_skips_the_rest(
         tmp_path: Path) -> None:
     # On the generation its manifest targets (the guide's: v1.20-v1.21, no date checks).

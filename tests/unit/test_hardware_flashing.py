@@ -57,6 +57,7 @@ def board(tmp_path: Path) -> Iterator[tuple[RomBoard, str]]:
         yield double, server.url
 
 
+@pytest.mark.hil_duration(25)
 def test_flash_writes_verifies_resets_and_sees_the_banner(
     board: tuple[RomBoard, str], tmp_path: Path
 ) -> None:
@@ -77,6 +78,7 @@ def test_flash_writes_verifies_resets_and_sees_the_banner(
     assert any("Writing at" in line or "Wrote" in line for line in progress)
 
 
+@pytest.mark.hil_duration(24)
 def test_flash_skips_an_image_already_on_the_board(
     board: tuple[RomBoard, str], tmp_path: Path
 ) -> None:

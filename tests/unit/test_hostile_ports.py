@@ -63,6 +63,7 @@ def text_flood() -> Iterator[FloodingPort]:
     port.close()
 
 
+@pytest.mark.hil_duration(12)
 def test_a_port_that_floods_text_is_diagnosed_within_the_deadline(
         text_flood: FloodingPort) -> None:
     device = Device(text_flood.path, hard_reset=lambda _line: None).open()
@@ -83,6 +84,7 @@ def test_a_port_that_floods_text_is_diagnosed_within_the_deadline(
 BOOT_LOOP_PROGRAM = 'print("starting up")\nraise SystemExit\n'
 
 
+@pytest.mark.hil_duration(17)
 def test_a_boot_looping_program_is_diagnosed_in_seconds_with_its_log_saved(
         tmp_path: Path) -> None:
     program = tmp_path / "program"

@@ -146,12 +146,14 @@ def _run(args: list[str], results: Path) -> subprocess.CompletedProcess[str]:
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
 
 
+@pytest.mark.hil_duration(20)
 def test_the_hil_suite_on_two_boards_runs_each_scenario_once(tmp_path: Path) -> None:
     junit = tmp_path / "junit.xml"
     # Without the fault scenarios (R1-R6): about 35 s of faults that xdist shares out the
     # same way (bench_parallel.py times the whole suite).
-    done = _run(["-n", "2", "-k", "not test_r", "--junitxml", str(junit), "-o", "junit_family=xunit1",
-                 "--hil-history", str(tmp_path / "history")], tmp_path / "results")
+    done = _run(["-n", "2", "-k", "not test_r", "--junitxml", str(junit),
+                 "-o", "junit_family=xunit1", "--hil-history", str(tmp_path / "history")],
+                tmp_path / "results")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
 
     # One session folder; each scenario ran exactly once, on whichever worker held it.
