@@ -168,14 +168,23 @@ def _download_sdist(target: Path, sdist: Sdist = SIMPLE) -> None:
                                 f"{digest}, expected {sdist.sha256}; " + hint)
     # Boards start at once in several processes on a fresh machine, each fetching into the
     # same cache: every writer has its own partial file, and the rename is atomic.
-    with tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.",
-                                     suffix=".partial", delete=False) as partial:
-        try:
-            partial.write(data)
-        except OSError:
-            Path(partial.name).unlink(missing_ok=True)
-            raise
-    Path(partial.name).replace(target)
+    try:
+        with tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.",
+                                         suffix=".partial", delete=False) as partial:
+            try:
+                partial.write(data)
+            except OSError:
+                Path(partial.name).unlink(missing_ok=True)
+                raise
+        Path(partial.name).replace(target)
+    except OSError as exc:
+        raise _unwritable(target.parent, exc) from exc
+
+
+def _unwritable(root: Path, exc: OSError) -> PackageFetchError:
+    return PackageFetchError(f"cannot write to the cache directory {root} "
+                             f"({exc.strerror or exc}); set {hil_env.CACHE_DIR} to a writable "
+                             "directory")
 
 
 def umqtt_134_dir(sources: PackageSources | None = None) -> Path:
@@ -212,7 +221,10 @@ def sdist_dir(sdist: Sdist, sources: PackageSources) -> Path:
         tarball = root / sdist.filename
         if not tarball.is_file() or _sha256(tarball) != sdist.sha256:
             _download_sdist(tarball, sdist)
-    staging = Path(tempfile.mkdtemp(prefix=f".{sdist.project}-", dir=root))
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=f".{sdist.project}-", dir=root))
+    except OSError as exc:
+        raise _unwritable(root, exc) from exc
     try:
         with tarfile.open(tarball) as tar:
             member = next((m for m in tar.getmembers()

@@ -16,7 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from harness import env as hil_env
 from harness.emulator.umqtt_source import PackageSources, Sdist, sdist_dir
+from harness.errors import PackageFetchError
 
 pytestmark = pytest.mark.unit
 MODULE = b"def hello():\n    return 'from the index'\n"
@@ -76,3 +78,20 @@ def test_fetchers_at_once_each_get_the_module_and_leave_nothing_half_written(
     assert (folders[0] / "fake" / "mod.py").read_bytes() == MODULE
     assert any(path.endswith(".tar.gz") for path in asked), asked
     assert sorted(p.name for p in cache.iterdir()) == ["fake-1.0", sdist.filename]
+
+
+@pytest.mark.parametrize("offline", [False, True], ids=["download", "offline-sdist"])
+def test_a_cache_directory_that_cannot_be_written_is_one_line_naming_the_variable(
+        index: tuple[Sdist, list[str]], tmp_path: Path, offline: bool) -> None:
+    sdist, _ = index
+    tarball = tmp_path / sdist.filename
+    tarball.write_bytes(make_sdist())
+    # /proc/self exists and takes no new files, for root too (a chmod would not stop root).
+    sources = PackageSources(cache_dir=Path("/proc/self"),
+                             offline={sdist.project: tarball} if offline else {})
+    with pytest.raises(PackageFetchError) as raised:
+        sdist_dir(sdist, sources)
+    message = str(raised.value)
+    assert "\n" not in message
+    assert message.startswith("cannot write to the cache directory /proc/self")
+    assert f"set {hil_env.CACHE_DIR} to a writable directory" in message
