@@ -31,7 +31,8 @@ REPO = Path(__file__).resolve().parents[1]
 COMMANDS = {
     "sharpness": ["-m", "pytest", "tests/unit/test_suite_sharpness.py", "-q",
                   "-p", "no:cacheprovider"],
-    "project": ["-m", "pytest", "-m", "unit or hil", "-n", "3", "-q", "-p", "no:cacheprovider"],
+    # ./hil test's command, with its default of 4 workers
+    "project": ["-m", "pytest", "-m", "unit or hil", "-n", "4", "-q", "-p", "no:cacheprovider"],
     "unit": ["-m", "pytest", "-m", "unit", "-n", "0", "-q", "-p", "no:cacheprovider"],
 }
 FAILED: list[str] = []

@@ -4,6 +4,7 @@ none trips over another's partial download or unpacking, and nothing half-writte
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import http.server
 import io
@@ -25,8 +26,10 @@ MODULE = b"def hello():\n    return 'from the index'\n"
 
 
 def make_sdist() -> bytes:
+    """The same bytes on every call (gzip stamps the time otherwise): its sha256 is pinned."""
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+    with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as packed, \
+            tarfile.open(fileobj=packed, mode="w") as tar:
         info = tarfile.TarInfo("micropython-fake-1.0/fake/mod.py")
         info.size = len(MODULE)
         tar.addfile(info, io.BytesIO(MODULE))
