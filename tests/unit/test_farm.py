@@ -83,7 +83,7 @@ def test_filters_from_the_device_spec() -> None:
         parse_filters("labgrid:Board=esp32")
 
 
-@pytest.mark.hil_duration(10)
+@pytest.mark.hil_duration(15)
 def test_a_session_acquires_runs_and_releases_a_place(farm: Farm, tmp_path: Path) -> None:
     junit = tmp_path / "junit.xml"
     done = _run(farm.address, "labgrid:esp32-emu-1", tmp_path / "results",
@@ -96,7 +96,7 @@ def test_a_session_acquires_runs_and_releases_a_place(farm: Farm, tmp_path: Path
     assert _idle(farm.address) == []
 
 
-@pytest.mark.hil_duration(20)
+@pytest.mark.hil_duration(25)
 def test_more_workers_than_places_wait_and_never_share(farm: Farm, tmp_path: Path) -> None:
     junit = tmp_path / "junit.xml"
     done = _run(farm.address, "labgrid:board=esp32", tmp_path / "results", "-n", "3",
@@ -128,7 +128,7 @@ def test_ctrl_c_releases_the_place(farm: Farm, tmp_path: Path) -> None:
     assert _idle(farm.address) == []
 
 
-@pytest.mark.hil_duration(10)
+@pytest.mark.hil_duration(12)
 def test_a_board_lost_mid_run_ends_the_session_cleanly(tmp_path: Path) -> None:
     results = tmp_path / "results"
     with Farm(tmp_path / "farm", boards=1) as farm:
