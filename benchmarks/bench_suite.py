@@ -27,7 +27,6 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from harness.hil import scenario as scenarios  # noqa: E402
-from harness.hil.scenario import Scenario  # noqa: E402
 
 RUN_FOLDER = re.compile(r"^\d+-(?P<name>.+)$")
 
@@ -54,11 +53,6 @@ def _seconds(line: str) -> float:
     return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
 
 
-def scenarios_by_name() -> dict[str, Scenario]:
-    return {value.name: value for value in vars(scenarios).values()
-            if isinstance(value, Scenario)}
-
-
 @dataclass
 class Floor:
     designed_s: float = 0.0  # designed waits; a fault scenario counts its device time
@@ -70,7 +64,7 @@ def floor_of(results: Path) -> Floor:
     """The device floor of the runs recorded under ``results`` (every session folder).
     A scenario with injected faults (R1-R6) waits for the faults and the device's
     reconnect backoff; its designed wait is the device time its run took."""
-    known = scenarios_by_name()
+    known = scenarios.by_name()
     floor = Floor()
     # runs/<session>/NN-<scenario>, or runs/<session>/<xdist worker>/NN-<scenario>
     for log in sorted((results / "runs").rglob("serial.log")):

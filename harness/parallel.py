@@ -9,10 +9,9 @@
   ``hil_run`` (found in its code), or the ``hil_scenario("name")`` marker; a test that uses
   a module- (or wider-) scoped fixture of the project is scheduled with its module, as
   ``--dist loadscope`` does, so that fixture is built once; any other test on its own.
-  The largest groups start first (the suite-sharpness module, whose mutant suites are
-  the run's critical path, before everything else). Node ids are not changed (``--dist
-  loadgroup`` would append ``@group``), so JUnit and history names are the same with and
-  without ``-n``. An explicit ``--dist`` other than ``load`` is honoured.
+  Node ids are not changed (``--dist loadgroup`` would append ``@group``), so JUnit and
+  history names are the same with and without ``-n``. An explicit ``--dist`` other than
+  ``load`` is honoured.
 * The costliest work starts first (longest-processing-time first, so no worker is left
   with a long test at the end while the others idle). A scenario group costs what its runs
   are expected to take (:meth:`Scenario.expected_s`); a test marked ``hil_duration(s)``
@@ -112,7 +111,8 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     folder = config.stash[groups_dir_key]
 
     class ScenarioScheduling(LoadScopeScheduling):  # type: ignore[misc]
-        """LoadScope with scopes = scenario runs (HIL tests) or modules (the rest)."""
+        """LoadScope with scopes = scenario runs (HIL tests), modules sharing a built-once
+        fixture, or single tests; the costliest scope is handed out first."""
 
         _plan: Plan | None = None
         _ordered = False
@@ -197,8 +197,7 @@ def expected_costs(items: list[pytest.Item], groups: dict[str, str]) -> dict[str
     """``{nodeid: seconds}``: a ``hil_duration`` marker's value, else a share of what the
     scenario runs of the test's group are expected to take (the group's tests split it),
     else nothing (:data:`DEFAULT_TEST_S`)."""
-    known = {value.name: value for value in vars(scenarios).values()
-             if isinstance(value, Scenario)}
+    known = scenarios.by_name()
     runs: dict[str, dict[str, float]] = {}  # group -> {run name: expected seconds}
     members: dict[str, int] = {}
     for item in items:

@@ -155,6 +155,11 @@ SOAK = Scenario("soak", tls=True, publishes=1000, publish_interval=0.1, mem_log_
                 required=frozenset({"tls"}))
 
 
+def by_name() -> dict[str, Scenario]:
+    """Every scenario defined here, by its name (runs are recorded and grouped by name)."""
+    return {value.name: value for value in globals().values() if isinstance(value, Scenario)}
+
+
 def soak(messages: int = SOAK.publishes, *, minutes: float = 0.0) -> Scenario:
     if messages < 1 or minutes < 0:
         raise ValueError(f"a soak needs at least 1 message and no negative duration, got "

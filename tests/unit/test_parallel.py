@@ -3,6 +3,7 @@ results and history complete, node ids unchanged."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sqlite3
 import subprocess
@@ -109,6 +110,11 @@ def test_scenario_runs_are_costed_by_their_designed_waits_and_markers_win(
     assert 2 * by_name["test_latency"] == pytest.approx(
         scenario.R_LATENCY.expected_s() + 2 * DEFAULT_TEST_S)
     assert scenario.R_LATENCY.expected_s() > 10 * scenario.AUTH_WRONG.expected_s()
+    # Each round trip (CONNECT, SUBSCRIBE, every publish and its echo) is held both ways.
+    latency = scenario.R_LATENCY.faults[0].latency_s
+    without = dataclasses.replace(scenario.R_LATENCY, faults=())
+    assert scenario.R_LATENCY.expected_s() - without.expected_s() >= (
+        2 * latency * (scenario.R_LATENCY.publishes + 2))
     assert by_name["test_marked"] == 40 and by_name["test_plain"] is None
 
 
