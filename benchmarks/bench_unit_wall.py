@@ -11,15 +11,18 @@ CPU is the children's user + system time (every process the run waited for: pyte
 its workers, the emulated boards' interpreters, the brokers). Both trees run with this
 tree's interpreter and packages; ``--against`` is a checkout (``git worktree add --detach
 DIR REV``) of the revision to compare with. Without it only this tree is timed.
+``--workers 4,6`` times ``project`` at each of those xdist worker counts instead of
+``./hil test``'s default, side by side (ratios to the first).
 
 Run: ``python benchmarks/bench_unit_wall.py [sharpness] [project] [unit] [--rounds 3]
-[--against DIR]`` (no names: sharpness).
+[--against DIR] [--workers N,N...]`` (no names: sharpness).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import resource
 import statistics
 import subprocess
@@ -28,21 +31,35 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def _project_workers() -> int:
+    """./hil test's default worker count, read from ./hil, its one home."""
+    found = re.search(r"HIL_TEST_WORKERS:-(\d+)", (REPO / "hil").read_text())
+    if found is None:
+        raise SystemExit("./hil no longer says HIL_TEST_WORKERS:-N; update this benchmark")
+    return int(found[1])
+
+
+PROJECT_WORKERS = _project_workers()
 COMMANDS = {
     "sharpness": ["-m", "pytest", "tests/unit/test_suite_sharpness.py", "-q",
                   "-p", "no:cacheprovider"],
-    # ./hil test's command, with its default of 4 workers
-    "project": ["-m", "pytest", "-m", "unit or hil", "-n", "4", "-q", "-p", "no:cacheprovider"],
+    # ./hil test's command; its -n is PROJECT_WORKERS or --workers
+    "project": ["-m", "pytest", "-m", "unit or hil", "-q", "-p", "no:cacheprovider"],
     "unit": ["-m", "pytest", "-m", "unit", "-n", "0", "-q", "-p", "no:cacheprovider"],
 }
 FAILED: list[str] = []
 
 
-def timed(tree: Path, what: str) -> tuple[float, float]:
-    """(wall s, CPU s) of one run of ``what`` in ``tree``."""
+def timed(tree: Path, what: str, workers: int | None = None) -> tuple[float, float]:
+    """(wall s, CPU s) of one run of ``what`` in ``tree`` (``workers``: its -n)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, *COMMANDS[what]], cwd=tree, capture_output=True,
+    command = [sys.executable, *COMMANDS[what]]
+    if what == "project":
+        command += ["-n", str(workers or PROJECT_WORKERS)]
+    done = subprocess.run(command, cwd=tree, capture_output=True,
                           text=True, check=False, env={**os.environ, "PYTHONPATH": str(tree)})
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -50,7 +67,7 @@ def timed(tree: Path, what: str) -> tuple[float, float]:
     if done.returncode != 0:  # timed all the same; a red run is reported, not hidden
         lines = done.stdout.strip().splitlines() or ["?"]
         failed = [line for line in lines if line.startswith(("FAILED ", "ERROR "))]
-        FAILED.append(f"{what} in {tree}: exit {done.returncode}: {lines[-1]}"
+        FAILED.append(f"{' '.join(command[1:])} in {tree}: exit {done.returncode}: {lines[-1]}"
                       + "".join(f"\n  {line}" for line in failed))
     return wall, cpu
 
@@ -60,25 +77,33 @@ def main() -> int:
     parser.add_argument("what", nargs="*", choices=sorted(COMMANDS))
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--against", type=Path, help="a checkout of the revision to compare")
+    parser.add_argument("--workers", type=lambda text: [int(n) for n in text.split(",")],
+                        metavar="N,N...", help="project: time it at these -n values")
     args = parser.parse_args()
     trees = {"this tree": REPO}
     if args.against is not None:
         trees["against"] = args.against.resolve()
     for what in args.what or ["sharpness"]:
-        walls: dict[str, list[float]] = {name: [] for name in trees}
-        cpus: dict[str, list[float]] = {name: [] for name in trees}
+        counts = args.workers if what == "project" and args.workers else [None]
+        # (label, tree, workers); ratios are to the first
+        variants = [(name if count is None else f"{name}, -n {count}", tree, count)
+                    for name, tree in trees.items() for count in counts]
+        walls: dict[str, list[float]] = {label: [] for label, _, _ in variants}
+        cpus: dict[str, list[float]] = {label: [] for label, _, _ in variants}
         for _ in range(args.rounds):
-            for name, tree in trees.items():
-                wall, cpu = timed(tree, what)
-                walls[name].append(wall)
-                cpus[name].append(cpu)
-        for name in trees:
-            wall, cpu = statistics.median(walls[name]), statistics.median(cpus[name])
-            print(f"{what} ({name}): median wall {wall:.0f} s, CPU {cpu:.0f} s "
+            for label, tree, count in variants:
+                wall, cpu = timed(tree, what, count)
+                walls[label].append(wall)
+                cpus[label].append(cpu)
+        first = variants[0][0]
+        for label, _, _ in variants:
+            wall, cpu = statistics.median(walls[label]), statistics.median(cpus[label])
+            print(f"{what} ({label}): median wall {wall:.0f} s, CPU {cpu:.0f} s "
                   f"({cpu / wall:.2f} cores) over {args.rounds}")
-        if "against" in trees:
-            ratios = [a / b for a, b in zip(walls["this tree"], walls["against"], strict=True)]
-            print(f"{what}: this tree / against, wall: median {statistics.median(ratios):.2f}x")
+            if label != first:
+                ratios = [a / b for a, b in zip(walls[label], walls[first], strict=True)]
+                print(f"{what}: {label} / {first}, wall: median "
+                      f"{statistics.median(ratios):.2f}x")
     for failure in FAILED:
         print(f"FAILED RUN: {failure}")
     return 1 if FAILED else 0

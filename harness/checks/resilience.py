@@ -40,6 +40,11 @@ JITTER_GAPS_FROM_S = 0.4  # shorter gaps are dominated by connect time, not by t
 _REPL = re.compile(r"^>>> ?$")
 
 
+def silent_loss_bound_s(keepalive: float, publish_interval: float) -> float:
+    """R1: how long after a black hole begins the device may still hold the connection."""
+    return 1.5 * keepalive + publish_interval + DETECTION_SLACK_S
+
+
 def _starts(ev: Evidence, *kinds: str) -> list[FaultMark]:
     return [f for f in ev.faults if f.phase == "start" and f.kind in kinds]
 
@@ -66,7 +71,7 @@ def check_silent_loss_detected(ev: Evidence) -> Finding:
     """R1: after a black hole (no RST, no bytes) the device gives the connection up within
     1.5 x keepalive + one publish interval (+ slack), and connects again."""
     exp = ev.expectation
-    bound = 1.5 * exp.keepalive + exp.publish_interval + DETECTION_SLACK_S
+    bound = silent_loss_bound_s(exp.keepalive, exp.publish_interval)
     finding = Finding("R1", f"a connection that goes silent (a black hole) is given up "
                       f"within {bound:g} s (1.5 x keepalive {exp.keepalive} s + the publish "
                       "interval + slack), then re-established", ev,

@@ -316,9 +316,12 @@ class Device:
                 f"the device on {self.port} is in a boot loop: it rebooted {reboots} times "
                 "while the harness tried to reach its REPL; fix the program (a main.py that "
                 "ends in SystemExit or a crash into a reset) or erase it and redeploy")
+        # Quoted from the start of a line when it has lines: the read began mid-stream.
+        newline = stream.find(b"\n", 0, len(stream) - 1)
+        sample = stream[newline + 1:] if newline >= 0 else stream
         return NotMicroPython(
             f"the port {self.port} sends a continuous stream that is not a MicroPython REPL: "
-            f"{stream[:48]!r}…; check the baud rate (115200) or reflash MicroPython")
+            f"{sample[:48]!r}…; check the baud rate (115200) or reflash MicroPython")
 
     def exec(self, code: str, timeout: float = 10.0) -> str:
         """Run ``code`` in the raw REPL and return what it printed."""

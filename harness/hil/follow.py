@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import statistics
+import threading
 import time
 from collections.abc import Callable
 
@@ -68,6 +69,9 @@ class RunFollower:
         self._last_output = ""  # the last line the program printed, before a reboot
         self.before_reboots: list[str] = []  # distinct last lines before the reboots
         self.settled: str | None = None  # why the wire settled the run, once it has
+        # (when, verdict): at monotonic ``when`` the run settles with verdict(), unless None
+        self._due: list[tuple[float, Callable[[], str | None]]] = []
+        self._due_lock = threading.Lock()
 
     @property
     def crashed(self) -> bool:
@@ -168,6 +172,26 @@ class RunFollower:
             self.settled = reason
             self._log.wake()
 
+    def settle_at(self, when: float, verdict: Callable[[], str | None]) -> None:
+        """At monotonic ``when``, settle the run with ``verdict()`` unless it says None:
+        evidence that is complete once a bound has passed with nothing on the wire. Safe
+        to call from another thread (the tap's)."""
+        with self._due_lock:
+            self._due.append((when, verdict))
+        self._log.wake()  # a wait in progress recomputes when to wake
+
+    def _settle_due(self, now: float) -> float | None:
+        """Judge the verdicts that are due; when the next one falls due."""
+        with self._due_lock:
+            due = [entry for entry in self._due if entry[0] <= now]
+            self._due = [entry for entry in self._due if entry[0] > now]
+            following = min((when for when, _ in self._due), default=None)
+        for _, verdict in due:
+            reason = verdict()
+            if reason is not None:
+                self.settle(reason)
+        return following
+
     def _complete(self) -> None:
         self.completed += 1
         self.cpu_at_completed.append(time.process_time())
@@ -204,6 +228,7 @@ class RunFollower:
                 last_line = time.monotonic()
             if done(self):
                 return
+            next_due = self._settle_due(time.monotonic())
             if self.settled is not None:
                 raise RunSettled(f"{self.settled}, before {what}")
             now = time.monotonic()
@@ -227,6 +252,8 @@ class RunFollower:
             wake = deadline if idle is None else min(deadline, last_line + idle)
             if self._traceback_at is not None:  # wake up for the grace period's end
                 wake = min(wake, self._traceback_at + _TRACEBACK_GRACE_S + 0.01)
+            if next_due is not None:
+                wake = min(wake, next_due)
             self._cursor.wait(max(0.0, wake - now))
 
     def until_stopped(self, timeout: float) -> bool:

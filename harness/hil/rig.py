@@ -22,6 +22,7 @@ from typing import Any
 from harness.broker.ntp import NtpMode
 from harness.broker.tap_records import TapRecord
 from harness.checks.evidence import Evidence, Expectation, ObservedPublish, SerialLine
+from harness.checks.resilience import silent_loss_bound_s
 from harness.console import BROKER_CONNECTED, MEMORY_FREE, SEND
 from harness.deadline import Deadline
 from harness.device.device import Device
@@ -33,13 +34,19 @@ from harness.errors import (
     ProgramStopped,
     RunSettled,
 )
-from harness.faults import FaultInjector, FaultNotApplicable, FaultSchedule
+from harness.faults import FaultInjector, FaultKind, FaultNotApplicable, FaultSchedule
 from harness.hil.collect import evidence_from_tap
 from harness.hil.follow import RunFollower
 from harness.hil.manifest import MANIFEST_NAME
 from harness.hil.programs import CA_PATH_ON_DEVICE, DeviceProgram
 from harness.hil.scenario import FOREIGN_PAYLOAD, RETAINED_PAYLOAD, Scenario
-from harness.hil.settle import Accepted, EchoCannotCome, TlsToPlain
+from harness.hil.settle import (
+    Accepted,
+    DeliveryOrder,
+    EchoCannotCome,
+    LossNeverNoticed,
+    TlsToPlain,
+)
 from harness.hil.targets import Target, TargetOptions
 from harness.run_files import SERIAL_LOG, TAP_TRACE
 from harness.settings import DeviceSettings
@@ -250,14 +257,16 @@ class Rig:
         notes: list[str] = []
         boot_loop: str | None = None
         run = RunFollower(self.device.log, mark, heap_every=scenario.mem_log_every)
-        settlers = self._settlers(scenario, topic, run)
+        deliveries = DeliveryOrder(topic)
+        settlers: list[Callable[[TapRecord], None]] = [
+            *self._settlers(scenario, settings, topic, run), deliveries]
         for settle in settlers:
             tap.add_listener(settle)
             for record in tap.records():  # what came before the listener
                 settle(record)
         try:
             if scenario.expect_connect:
-                self._wait_for_echoes(scenario, topic, run)
+                self._wait_for_echoes(scenario, topic, run, deliveries)
             else:
                 self._wait_for_refusal(run)
         except ProgramStopped as exc:
@@ -346,24 +355,29 @@ class Rig:
         return RunResult(scenario, evidence, time.monotonic() - started,
                          metrics={**run_metrics(evidence), **run.cost_metrics()})
 
-    def _settlers(self, scenario: Scenario, topic: str,
+    def _settlers(self, scenario: Scenario, settings: DeviceSettings, topic: str,
                   run: RunFollower) -> list[Callable[[TapRecord], None]]:
         """The wire evidence that ends this run's waits (harness.hil.settle)."""
         rules: list[Callable[[TapRecord], None]] = []
         if not scenario.tls and "tls" not in self.program.manifest.honours:
             rules.append(TlsToPlain(run))  # then run again over TLS (:meth:`_run`)
         rules.append(EchoCannotCome(run, topic) if scenario.expect_connect else Accepted(run))
+        if settings.keepalive > 0 and any(f.kind is FaultKind.TIMEOUT for f in scenario.faults):
+            rules.append(LossNeverNoticed(run, silent_loss_bound_s(
+                settings.keepalive, float(settings.publish_interval))))
         return rules
 
     def _sends(self, mark: int) -> list[str]:
         return [line.content for line in self.device.log.lines(mark)
                 if SEND.match(line.content)]
 
-    def _wait_for_echoes(self, scenario: Scenario, topic: str, run: RunFollower) -> None:
+    def _wait_for_echoes(self, scenario: Scenario, topic: str, run: RunFollower,
+                         deliveries: DeliveryOrder) -> None:
         """Follow the device's loop by its line structure, not by payload numbers, so a
         device with a wrong counter still gets the foreign message (S8 stays independent
         of S6). Every wait also ends when the program stops (a crash, or the prompt); a
-        program told to reconnect prints ERROR lines and carries on."""
+        program told to reconnect prints ERROR lines and carries on. The foreign message's
+        wait also ends once the device has read past it without printing it."""
         slack = scenario.fault_allowance()
         run.until(lambda r: r.connected, _CONNECT_TIMEOUT_S + scenario.wifi_delay + slack,
                   "'Connected to MQTT Broker \"...\"'")
@@ -372,7 +386,8 @@ class Rig:
         if scenario.foreign:
             run.until(lambda r: r.sends >= 2, 2 * per_message, "a second Send line")
             self.target.observer.publish(topic, FOREIGN_PAYLOAD)
-            run.until(lambda r: FOREIGN_PAYLOAD in r.received, 2 * per_message,
+            run.until(lambda r: FOREIGN_PAYLOAD in r.received
+                      or deliveries.read_past(FOREIGN_PAYLOAD, r.received), 2 * per_message,
                       f"'Received {FOREIGN_PAYLOAD!r}'")
         wanted = scenario.publishes
         ends = time.monotonic() + scenario.run_for_s if scenario.run_for_s else None

@@ -78,7 +78,15 @@ def test_a_port_that_floods_text_is_diagnosed_within_the_deadline(
     text = str(caught.value)
     assert "\n" not in text
     assert "sends a continuous stream that is not a MicroPython REPL" in text
-    assert "wifi: state" in text and "check the baud rate" in text
+    # Quoted from a line's start, wherever in the stream the harness began to read.
+    assert "b'I (1234) wifi: state" in text and "check the baud rate" in text
+
+
+
+def test_a_flood_read_from_mid_line_is_quoted_from_its_next_line() -> None:
+    device = Device("/dev/null", hard_reset=lambda _line: None)
+    error = device._diagnose_flood(b"fi: state: run -> init (0x0)\r\nI (1234) wifi: state")
+    assert "stream that is not a MicroPython REPL: b'I (1234) wifi: state'" in str(error)
 
 
 BOOT_LOOP_PROGRAM = 'print("starting up")\nraise SystemExit\n'
