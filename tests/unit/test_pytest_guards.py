@@ -110,7 +110,7 @@ def test_sigterm_ends_a_run_like_ctrl_c(tmp_path: Path) -> None:
          "test_slow.py"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT)
     try:
-        Deadline(30, "the test session to start its fixture").poll(
+        Deadline(60, "the test session to start its fixture").poll(
             lambda: True if (tmp_path / "started").exists() else None, interval=0.05)
         proc.send_signal(signal.SIGTERM)
         output, _ = proc.communicate(timeout=30)
