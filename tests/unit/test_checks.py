@@ -119,6 +119,20 @@ def test_gap_in_counter_fails_only_s6_and_s7() -> None:
     assert "without gaps" in bad["S6"].message()
 
 
+@pytest.mark.parametrize(("lead_s", "fails"), [(0.3, False), (0.6, True)])
+def test_a_send_line_well_ahead_of_its_publish_fails_s6(lead_s: float, fails: bool) -> None:
+    """Printed ahead of the PUBLISH by channel jitter passes; by more than half the
+    interval (1 s here) it is the device printing before it publishes."""
+    run = good_run()
+    publishes = iter(run.ev.device_publishes())
+    run.ev.serial = [dataclasses.replace(line, time=next(publishes).time - lead_s)
+                     if console.SEND.match(line.text) else line for line in run.ev.serial]
+    finding = messaging.check_publish(run.ev)
+    assert finding.ok is not fails
+    if fails:
+        assert "printed 0.60 s before its PUBLISH" in finding.message()
+
+
 def test_qos1_publish_fails_s6() -> None:
     run = good_run()
     _replace_packets(run, "PUBLISH", qos=1)

@@ -13,6 +13,7 @@ import os
 import pwd
 import queue
 import re
+import select
 import shutil
 import socket
 import ssl
@@ -346,10 +347,7 @@ class TlsFront:
             raw.close()
             return
         with tls, socket.create_connection(("127.0.0.1", self.backend_port)) as back:
-            pump = threading.Thread(target=_pump, args=(back, tls), daemon=True)
-            pump.start()
-            _pump(tls, back)
-            pump.join(timeout=5)
+            _relay(tls, back, self._stopping)
 
     def stop(self) -> None:
         self._stopping.set()
@@ -361,9 +359,28 @@ class TlsFront:
             thread.join(timeout=5)
 
 
-def _pump(src: socket.socket, dst: socket.socket) -> None:
+_RELAY_IDLE_S = 30.0  # a connection silent both ways this long is dropped
+
+
+def _relay(tls: ssl.SSLSocket, back: socket.socket, stopping: threading.Event) -> None:
+    """Both directions in one thread: an SSL object must not be read in one thread while
+    another writes it (OpenSSL's rule; two pump threads lost a connection now and then).
+    Bytes already decrypted inside the SSL object count as readable."""
     with contextlib.suppress(OSError):
-        while data := src.recv(4096):
-            dst.sendall(data)
-    with contextlib.suppress(OSError):
-        dst.shutdown(socket.SHUT_WR)
+        while not stopping.is_set():
+            ready = [tls] if tls.pending() else select.select([tls, back], [], [],
+                                                             _RELAY_IDLE_S)[0]
+            if not ready:
+                return
+            for source, sink in ((tls, back), (back, tls)):
+                if source not in ready:
+                    continue
+                # A partial TLS record must not block the other direction; a write may wait.
+                tls.settimeout(0.05 if source is tls else _RELAY_IDLE_S)
+                try:
+                    data = source.recv(4096)
+                except TimeoutError:  # the rest of the record is still on its way
+                    continue
+                if not data:
+                    return
+                sink.sendall(data)
