@@ -45,6 +45,11 @@ def silent_loss_bound_s(keepalive: float, publish_interval: float) -> float:
     return 1.5 * keepalive + publish_interval + DETECTION_SLACK_S
 
 
+def closed_by_client(close_reason: str | None) -> bool:
+    """Whether the tap's close reason says the device closed the connection (R1's sign)."""
+    return "client" in str(close_reason)
+
+
 def _starts(ev: Evidence, *kinds: str) -> list[FaultMark]:
     return [f for f in ev.faults if f.phase == "start" and f.kind in kinds]
 
@@ -91,7 +96,7 @@ def check_silent_loss_detected(ev: Evidence) -> Finding:
     # The device gave up when it closed that socket, or (if it never closes it) when it
     # opened a new connection; whichever the wire saw first.
     signs = [t for t in (victim.closed,) if t is not None and
-             "client" in str(victim.close_reason)]
+             closed_by_client(victim.close_reason)]
     later = [link.opened for link in ev.links if link.opened > hole.time]
     signs += later[:1]
     if not signs:

@@ -258,12 +258,13 @@ class Rig:
         boot_loop: str | None = None
         run = RunFollower(self.device.log, mark, heap_every=scenario.mem_log_every)
         deliveries = DeliveryOrder(topic)
-        settlers: list[Callable[[TapRecord], None]] = [
+        # The settle rules, and the delivery order that ends the foreign message's wait.
+        listeners: list[Callable[[TapRecord], None]] = [
             *self._settlers(scenario, settings, topic, run), deliveries]
-        for settle in settlers:
-            tap.add_listener(settle)
+        for listener in listeners:
+            tap.add_listener(listener)
             for record in tap.records():  # what came before the listener
-                settle(record)
+                listener(record)
         try:
             if scenario.expect_connect:
                 self._wait_for_echoes(scenario, topic, run, deliveries)
@@ -281,8 +282,8 @@ class Rig:
             self.device.check_alive()
             notes.append(f"run ended early: {exc.message.splitlines()[0]}")
         finally:
-            for settle in settlers:
-                tap.remove_listener(settle)
+            for listener in listeners:
+                tap.remove_listener(listener)
             if schedule is not None:  # every fault ends with the run
                 schedule.close()
                 notes += [f"fault: {error}" for error in schedule.errors]

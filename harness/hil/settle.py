@@ -25,6 +25,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from harness.broker.tap_records import TapRecord
+from harness.checks.resilience import closed_by_client
 from harness.faults.model import START, FaultKind
 from harness.hil.collect import is_tls_hello_on_plain
 from harness.hil.follow import RunFollower
@@ -74,7 +75,7 @@ class EchoCannotCome:
 @dataclass
 class LossNeverNoticed:
     run: RunFollower
-    bound_s: float  # harness.checks.resilience.silent_loss_bound_s
+    bound_s: float  # silent_loss_bound_s, in harness.checks.resilience
     margin_s: float = 0.5  # so a sign right at the bound is still on the record
     _hole_at: float | None = None  # monotonic
     _gave_up: bool = False
@@ -87,8 +88,8 @@ class LossNeverNoticed:
             self.run.settle_at(record.mono_time + self.bound_s + self.margin_s, self._verdict)
         elif self._hole_at is not None and (
                 record.kind == RecordKind.OPEN
-                or (record.kind == RecordKind.CLOSE and "client" in record.detail)):
-            self._gave_up = True  # as harness.checks.resilience reads the signs
+                or (record.kind == RecordKind.CLOSE and closed_by_client(record.detail))):
+            self._gave_up = True  # the signs harness.checks.resilience reads
 
     def _verdict(self) -> str | None:
         if self._gave_up:
