@@ -50,18 +50,28 @@ def host_file(path):
 
 heap_reserved = 0  # 64-bit heap bytes the runtime holds at boot (its own + the ballast)
 _ballast = None
+# The firmware's REPL is C: it reads lines into a buffer it already has and prints a
+# traceback without the heap, so a program that filled its heap to the last byte still gets
+# its prompt, a traceback and a soft reset. This REPL is Python and allocates as it goes: it
+# borrows this much of the locked reserve while no user code runs, and gives it back before
+# user code runs again (so the program's budget is unchanged).
+REPL_ROOM = 4096 - 64
+_repl_room = None
 
 
 def lock_runtime_heap():
     # At boot, after the runtime has set itself up: lock away what the runtime does not
     # use of its reserve, so the program has exactly its budget (harness/emulator/heap.py).
-    global _ballast, heap_reserved
+    global _ballast, _repl_room, heap_reserved
     gc = real["gc"]
     plan = config.get("heap")
     if not plan:
         return
     gc.collect()
     spare = gc.mem_free() - int(plan["program_64"])
+    if spare > REPL_ROOM + 128:
+        _repl_room = bytearray(REPL_ROOM)
+        spare -= REPL_ROOM + 64
     # In pieces: the free heap need not be one block. ~64 bytes cover each one's header.
     ballast = []
     while spare > 128:
@@ -74,3 +84,20 @@ def lock_runtime_heap():
     _ballast = ballast
     gc.collect()
     heap_reserved = gc.mem_alloc()
+
+
+def lend_repl_room():
+    # No user code runs from here on: the REPL may use the borrowed room.
+    global _repl_room
+    _repl_room = None
+
+
+def reclaim_repl_room():
+    # User code is about to run: the room goes back into the reserve. If the REPL's own
+    # objects still hold part of it, the program gets that part on top, never less.
+    global _repl_room
+    if _repl_room is None and config.get("heap"):
+        try:
+            _repl_room = bytearray(REPL_ROOM)
+        except MemoryError:
+            pass

@@ -71,6 +71,16 @@ def event(code):
     _ctl.write(code)
 
 
+def user_code_starts():
+    _board.reclaim_repl_room()
+    event(EVENT_RUNNING)
+
+
+def user_code_ends():
+    event(EVENT_REPL)
+    _board.lend_repl_room()
+
+
 # --- the board's stdio ----------------------------------------------------------------
 # On the board's sys, with its micropython.kbd_intr (importable like frozen modules).
 import _readline  # noqa: E402
@@ -121,7 +131,7 @@ def _print_exception(exc):
 
 def execute(source, mode, filename="<stdin>"):
     # Returns (system_exit, exception): the pyexec.c outcome of one compile+run.
-    event(EVENT_RUNNING)
+    user_code_starts()
     try:
         try:
             exec(compile(source, filename, mode), _globals)
@@ -131,7 +141,7 @@ def execute(source, mode, filename="<stdin>"):
             return False, exc
         return False, None
     finally:
-        event(EVENT_REPL)
+        user_code_ends()
 
 
 def run_file(name):
@@ -230,7 +240,7 @@ def raw_paste():
         _write("\x04")
         return
     _flash.paste = "/paste.py"
-    event(EVENT_RUNNING)
+    user_code_starts()
     try:
         try:
             if os.getcwd() == _flash.getcwd():
@@ -247,7 +257,7 @@ def raw_paste():
             system_exit, exc = False, e
     finally:
         _flash.paste = None
-        event(EVENT_REPL)
+        user_code_ends()
     _raw_reply(system_exit, exc)
 
 
@@ -396,6 +406,7 @@ def repl():
 _board_imports.install(
     tuple(int(p) for p in CFG["banner"].split()[1][1:].split("-")[0].split(".")[:2]))
 _board.lock_runtime_heap()  # device code gets the real board's heap, no more (collects)
+_board.lend_repl_room()  # the REPL comes first (boot.py and main.py take it back)
 _code = 0
 _step = repl if CFG.get("skip_boot") else boot
 while True:
