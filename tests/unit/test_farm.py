@@ -18,6 +18,7 @@ import pytest
 
 pytest.importorskip("labgrid", reason="labgrid is not installed (pip install '.[farm]')")
 
+from harness import lifetime
 from harness.broker.base import pick_free_port
 from harness.device.backends.labgrid_place import (
     LabgridClient,
@@ -114,17 +115,21 @@ def test_more_workers_than_places_wait_and_never_share(farm: Farm, tmp_path: Pat
 
 def test_ctrl_c_releases_the_place(farm: Farm, tmp_path: Path) -> None:
     results = tmp_path / "results"
-    process = subprocess.Popen(_command("labgrid:esp32-emu-2", results), cwd=REPO,
-                               env=_env(farm.address), stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, start_new_session=True)
+    # Through lifetime.spawn: the session must see the Ctrl-C even when this test runs with
+    # SIGINT ignored (a background job), which a plain Popen child would inherit.
+    process = lifetime.spawn(_command("labgrid:esp32-emu-2", results), cwd=REPO,
+                             env=_env(farm.address), stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, start_new_session=True)
     try:
         _wait_for_first_run(results, process)
         os.killpg(process.pid, signal.SIGINT)
-        process.communicate(timeout=60)
+        output = process.communicate(timeout=60)[0].decode(errors="replace")
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+    # pytest's own verdict: the session stopped because of the Ctrl-C (it did not just end).
+    assert process.returncode == pytest.ExitCode.INTERRUPTED, output[-2000:]
     assert _idle(farm.address) == []
 
 
