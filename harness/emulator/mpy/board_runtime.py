@@ -130,18 +130,19 @@ def _print_exception(exc):
 
 
 def execute(source, mode, filename="<stdin>"):
-    # Returns (system_exit, exception): the pyexec.c outcome of one compile+run.
+    # Returns (system_exit, exception): the pyexec.c outcome of one compile+run. The
+    # outcome is built after user_code_ends(), so a full heap has the REPL's room for it.
     user_code_starts()
+    system_exit, error = False, None
     try:
-        try:
-            exec(compile(source, filename, mode), _globals)
-        except SystemExit:
-            return True, None
-        except BaseException as exc:  # noqa: BLE001 -- the REPL reports everything
-            return False, exc
-        return False, None
+        exec(compile(source, filename, mode), _globals)
+    except SystemExit:
+        system_exit = True
+    except BaseException as exc:  # noqa: BLE001 -- the REPL reports everything
+        error = exc
     finally:
         user_code_ends()
+    return system_exit, error
 
 
 def run_file(name):
