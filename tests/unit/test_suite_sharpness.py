@@ -72,11 +72,14 @@ SUITE_JOBS = int(os.environ.get("HIL_SHARPNESS_JOBS", "0"))  # 0: as above
 
 
 def _jobs(suites: int) -> int:
+    """How many of ``suites`` run at a time (see above)."""
     if SUITE_JOBS > 0:
         return SUITE_JOBS
     if "PYTEST_XDIST_WORKER" not in os.environ:
         return max(1, suites)
     return max(1, (suites + 1) // 2)
+
+
 SEED_KEY = "seed:"  # a suites key: "seed:<profile>", the guide's own program
 
 
